@@ -1,0 +1,248 @@
+import CSQLite
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum CatalogError: Error, CustomStringConvertible, Sendable {
+    case newerSchema(path: String, found: Int, supported: Int)
+    case unknownSnapshot(String)
+    case ambiguousSnapshot(String, [String])
+    case unreadable(path: String, why: String)
+
+    public var description: String {
+        switch self {
+        case .newerSchema(let path, let found, let supported):
+            return "catalog \(path) has schema version \(found), newer than this bosbackup understands (\(supported)); upgrade bosbackup"
+        case .unknownSnapshot(let id): return "no snapshot \(id) in the catalog"
+        case .ambiguousSnapshot(let id, let matches): return "snapshot id \(id) is ambiguous: \(matches.joined(separator: ", "))"
+        case .unreadable(let path, let why): return "catalog \(path) cannot be used: \(why)"
+        }
+    }
+}
+
+/// The catalog: an SQLite database (WAL, mode 0600) recording every snapshot,
+/// its per-table counts, every run, verification, and an audit trail.
+public final class Catalog {
+    public let path: String
+    let db: Database
+    let clock: Clock
+    let actor: String
+
+    /// Opens (creating and migrating as needed) the catalog at `path`.
+    public init(path: String, clock: Clock = SystemClock(), actor: String = Catalog.defaultActor()) throws {
+        self.path = path
+        self.clock = clock
+        self.actor = actor
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty { try DurableFile.makeDirectory(folder) }
+        let existed = DurableFile.exists(path)
+        if !existed {
+            // Create the file ourselves so it is 0600 from the first byte, whatever the umask.
+            _ = try FileHandleFD(creating: path, mode: 0o600)
+        }
+        do {
+            db = try Database(path: path, mode: .readWrite)
+            try db.execute("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL")
+            try migrate()
+        } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
+            throw CatalogError.unreadable(path: path, why: "\(error.message) (run `bosbackup catalog rebuild` to recover it from the targets)")
+        }
+        for suffix in ["-wal", "-shm"] { chmod(path + suffix, 0o600) }
+    }
+
+    public static func defaultActor(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let user = environment["SUDO_USER"] ?? environment["USER"] ?? String(getuid())
+        return "\(user)@\(ProcessInfo.processInfo.hostName)"
+    }
+
+    private func migrate() throws {
+        let version = Int(try db.int("PRAGMA user_version"))
+        let supported = CatalogSchema.currentVersion
+        if version > supported { throw CatalogError.newerSchema(path: path, found: version, supported: supported) }
+        for index in version..<supported {
+            try db.transaction {
+                try db.execute(CatalogSchema.migrations[index])
+                try db.execute("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+
+    public var schemaVersion: Int { Int((try? db.int("PRAGMA user_version")) ?? 0) }
+
+    // MARK: snapshots
+
+    public func insert(_ s: SnapshotRecord) throws {
+        try db.transaction {
+            try db.run("""
+                INSERT INTO snapshots (id, name, job, target, target_url, object_key, manifest_key, taken_at, source,
+                  bytes, stored_bytes, sha256, database_sha256, page_size, block_size, level, encrypted, cataloged_at)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                """, .text(s.id), .text(s.name), .text(s.job), .text(s.target), .text(s.targetURL), .text(s.objectKey),
+                     .text(s.manifestKey), .real(s.takenAt.timeIntervalSince1970), .text(s.source), .integer(s.bytes),
+                     .integer(s.storedBytes), .text(s.sha256), .text(s.databaseSHA256), .integer(Int64(s.pageSize)),
+                     .integer(Int64(s.blockSize)), .integer(Int64(s.level)), SQLValue(s.encrypted),
+                     .real(clock.now().timeIntervalSince1970))
+            let insertTable = try db.prepare("INSERT INTO snapshot_tables (snapshot_id, table_name, row_count) VALUES (?,?,?)")
+            for (table, count) in s.tables { try insertTable.execute([.text(s.id), .text(table), .integer(count)]) }
+        }
+    }
+
+    private static let snapshotColumns = """
+        id, name, job, target, target_url, object_key, manifest_key, taken_at, source, bytes, stored_bytes,
+        sha256, database_sha256, page_size, block_size, level, encrypted
+        """
+
+    private func loadSnapshots(where clause: String, _ arguments: [SQLValue], suffix: String = "") throws -> [SnapshotRecord] {
+        let statement = try db.prepare("SELECT \(Self.snapshotColumns) FROM snapshots WHERE state = 'complete' AND \(clause) \(suffix)")
+        try statement.bind(arguments)
+        var records: [SnapshotRecord] = []
+        while try statement.step() {
+            records.append(SnapshotRecord(
+                id: statement.string(at: 0)!, name: statement.string(at: 1)!, job: statement.string(at: 2)!,
+                target: statement.string(at: 3)!, targetURL: statement.string(at: 4)!, objectKey: statement.string(at: 5)!,
+                manifestKey: statement.string(at: 6)!,
+                takenAt: Date(timeIntervalSince1970: statement.value(at: 7).double ?? 0), source: statement.string(at: 8)!,
+                bytes: statement.int(at: 9), storedBytes: statement.int(at: 10), sha256: statement.string(at: 11)!,
+                databaseSHA256: statement.string(at: 12)!, pageSize: Int(statement.int(at: 13)),
+                blockSize: Int(statement.int(at: 14)), level: Int(statement.int(at: 15)), encrypted: statement.int(at: 16) != 0,
+                tables: [:]))
+        }
+        let tables = try db.prepare("SELECT table_name, row_count FROM snapshot_tables WHERE snapshot_id = ?")
+        for index in records.indices {
+            tables.reset()
+            try tables.bind([.text(records[index].id)])
+            while try tables.step() { records[index].tables[tables.string(at: 0)!] = tables.int(at: 1) }
+        }
+        return records
+    }
+
+    /// Snapshots oldest first, optionally of one job only.
+    public func snapshots(job: String? = nil) throws -> [SnapshotRecord] {
+        if let job { return try loadSnapshots(where: "job = ?", [.text(job)], suffix: "ORDER BY taken_at, name") }
+        return try loadSnapshots(where: "1", [], suffix: "ORDER BY taken_at, name")
+    }
+
+    /// The `count` newest snapshots, newest first.
+    public func latest(_ count: Int, job: String? = nil) throws -> [SnapshotRecord] {
+        Array(try snapshots(job: job).reversed().prefix(count))
+    }
+
+    /// Finds a snapshot by id, name or unique id prefix.
+    public func snapshot(_ reference: String) throws -> SnapshotRecord {
+        if let exact = try loadSnapshots(where: "id = ? OR name = ?", [.text(reference), .text(reference)]).first {
+            return exact
+        }
+        let matches = try loadSnapshots(where: "id LIKE ? ESCAPE '\\'", [.text(Self.likePrefix(reference))])
+        if matches.count == 1 { return matches[0] }
+        if matches.count > 1 { throw CatalogError.ambiguousSnapshot(reference, matches.map(\.id)) }
+        throw CatalogError.unknownSnapshot(reference)
+    }
+
+    static func likePrefix(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+    }
+
+    public func containsSnapshot(id: String) throws -> Bool {
+        try db.int("SELECT count(*) FROM snapshots WHERE id = ?", .text(id)) > 0
+    }
+
+    // MARK: deletion (crash-safe: mark, delete the objects, then confirm)
+
+    public func markDeleting(_ id: String) throws {
+        try db.run("UPDATE snapshots SET state = 'deleting' WHERE id = ?", .text(id))
+    }
+
+    /// Snapshots whose deletion was started but not confirmed (a crash in between).
+    public func pendingDeletions() throws -> [(id: String, target: String, objectKey: String, manifestKey: String)] {
+        try db.rows("SELECT id, target, object_key, manifest_key FROM snapshots WHERE state = 'deleting'").map {
+            ($0[0].string!, $0[1].string!, $0[2].string!, $0[3].string!)
+        }
+    }
+
+    public func confirmDeleted(_ id: String, reason: String) throws {
+        try db.transaction {
+            try db.run("DELETE FROM snapshots WHERE id = ?", .text(id))
+            try addAudit(action: "delete", snapshotID: id, detail: reason)
+        }
+    }
+
+    // MARK: verifications
+
+    public func record(_ v: VerificationRecord) throws {
+        let problems = String(data: try JSONSerialization.data(withJSONObject: v.problems), encoding: .utf8) ?? "[]"
+        try db.run("""
+            INSERT INTO verifications (snapshot_id, verified_at, ok, checksum_ok, gzip_ok, integrity_ok, counts_ok, seconds, problems)
+            VALUES (?,?,?,?,?,?,?,?,?)
+            """, .text(v.snapshotID), .real(v.verifiedAt.timeIntervalSince1970), SQLValue(v.ok), SQLValue(v.checksumOK),
+                 SQLValue(v.gzipOK), SQLValue(v.integrityOK), SQLValue(v.countsOK), .real(v.seconds), .text(problems))
+    }
+
+    /// The most recent verification of each snapshot (or nil if never verified).
+    public func lastVerification(of snapshotID: String) throws -> VerificationRecord? {
+        let rows = try db.rows("""
+            SELECT verified_at, ok, checksum_ok, gzip_ok, integrity_ok, counts_ok, seconds, problems FROM verifications
+            WHERE snapshot_id = ? ORDER BY verified_at DESC, id DESC LIMIT 1
+            """, .text(snapshotID))
+        guard let r = rows.first else { return nil }
+        let problems = (try? JSONSerialization.jsonObject(with: Data((r[7].string ?? "[]").utf8))) as? [String] ?? []
+        return VerificationRecord(snapshotID: snapshotID, verifiedAt: Date(timeIntervalSince1970: r[0].double ?? 0),
+                                  ok: r[1].int == 1, checksumOK: r[2].int == 1, gzipOK: r[3].int == 1,
+                                  integrityOK: r[4].int == 1, countsOK: r[5].int == 1, seconds: r[6].double ?? 0,
+                                  problems: problems)
+    }
+
+    // MARK: runs
+
+    public func startRun(job: String, scheduledFor: Date?) throws -> Int64 {
+        try db.run("INSERT INTO runs (job, scheduled_for, started_at, status) VALUES (?,?,?,'running')",
+                   .text(job), SQLValue(scheduledFor?.timeIntervalSince1970), .real(clock.now().timeIntervalSince1970))
+        return db.lastInsertRowID
+    }
+
+    public func finishRun(_ id: Int64, status: RunRecord.Status, error: String?, snapshotID: String?, seconds: Double) throws {
+        try db.run("UPDATE runs SET finished_at = ?, status = ?, error = ?, snapshot_id = ?, seconds = ? WHERE id = ?",
+                   .real(clock.now().timeIntervalSince1970), .text(status.rawValue), SQLValue(error), SQLValue(snapshotID),
+                   .real(seconds), .integer(id))
+    }
+
+    /// Runs left 'running' by a process that died are marked abandoned.
+    public func abandonStaleRuns() throws -> Int {
+        try db.run("UPDATE runs SET status = 'abandoned', error = 'process ended before the run finished' WHERE status = 'running'")
+        return db.changes
+    }
+
+    public func runs(job: String? = nil, limit: Int = 1000) throws -> [RunRecord] {
+        let filter = job == nil ? "" : "WHERE job = ?"
+        let statement = try db.prepare("""
+            SELECT id, job, scheduled_for, started_at, finished_at, status, error, snapshot_id, seconds FROM runs
+            \(filter) ORDER BY started_at DESC, id DESC LIMIT \(limit)
+            """)
+        if let job { try statement.bind([.text(job)]) }
+        var result: [RunRecord] = []
+        while try statement.step() {
+            result.append(RunRecord(
+                id: statement.int(at: 0), job: statement.string(at: 1)!,
+                scheduledFor: statement.value(at: 2).double.map(Date.init(timeIntervalSince1970:)),
+                startedAt: Date(timeIntervalSince1970: statement.value(at: 3).double ?? 0),
+                finishedAt: statement.value(at: 4).double.map(Date.init(timeIntervalSince1970:)),
+                status: RunRecord.Status(rawValue: statement.string(at: 5) ?? "failed") ?? .failed,
+                error: statement.string(at: 6), snapshotID: statement.string(at: 7), seconds: statement.value(at: 8).double))
+        }
+        return result
+    }
+
+    // MARK: audit
+
+    public func addAudit(action: String, snapshotID: String?, detail: String) throws {
+        try db.run("INSERT INTO audit (at, actor, action, snapshot_id, detail) VALUES (?,?,?,?,?)",
+                   .real(clock.now().timeIntervalSince1970), .text(actor), .text(action), SQLValue(snapshotID), .text(detail))
+    }
+
+    public func auditTrail(limit: Int = 100) throws -> [(at: Date, actor: String, action: String, snapshotID: String?, detail: String)] {
+        try db.rows("SELECT at, actor, action, snapshot_id, detail FROM audit ORDER BY id DESC LIMIT \(limit)").map {
+            (Date(timeIntervalSince1970: $0[0].double ?? 0), $0[1].string ?? "", $0[2].string ?? "", $0[3].string, $0[4].string ?? "")
+        }
+    }
+}

@@ -1,0 +1,73 @@
+/// The catalog's schema as an ordered list of migrations; `PRAGMA user_version`
+/// says how many have run. Append new migrations, never edit old ones.
+enum CatalogSchema {
+    static let migrations: [String] = [
+        // 1: snapshots, their per-table counts, runs, verifications, audit trail.
+        """
+        CREATE TABLE snapshots (
+            id              TEXT PRIMARY KEY,
+            name            TEXT NOT NULL UNIQUE,
+            job             TEXT NOT NULL,
+            target          TEXT NOT NULL,
+            target_url      TEXT NOT NULL,
+            object_key      TEXT NOT NULL,
+            manifest_key    TEXT NOT NULL,
+            taken_at        REAL NOT NULL,
+            source          TEXT NOT NULL,
+            bytes           INTEGER NOT NULL,
+            stored_bytes    INTEGER NOT NULL,
+            sha256          TEXT NOT NULL,
+            database_sha256 TEXT NOT NULL,
+            page_size       INTEGER NOT NULL,
+            block_size      INTEGER NOT NULL,
+            level           INTEGER NOT NULL,
+            encrypted       INTEGER NOT NULL DEFAULT 0,
+            state           TEXT NOT NULL DEFAULT 'complete' CHECK (state IN ('complete', 'deleting')),
+            cataloged_at    REAL NOT NULL
+        );
+        CREATE INDEX snapshots_job_time ON snapshots(job, taken_at);
+        CREATE INDEX snapshots_time ON snapshots(taken_at);
+        CREATE TABLE snapshot_tables (
+            snapshot_id TEXT NOT NULL REFERENCES snapshots(id) ON DELETE CASCADE,
+            table_name  TEXT NOT NULL,
+            row_count   INTEGER NOT NULL,
+            PRIMARY KEY (snapshot_id, table_name)
+        ) WITHOUT ROWID;
+        CREATE TABLE runs (
+            id            INTEGER PRIMARY KEY,
+            job           TEXT NOT NULL,
+            scheduled_for REAL,
+            started_at    REAL NOT NULL,
+            finished_at   REAL,
+            status        TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed', 'abandoned')),
+            error         TEXT,
+            snapshot_id   TEXT,
+            seconds       REAL
+        );
+        CREATE INDEX runs_job_time ON runs(job, started_at);
+        CREATE TABLE verifications (
+            id           INTEGER PRIMARY KEY,
+            snapshot_id  TEXT NOT NULL,
+            verified_at  REAL NOT NULL,
+            ok           INTEGER NOT NULL,
+            checksum_ok  INTEGER NOT NULL,
+            gzip_ok      INTEGER NOT NULL,
+            integrity_ok INTEGER NOT NULL,
+            counts_ok    INTEGER NOT NULL,
+            seconds      REAL NOT NULL,
+            problems     TEXT NOT NULL
+        );
+        CREATE INDEX verifications_snapshot ON verifications(snapshot_id, verified_at);
+        CREATE TABLE audit (
+            id          INTEGER PRIMARY KEY,
+            at          REAL NOT NULL,
+            actor       TEXT NOT NULL,
+            action      TEXT NOT NULL,
+            snapshot_id TEXT,
+            detail      TEXT NOT NULL
+        );
+        """,
+    ]
+
+    static var currentVersion: Int { migrations.count }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// One snapshot as the catalog knows it.
+public struct SnapshotRecord: Equatable, Sendable {
+    public var id: String
+    public var name: String
+    public var job: String
+    public var target: String
+    public var targetURL: String
+    public var objectKey: String
+    public var manifestKey: String
+    public var takenAt: Date
+    public var source: String
+    public var bytes: Int64
+    public var storedBytes: Int64
+    public var sha256: String
+    public var databaseSHA256: String
+    public var pageSize: Int
+    public var blockSize: Int
+    public var level: Int
+    public var encrypted: Bool
+    /// Per-table row counts taken from the snapshot itself, by table name.
+    public var tables: [String: Int64]
+
+    public init(id: String, name: String, job: String, target: String, targetURL: String,
+                objectKey: String, manifestKey: String, takenAt: Date, source: String,
+                bytes: Int64, storedBytes: Int64, sha256: String, databaseSHA256: String,
+                pageSize: Int, blockSize: Int, level: Int, encrypted: Bool, tables: [String: Int64]) {
+        self.id = id; self.name = name; self.job = job; self.target = target; self.targetURL = targetURL
+        self.objectKey = objectKey; self.manifestKey = manifestKey; self.takenAt = takenAt; self.source = source
+        self.bytes = bytes; self.storedBytes = storedBytes; self.sha256 = sha256; self.databaseSHA256 = databaseSHA256
+        self.pageSize = pageSize; self.blockSize = blockSize; self.level = level; self.encrypted = encrypted
+        self.tables = tables
+    }
+}
+
+/// The outcome of verifying one snapshot, as recorded.
+public struct VerificationRecord: Equatable, Sendable {
+    public var snapshotID: String
+    public var verifiedAt: Date
+    public var ok: Bool
+    public var checksumOK: Bool
+    public var gzipOK: Bool
+    public var integrityOK: Bool
+    public var countsOK: Bool
+    public var seconds: Double
+    public var problems: [String]
+}
+
+/// One scheduled or manual job execution.
+public struct RunRecord: Equatable, Sendable {
+    public enum Status: String, Sendable { case running, success, failed, abandoned }
+    public var id: Int64
+    public var job: String
+    public var scheduledFor: Date?
+    public var startedAt: Date
+    public var finishedAt: Date?
+    public var status: Status
+    public var error: String?
+    public var snapshotID: String?
+    public var seconds: Double?
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+/// The backup policy (schedules/bos.yml) as typed values.
+public struct Policy: Sendable {
+    public struct TargetConfig: Equatable, Sendable {
+        public var name: String
+        public var url: String
+        public var encryptionKeyFile: String?
+        public var credentialsFile: String?
+    }
+
+    public struct Retention: Equatable, Sendable {
+        public var keepLast: Int?
+        public var keepDaily: Int?
+        public var keepWeekly: Int?
+        public var keepMonthly: Int?
+        public init(keepLast: Int? = nil, keepDaily: Int? = nil, keepWeekly: Int? = nil, keepMonthly: Int? = nil) {
+            self.keepLast = keepLast; self.keepDaily = keepDaily; self.keepWeekly = keepWeekly; self.keepMonthly = keepMonthly
+        }
+        public var isEmpty: Bool { keepLast == nil && keepDaily == nil && keepWeekly == nil && keepMonthly == nil }
+    }
+
+    public struct Job: Sendable {
+        public var name: String
+        public var target: String
+        public var cron: CronExpression
+        public var retention: Retention
+        /// How late a job may be before `status` calls it overdue.
+        public var grace: TimeInterval
+    }
+
+    public struct Drill: Sendable {
+        public var cron: CronExpression
+        public var rto: TimeInterval
+    }
+
+    public var file: String?
+    public var timeZone: TimeZone
+    public var sourceDatabase: String?
+    public var catalog: String?
+    public var scratch: String?
+    public var compressionLevel: Int
+    public var blockSize: Int
+    public var targets: [TargetConfig]
+    public var jobs: [Job]
+    public var drill: Drill?
+
+    public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!) {
+        self.timeZone = timeZone
+        compressionLevel = 6
+        blockSize = BlockGzipWriter.defaultBlockSize
+        targets = []
+        jobs = []
+    }
+
+    public func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
+    public func job(named name: String) -> Job? { jobs.first { $0.name == name } }
+
+    /// Names usable as folder names on a target and in snapshot names.
+    public static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, CharacterSet.alphanumerics.contains(first), name.count <= 64 else { return false }
+        let allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+        return name.unicodeScalars.allSatisfy { allowed.contains($0) } && !name.contains("..")
+    }
+}
+
+/// Parses durations like `4h`, `30m`, `1h30m`, `2d`, `90s`.
+public enum Duration {
+    public static func parse(_ text: String) -> TimeInterval? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3_600, "d": 86_400, "w": 604_800]
+        var total = 0.0
+        var number = ""
+        var sawUnit = false
+        for ch in text.trimmingCharacters(in: .whitespaces) {
+            if ch.isNumber || ch == "." { number.append(ch); continue }
+            guard let unit = units[ch], let value = Double(number) else { return nil }
+            total += value * unit
+            number = ""
+            sawUnit = true
+        }
+        guard number.isEmpty, sawUnit, total > 0 else { return nil }
+        return total
+    }
+
+    /// `4h`, `1h30m`, `2d3h`, `45s`: the short form people write.
+    public static func format(_ seconds: TimeInterval) -> String {
+        var rest = Int(seconds.rounded())
+        if rest == 0 { return "0s" }
+        var parts: [String] = []
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] where rest >= size {
+            parts.append("\(rest / size)\(unit)")
+            rest %= size
+        }
+        return parts.joined()
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import Yams
+
+/// A mistake in the policy file, with the key path and line that hold it.
+public struct PolicyError: Error, CustomStringConvertible, CategorizedError, Sendable {
+    public let file: String
+    public let line: Int?
+    public let keyPath: String
+    public let message: String
+
+    public var description: String {
+        let location = line.map { "\(file):\($0)" } ?? file
+        return keyPath.isEmpty ? "\(location): \(message)" : "\(location): \(keyPath): \(message)"
+    }
+    public var category: ErrorCategory { .input }
+}
+
+/// Loads schedules/bos.yml (or any policy file) with Yams, checking every
+/// key: unknown keys, wrong types, bad cron, bad duration, bad time zone and
+/// jobs naming a target that does not exist are reported with key and line.
+public struct PolicyLoader {
+    let file: String
+
+    public static func load(path: String) throws -> Policy {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PolicyError(file: path, line: nil, keyPath: "", message: "cannot read the policy file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw PolicyError(file: path, line: nil, keyPath: "", message: "not UTF-8 text")
+        }
+        return try PolicyLoader(file: path).parse(text, folder: (path as NSString).deletingLastPathComponent)
+    }
+
+    public static func parse(_ text: String, file: String = "<policy>", folder: String = FileManager.default.currentDirectoryPath) throws -> Policy {
+        try PolicyLoader(file: file).parse(text, folder: folder)
+    }
+
+    func fail(_ node: Node?, _ keyPath: String, _ message: String) -> PolicyError {
+        PolicyError(file: file, line: node?.mark?.line, keyPath: keyPath, message: message)
+    }
+
+    func parse(_ text: String, folder: String) throws -> Policy {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw fail(nil, "", "the file is empty") }
+            root = node
+        } catch let error as YamlError {
+            throw PolicyError(file: file, line: nil, keyPath: "", message: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
+        }
+        let top = try mapping(root, "", allowed: ["timezone", "source", "catalog", "scratch", "targets", "jobs", "drill", "compression"])
+        let absoluteFolder = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
+        func resolve(_ path: String) -> String {
+            path.hasPrefix("/") ? path : (absoluteFolder as NSString).appendingPathComponent(path)
+        }
+
+        var policy = Policy()
+        if let node = top["timezone"] {
+            let name = try string(node, "timezone")
+            guard let zone = TimeZone(identifier: name) else { throw fail(node, "timezone", "unknown time zone \"\(name)\" (use an IANA name like Asia/Shanghai)") }
+            policy.timeZone = zone
+        }
+        if let node = top["source"] {
+            let source = try mapping(node, "source", allowed: ["database"])
+            if let db = source["database"] { policy.sourceDatabase = resolve(try string(db, "source.database")) }
+        }
+        if let node = top["catalog"] { policy.catalog = resolve(try string(node, "catalog")) }
+        if let node = top["scratch"] { policy.scratch = resolve(try string(node, "scratch")) }
+        if let node = top["compression"] {
+            let compression = try mapping(node, "compression", allowed: ["level", "block_size"])
+            if let level = compression["level"] {
+                let value = try int(level, "compression.level")
+                guard (1...9).contains(value) else { throw fail(level, "compression.level", "must be 1-9, got \(value)") }
+                policy.compressionLevel = value
+            }
+            if let size = compression["block_size"] {
+                let text = try string(size, "compression.block_size")
+                guard let bytes = Self.parseSize(text), bytes >= 64 << 10, bytes <= 256 << 20 else {
+                    throw fail(size, "compression.block_size", "must be a size between 64KiB and 256MiB, e.g. 4MiB; got \"\(text)\"")
+                }
+                policy.blockSize = bytes
+            }
+        }
+        if let node = top["targets"] {
+            for (name, value) in try namedEntries(node, "targets") {
+                let key = "targets.\(name)"
+                let target = try mapping(value, key, allowed: ["url", "encryption_key_file", "credentials_file"])
+                guard let urlNode = target["url"] else { throw fail(value, key, "missing url") }
+                var url = try string(urlNode, key + ".url")
+                if !url.contains("://") { url = "file://" + resolve(url) }
+                guard url.hasPrefix("file:///") || url.hasPrefix("s3://") else {
+                    throw fail(urlNode, key + ".url", "unsupported URL \"\(url)\" (use file:///path or s3://bucket/prefix)")
+                }
+                policy.targets.append(.init(name: name, url: url,
+                                            encryptionKeyFile: try target["encryption_key_file"].map { resolve(try string($0, key + ".encryption_key_file")) },
+                                            credentialsFile: try target["credentials_file"].map { resolve(try string($0, key + ".credentials_file")) }))
+            }
+        }
+        if let node = top["jobs"] {
+            for (name, value) in try namedEntries(node, "jobs") {
+                let key = "jobs.\(name)"
+                let job = try mapping(value, key, allowed: ["target", "cron", "retention", "grace"])
+                guard let targetNode = job["target"] else { throw fail(value, key, "missing target") }
+                let targetName = try string(targetNode, key + ".target")
+                guard policy.target(named: targetName) != nil else {
+                    let known = policy.targets.map(\.name).joined(separator: ", ")
+                    throw fail(targetNode, key + ".target", "unknown target \"\(targetName)\" (targets: \(known.isEmpty ? "none" : known))")
+                }
+                guard let cronNode = job["cron"] else { throw fail(value, key, "missing cron") }
+                let cron = try cronExpression(cronNode, key + ".cron")
+                var retention = Policy.Retention()
+                if let retentionNode = job["retention"] {
+                    let r = try mapping(retentionNode, key + ".retention", allowed: ["keep_last", "keep_daily", "keep_weekly", "keep_monthly"])
+                    func count(_ field: String) throws -> Int? {
+                        guard let n = r[field] else { return nil }
+                        let value = try int(n, "\(key).retention.\(field)")
+                        guard value >= 0 else { throw fail(n, "\(key).retention.\(field)", "must be 0 or more") }
+                        return value
+                    }
+                    retention = .init(keepLast: try count("keep_last"), keepDaily: try count("keep_daily"),
+                                      keepWeekly: try count("keep_weekly"), keepMonthly: try count("keep_monthly"))
+                }
+                let grace = try job["grace"].map { try duration($0, key + ".grace") } ?? 3_600
+                policy.jobs.append(.init(name: name, target: targetName, cron: cron, retention: retention, grace: grace))
+            }
+        }
+        if let node = top["drill"] {
+            let drill = try mapping(node, "drill", allowed: ["cron", "rto"])
+            guard let cronNode = drill["cron"] else { throw fail(node, "drill", "missing cron") }
+            let rto = try drill["rto"].map { try duration($0, "drill.rto") } ?? 4 * 3_600
+            policy.drill = .init(cron: try cronExpression(cronNode, "drill.cron"), rto: rto)
+        }
+        return policy
+    }
+
+    // MARK: typed accessors that report key path and line
+
+    private func mapping(_ node: Node, _ keyPath: String, allowed: Set<String>) throws -> [String: Node] {
+        guard case .mapping(let mapping) = node else { throw fail(node, keyPath, "expected a mapping of keys") }
+        var result: [String: Node] = [:]
+        for (key, value) in mapping {
+            guard let name = key.string else { throw fail(key, keyPath, "keys must be plain text") }
+            let path = keyPath.isEmpty ? name : "\(keyPath).\(name)"
+            guard allowed.contains(name) else {
+                throw fail(key, path, "unknown key (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+            }
+            guard result[name] == nil else { throw fail(key, path, "key given twice") }
+            result[name] = value
+        }
+        return result
+    }
+
+    private func namedEntries(_ node: Node, _ keyPath: String) throws -> [(String, Node)] {
+        guard case .mapping(let mapping) = node else { throw fail(node, keyPath, "expected a mapping of names") }
+        var seen = Set<String>()
+        return try mapping.map { key, value in
+            guard let name = key.string, Policy.isValidName(name) else {
+                throw fail(key, keyPath, "name \"\(key.string ?? "?")\" must be letters, digits, '-', '_' or '.'")
+            }
+            guard seen.insert(name).inserted else { throw fail(key, "\(keyPath).\(name)", "defined twice") }
+            return (name, value)
+        }
+    }
+
+    private func string(_ node: Node, _ keyPath: String) throws -> String {
+        guard case .scalar(let scalar) = node else { throw fail(node, keyPath, "expected a text value") }
+        return scalar.string
+    }
+
+    private func int(_ node: Node, _ keyPath: String) throws -> Int {
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
+            throw fail(node, keyPath, "expected a whole number")
+        }
+        return value
+    }
+
+    private func duration(_ node: Node, _ keyPath: String) throws -> TimeInterval {
+        let text = try string(node, keyPath)
+        guard let seconds = Duration.parse(text) else {
+            throw fail(node, keyPath, "bad duration \"\(text)\" (use e.g. 4h, 30m, 1h30m, 2d)")
+        }
+        return seconds
+    }
+
+    private func cronExpression(_ node: Node, _ keyPath: String) throws -> CronExpression {
+        let text = try string(node, keyPath)
+        do { return try CronExpression(text) } catch let error as CronError {
+            throw fail(node, keyPath, error.description)
+        }
+    }
+
+    /// `4MiB`, `512KiB`, `1048576`.
+    static func parseSize(_ text: String) -> Int? {
+        let units = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10), ("B", 1)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            return Int(text.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)).map { $0 * factor }
+        }
+        return Int(text)
+    }
+}

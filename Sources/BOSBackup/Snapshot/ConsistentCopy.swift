@@ -1,0 +1,57 @@
+import CSQLite
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum SourceError: Error, CustomStringConvertible, CategorizedError, Sendable {
+    case missing(String)
+    case notADatabase(String, why: String)
+    case unreadable(String, why: String)
+
+    public var description: String {
+        switch self {
+        case .missing(let path): return "source database \(path) does not exist"
+        case .notADatabase(let path, let why): return "source \(path) is not a usable SQLite database: \(why)"
+        case .unreadable(let path, let why): return "cannot read source database \(path): \(why)"
+        }
+    }
+    public var category: ErrorCategory { .input }
+}
+
+/// A point-in-time copy of a live database, made with SQLite's online backup
+/// API from a read-only connection while the BOS keeps writing.
+public enum ConsistentCopy {
+    /// Opens the live database read-only and checks that it is one.
+    public static func openSource(_ path: String) throws -> Database {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw SourceError.missing(path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw SourceError.notADatabase(path, why: "not a regular file") }
+        do {
+            let db = try Database(path: path, mode: .readOnly, busyTimeoutMs: 10_000)
+            _ = try db.int("SELECT count(*) FROM sqlite_schema")
+            return db
+        } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
+            throw SourceError.notADatabase(path, why: error.message)
+        } catch let error as SQLiteError {
+            throw SourceError.unreadable(path, why: error.message)
+        }
+    }
+
+    /// Copies `source` into a new file at `destination` (mode 0600) in one
+    /// read transaction: the copy is the database as of one commit.
+    public static func copy(source: Database, to destination: String,
+                            progress: ((_ remaining: Int32, _ total: Int32) -> Void)? = nil) throws {
+        _ = try FileHandleFD(creating: destination, mode: 0o600)
+        do {
+            let target = try Database(path: destination, mode: .readWrite)
+            // A scratch file needs no journal or fsync of its own: it is thrown away on failure.
+            try target.execute("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF")
+            try OnlineBackup.copy(from: source, to: target, progress: progress)
+        } catch let error as SQLiteError {
+            unlink(destination)
+            if error.isCorruptOrNotADatabase { throw SourceError.notADatabase(source.path, why: error.message) }
+            throw SourceError.unreadable(source.path, why: error.description)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// The JSON file stored beside each snapshot so a target describes itself
+/// and a lost catalog can be rebuilt from it.
+public struct SnapshotManifest: Codable, Equatable, Sendable {
+    public struct Block: Codable, Equatable, Sendable {
+        /// Offset of the gzip member in the stored (compressed) object.
+        public var offset: Int64
+        /// Length of the gzip member.
+        public var length: Int64
+    }
+
+    public var format = 1
+    public var id: String
+    public var name: String
+    public var job: String
+    public var takenAt: String
+    public var startedAt: String
+    public var finishedAt: String
+    public var source: String
+    public var toolVersion: String
+    public var objectKey: String
+    public var databaseBytes: Int64
+    public var databaseSha256: String
+    public var pageSize: Int
+    public var storedBytes: Int64
+    public var sha256: String
+    public var compression: String
+    public var level: Int
+    public var blockSize: Int
+    public var blocks: [Block]
+    public var encrypted: Bool
+    public var tables: [String: Int64]
+
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    public static func decode(_ data: Data) throws -> SnapshotManifest {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(SnapshotManifest.self, from: data)
+    }
+
+    /// The catalog row this manifest describes, on the target it was found on.
+    public func record(target: String, targetURL: String, manifestKey: String) -> SnapshotRecord? {
+        guard let taken = ISO8601.parse(takenAt) else { return nil }
+        return SnapshotRecord(id: id, name: name, job: job, target: target, targetURL: targetURL, objectKey: objectKey,
+                              manifestKey: manifestKey, takenAt: taken, source: source, bytes: databaseBytes,
+                              storedBytes: storedBytes, sha256: sha256, databaseSHA256: databaseSha256, pageSize: pageSize,
+                              blockSize: blockSize, level: level, encrypted: encrypted, tables: tables)
+    }
+}

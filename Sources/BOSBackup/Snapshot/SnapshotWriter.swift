@@ -1,0 +1,132 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What to back up and where.
+public struct BackupRequest: Sendable {
+    public var sourcePath: String
+    public var job: String
+    public var targetName: String
+    public var scratch: String
+    public var level: Int
+    public var blockSize: Int
+
+    public init(sourcePath: String, job: String, targetName: String, scratch: String,
+                level: Int = 6, blockSize: Int = BlockGzipWriter.defaultBlockSize) {
+        self.sourcePath = sourcePath
+        self.job = job
+        self.targetName = targetName
+        self.scratch = scratch
+        self.level = level
+        self.blockSize = blockSize
+    }
+}
+
+/// Progress of a backup, for a terminal progress line.
+public enum BackupProgress: Sendable {
+    case copying(pagesDone: Int64, pagesTotal: Int64)
+    case compressing(bytesDone: Int64, bytesTotal: Int64)
+    case storing
+}
+
+/// Takes one snapshot: consistent copy → row counts → block gzip + SHA-256
+/// streamed to the target → manifest → catalog row. The catalog row is
+/// written last, so a failure or crash at any earlier step leaves nothing
+/// cataloged (and the target writer removes its partial object).
+public struct SnapshotWriter {
+    public let catalog: Catalog
+    public let clock: Clock
+
+    public init(catalog: Catalog, clock: Clock) {
+        self.catalog = catalog
+        self.clock = clock
+    }
+
+    public func backup(_ request: BackupRequest, to target: Target,
+                       progress: ((BackupProgress) -> Void)? = nil) async throws -> SnapshotRecord {
+        let started = clock.now()
+        let source = try ConsistentCopy.openSource(request.sourcePath)
+        try DurableFile.makeDirectory(request.scratch)
+        let id = try newID()
+        let copyPath = request.scratch + "/.bosbackup-snapshot-\(id).db"
+        defer {
+            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(copyPath + suffix) }
+        }
+        try ConsistentCopy.copy(source: source, to: copyPath) { remaining, total in
+            progress?(.copying(pagesDone: Int64(total - remaining), pagesTotal: Int64(total)))
+        }
+        let takenAt = clock.now()
+
+        let (tables, pageSize) = try {
+            let copy = try Database(path: copyPath, mode: .readOnly)
+            return (try TableCounts.count(in: copy), Int(try copy.int("PRAGMA page_size")))
+        }()
+
+        let name = try uniqueName(job: request.job, takenAt: takenAt, id: id)
+        let folder = Self.folder(job: request.job, takenAt: takenAt)
+        let objectKey = "\(folder)/\(name).db.gz"
+        let manifestKey = "\(folder)/\(name).manifest.json"
+
+        let writer = try await target.makeWriter(key: objectKey)
+        let compressed: CompressedObject
+        do {
+            compressed = try await BlockGzipWriter(level: request.level, blockSize: request.blockSize)
+                .write(file: copyPath, to: writer) { done, total in
+                    progress?(.compressing(bytesDone: done, bytesTotal: total))
+                }
+            progress?(.storing)
+            try await writer.commit()
+        } catch {
+            await writer.abort()
+            throw error
+        }
+
+        let manifest = SnapshotManifest(
+            id: id, name: name, job: request.job, takenAt: ISO8601.string(takenAt), startedAt: ISO8601.string(started),
+            finishedAt: ISO8601.string(clock.now()), source: request.sourcePath, toolVersion: BOSBackupVersion.string,
+            objectKey: objectKey, databaseBytes: compressed.rawBytes, databaseSha256: compressed.rawSHA256,
+            pageSize: pageSize, storedBytes: compressed.storedBytes, sha256: compressed.storedSHA256,
+            compression: "gzip-blocks", level: request.level, blockSize: request.blockSize, blocks: compressed.blocks,
+            encrypted: false, tables: tables)
+        do {
+            try await target.put(key: manifestKey, data: try manifest.encoded())
+        } catch {
+            try? await target.delete(key: objectKey)
+            throw error
+        }
+
+        guard let record = manifest.record(target: request.targetName, targetURL: target.displayURL, manifestKey: manifestKey) else {
+            throw TargetError.failed("internal: manifest time unreadable")
+        }
+        do {
+            try catalog.insert(record)
+        } catch {
+            // Not cataloged: remove what we stored so no orphan looks like a backup.
+            try? await target.delete(key: manifestKey)
+            try? await target.delete(key: objectKey)
+            throw error
+        }
+        return record
+    }
+
+    /// `<job>/<YYYY>/<MM>` in UTC, as in DESIGN.md's target layout.
+    static func folder(job: String, takenAt: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month], from: takenAt)
+        return String(format: "%@/%04d/%02d", job, parts.year!, parts.month!)
+    }
+
+    private func newID() throws -> String {
+        while true {
+            let id = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
+            if try !catalog.containsSnapshot(id: id) { return id }
+        }
+    }
+
+    private func uniqueName(job: String, takenAt: Date, id: String) throws -> String {
+        let name = "\(job)-\(ISO8601.compact(takenAt))"
+        return try catalog.snapshots(job: job).contains { $0.name == name } ? "\(name)-\(id)" : name
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+
+/// ISO 8601 text for catalog rows, manifests and JSON.
+public enum ISO8601 {
+    /// `2026-11-27T14:00:00Z` (UTC, seconds).
+    public static func string(_ date: Date) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        return f.string(from: date)
+    }
+
+    /// Local wall-clock text with offset, e.g. `2026-11-29T00:00:00+08:00`.
+    public static func string(_ date: Date, in timeZone: TimeZone) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime]
+        f.timeZone = timeZone
+        return f.string(from: date)
+    }
+
+    /// Parses `2026-11-27T22:00:00Z`, `…+08:00`, fractional seconds, or a
+    /// date-time without offset (read in `defaultZone`).
+    public static func parse(_ text: String, defaultZone: TimeZone = TimeZone(identifier: "UTC")!) -> Date? {
+        let f = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds]] {
+            f.formatOptions = options
+            if let d = f.date(from: text) { return d }
+        }
+        let local = DateFormatter()
+        local.locale = Locale(identifier: "en_US_POSIX")
+        local.timeZone = defaultZone
+        for format in ["yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd HH:mm:ss", "yyyy-MM-dd HH:mm", "yyyy-MM-dd"] {
+            local.dateFormat = format
+            if let d = local.date(from: text) { return d }
+        }
+        return nil
+    }
+
+    /// Compact UTC stamp for names: `20261127T140000Z`.
+    public static func compact(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return f.string(from: date)
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum RestoreError: Error, CustomStringConvertible, CategorizedError, Sendable {
+    case destinationExists(String)
+    case verificationFailed(snapshot: String, problems: [String])
+
+    public var description: String {
+        switch self {
+        case .destinationExists(let path):
+            return "\(path) already exists; add --force to replace it (a safety copy is kept beside it)"
+        case .verificationFailed(let id, let problems):
+            return "snapshot \(id) did not restore cleanly, nothing was replaced: \(problems.joined(separator: "; "))"
+        }
+    }
+    public var category: ErrorCategory {
+        switch self {
+        case .destinationExists: return .input
+        case .verificationFailed: return .mismatch
+        }
+    }
+}
+
+/// The result of a real restore.
+public struct RestoreOutcome: Sendable {
+    public var path: String
+    /// Where the database that was there before now is (nil if there was none).
+    public var safetyCopy: String?
+    public var bytes: Int64
+    public var tables: [String: Int64]
+}
+
+/// Restores a snapshot to a real path: fetched and checked beside the
+/// destination first, and only then moved into place; an existing database is
+/// copied aside before it is replaced, never silently overwritten.
+public struct SnapshotRestorer {
+    public let catalog: Catalog
+    public let clock: Clock
+
+    public init(catalog: Catalog, clock: Clock) {
+        self.catalog = catalog
+        self.clock = clock
+    }
+
+    static let sidecars = ["-wal", "-journal", "-shm"]
+
+    public func restore(_ snapshot: SnapshotRecord, from target: Target, into path: String, force: Bool) async throws -> RestoreOutcome {
+        let exists = DurableFile.exists(path)
+        if exists && !force { throw RestoreError.destinationExists(path) }
+        let folder = (path as NSString).deletingLastPathComponent
+        try DurableFile.makeDirectory(folder.isEmpty ? "." : folder)
+
+        let temporary = DurableFile.temporaryName(for: path)
+        defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
+        let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: temporary)
+        var problems = fetched.problems
+        if fetched.gzipOK { problems += IntegrityCheck.run(path: temporary).map { "integrity: \($0)" } }
+        guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
+            throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: problems)
+        }
+        let tables = try TableCounts.count(atPath: temporary)
+
+        var safetyCopy: String?
+        if exists {
+            let aside = path + ".before-restore-" + ISO8601.compact(clock.now())
+            try copyAside(path, to: aside)
+            safetyCopy = aside
+        }
+        // The old database's journal/WAL must not be replayed onto the restored file.
+        for suffix in Self.sidecars { unlink(path + suffix) }
+        try DurableFile.commit(temporary: temporary, to: path)
+        try catalog.addAudit(action: "restore", snapshotID: snapshot.id,
+                             detail: "restored into \(path)" + (safetyCopy.map { "; previous database kept at \($0)" } ?? ""))
+        return RestoreOutcome(path: path, safetyCopy: safetyCopy, bytes: fetched.databaseBytes, tables: tables)
+    }
+
+    /// Copies the database and its journal/WAL files, durably, to `aside`.
+    func copyAside(_ path: String, to aside: String) throws {
+        for suffix in ["", "-wal", "-journal"] where DurableFile.exists(path + suffix) {
+            try FileCopy.copy(path + suffix, to: aside + suffix)
+        }
+    }
+}
+
+/// Streaming, durable file copy (mode 0600).
+public enum FileCopy {
+    public static func copy(_ source: String, to destination: String) throws {
+        let input = try FileHandleFD(readingFrom: source)
+        let temporary = DurableFile.temporaryName(for: destination)
+        do {
+            let output = try FileHandleFD(creating: temporary, mode: 0o600)
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let n = try input.read(into: buffer)
+                if n == 0 { break }
+                try output.write(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            }
+            try output.sync()
+            try DurableFile.commit(temporary: temporary, to: destination)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The verdict on one snapshot.
+public struct VerificationResult: Sendable {
+    public var snapshot: SnapshotRecord
+    public var checksumOK: Bool
+    public var gzipOK: Bool
+    public var integrityOK: Bool
+    public var countsOK: Bool
+    public var seconds: Double
+    public var problems: [String]
+    public var restoredCounts: [String: Int64]?
+    public var ok: Bool { checksumOK && gzipOK && integrityOK && countsOK && problems.isEmpty }
+}
+
+/// Proves a snapshot restores: checksum of the stored bytes, gzip integrity,
+/// restore into a scratch file, `PRAGMA integrity_check`, per-table row
+/// counts equal to the catalog's. The result is recorded in the catalog.
+public struct SnapshotVerifier {
+    public let catalog: Catalog
+    public let clock: Clock
+    public let scratch: String
+    public var quick = false
+
+    public init(catalog: Catalog, clock: Clock, scratch: String) {
+        self.catalog = catalog
+        self.clock = clock
+        self.scratch = scratch
+    }
+
+    /// Verifies `snapshot`. `keepAt`, when set, keeps the restored copy there.
+    public func verify(_ snapshot: SnapshotRecord, target: Target, keepAt: String? = nil) async throws -> VerificationResult {
+        let begin = Date()
+        try DurableFile.makeDirectory(scratch)
+        let path = keepAt ?? scratch + "/.bosbackup-verify-\(snapshot.id).db"
+        defer {
+            if keepAt == nil { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) } }
+        }
+        let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: path)
+        var problems = fetched.problems
+        var integrityOK = false
+        var countsOK = false
+        var restored: [String: Int64]?
+        if fetched.gzipOK {
+            let integrity = IntegrityCheck.run(path: path, quick: quick)
+            integrityOK = integrity.isEmpty
+            problems += integrity.map { "integrity: \($0)" }
+            if let counts = try? TableCounts.count(atPath: path) {
+                restored = counts
+                let diff = RowCountDiff(cataloged: snapshot.tables, restored: counts)
+                countsOK = diff.catalogMismatches.isEmpty
+                for row in diff.catalogMismatches {
+                    problems.append("counts: table \(row.table) has \(row.restored.map(String.init) ?? "no table") rows restored, catalog says \(row.cataloged.map(String.init) ?? "no table")")
+                }
+            } else {
+                problems.append("counts: restored database cannot be read")
+            }
+        }
+        problems += await manifestProblems(snapshot, target: target)
+        let result = VerificationResult(snapshot: snapshot, checksumOK: fetched.checksumOK, gzipOK: fetched.gzipOK,
+                                        integrityOK: integrityOK, countsOK: countsOK,
+                                        seconds: Date().timeIntervalSince(begin), problems: problems,
+                                        restoredCounts: restored)
+        try catalog.record(VerificationRecord(snapshotID: snapshot.id, verifiedAt: clock.now(), ok: result.ok,
+                                              checksumOK: result.checksumOK, gzipOK: result.gzipOK,
+                                              integrityOK: result.integrityOK, countsOK: result.countsOK,
+                                              seconds: result.seconds, problems: problems))
+        return result
+    }
+
+    /// The manifest beside the object must exist and agree with the catalog,
+    /// or a catalog rebuild from this target would bring back wrong facts.
+    func manifestProblems(_ snapshot: SnapshotRecord, target: Target) async -> [String] {
+        guard let data = try? await target.get(key: snapshot.manifestKey) else {
+            return ["manifest: \(snapshot.manifestKey) is missing on \(target.displayURL)"]
+        }
+        guard let manifest = try? SnapshotManifest.decode(data) else {
+            return ["manifest: \(snapshot.manifestKey) is not a readable manifest"]
+        }
+        var problems: [String] = []
+        if manifest.id != snapshot.id { problems.append("manifest: belongs to snapshot \(manifest.id), not \(snapshot.id)") }
+        if manifest.sha256 != snapshot.sha256 { problems.append("manifest: SHA-256 differs from the catalog's") }
+        if manifest.tables != snapshot.tables { problems.append("manifest: per-table counts differ from the catalog's") }
+        return problems
+    }
+}

@@ -1,0 +1,41 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+@main
+struct BOSBackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bosbackup",
+        abstract: "Keeps a business operation system's SQLite database recoverable.",
+        discussion: """
+            Exit codes: 0 success, 1 an operation failed, 2 usage/config/input error,
+            3 another run holds the lock, 4 verification found corruption or a mismatch.
+            """,
+        version: BOSBackupVersion.string,
+        subcommands: [BackupCommand.self, SnapshotsCommand.self, VerifyCommand.self, RestoreCommand.self,
+                      DemoCommand.self, SampleCommand.self])
+
+    /// Parses and runs, mapping every failure to the documented exit codes:
+    /// ArgumentParser's own usage errors become 2 (not its default 64).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = fullMessage(for: error)
+            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            Foundation.exit(code == .validationFailure ? ExitStatus.usage : code.rawValue)
+        }
+    }
+}

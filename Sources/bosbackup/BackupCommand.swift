@@ -1,0 +1,83 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+struct BackupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Take a consistent, compressed, checksummed snapshot of the live database now.",
+        discussion: "Either --job NAME (from the policy file) or --source DB --target URL|NAME.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Job from the policy file (its target and source).") var job: String?
+    @Option(help: "Live SQLite database to back up (overrides the policy's).") var source: String?
+    @Option(help: "Target URL (file:///path) or a target name from the policy.") var target: String?
+    @Option(help: "gzip level 1-9 (default: policy's, else 6).") var level: Int?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        try await reporting {
+            let context = try Context(common)
+            let catalog = try context.openCatalog()
+            let policy = context.policy
+            let policyJob = job.flatMap { policy?.job(named: $0) }
+            guard let sourcePath = (source.map(Context.absolute) ?? policy?.sourceDatabase) else {
+                throw UsageError("no source database: give --source DB or a policy file with source.database")
+            }
+            let jobName = job ?? "manual"
+            guard Policy.isValidName(jobName) else { throw UsageError("job name \"\(jobName)\" must be letters, digits, '-', '_' or '.'") }
+            let (targetName, destination) = try resolveTarget(context, policyJob: policyJob)
+            let request = BackupRequest(sourcePath: sourcePath, job: jobName, targetName: targetName, scratch: context.scratch,
+                                        level: level ?? policy?.compressionLevel ?? 6,
+                                        blockSize: policy?.blockSize ?? BlockGzipWriter.defaultBlockSize)
+            let runner = JobRunner(catalog: catalog, clock: context.clock)
+            let progress = ProgressLine()
+            let began = Date()
+            let record = try await runner.backup(request, to: destination, scheduledFor: nil) { event in
+                progress.update(BackupCommand.describe(event))
+            }
+            progress.clear()
+            if json {
+                Console.json(SnapshotsCommand.json(record))
+            } else {
+                BackupCommand.printSummary(record, seconds: Date().timeIntervalSince(began), context: context)
+            }
+            return ExitStatus.ok
+        }
+    }
+
+    private func resolveTarget(_ context: Context, policyJob: Policy.Job?) throws -> (String, Target) {
+        if let target {
+            if target.contains("://") || target.hasPrefix("/") {
+                let url = target.hasPrefix("/") ? "file://" + target : target
+                let name = context.policy?.targets.first { $0.url == url }?.name ?? url
+                return (name, try TargetFactory.open(url: url, environment: context.environment))
+            }
+            return (target, try context.target(named: target))
+        }
+        if let policyJob { return (policyJob.target, try context.target(named: policyJob.target)) }
+        if let job { throw UsageError("no job \"\(job)\" in the policy file and no --target given") }
+        throw UsageError("give --job NAME (from the policy file) or --source DB --target URL")
+    }
+
+    static func describe(_ event: BackupProgress) -> String {
+        switch event {
+        case .copying(let done, let total):
+            return "copying live database: \(total > 0 ? done * 100 / total : 0)% of \(total) pages"
+        case .compressing(let done, let total):
+            return "compressing and storing: \(total > 0 ? done * 100 / total : 0)% (\(Console.bytes(done)) of \(Console.bytes(total)))"
+        case .storing:
+            return "making the snapshot durable on the target…"
+        }
+    }
+
+    static func printSummary(_ record: SnapshotRecord, seconds: Double, context: Context) {
+        let ratio = record.bytes > 0 ? Double(record.storedBytes) * 100 / Double(record.bytes) : 0
+        Console.out("snapshot \(Console.bold(record.id))  \(record.name)")
+        Console.out("  job \(record.job) → target \(record.target) (\(record.targetURL))")
+        Console.out("  taken \(context.local(record.takenAt)); \(Console.bytes(record.bytes)) → \(Console.bytes(record.storedBytes)) stored (\(String(format: "%.0f", ratio))%) in \(Console.seconds(seconds))")
+        Console.out("  sha256 \(record.sha256)")
+        let tables = record.tables.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        Console.out("  rows: \(tables)")
+    }
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+/// Options every command takes (DESIGN.md "CLI contract").
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Policy file (default: $BOSBACKUP_CONFIG).")
+    var config: String?
+
+    @Option(help: "Catalog database (overrides the policy's).")
+    var catalog: String?
+
+    @Option(help: "Scratch folder for restores and temporary copies (overrides the policy's).")
+    var scratch: String?
+
+    @Option(help: "Pretend the time is this ISO 8601 instant (tests and simulations).")
+    var now: String?
+}
+
+/// What a command needs, resolved once from flags, environment and policy.
+struct Context {
+    let policy: Policy?
+    let clock: Clock
+    let catalogPath: String?
+    let scratch: String
+    let environment: [String: String]
+
+    init(_ options: CommonOptions, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        self.environment = environment
+        let configPath = options.config ?? environment["BOSBACKUP_CONFIG"]
+        policy = try configPath.map { try PolicyLoader.load(path: $0) }
+        if let text = options.now {
+            guard let date = ISO8601.parse(text, defaultZone: policy?.timeZone ?? TimeZone(identifier: "UTC")!) else {
+                throw UsageError("--now \(text) is not an ISO 8601 time (e.g. 2026-11-29T00:00:00+08:00)")
+            }
+            clock = FixedClock(date)
+        } else {
+            clock = SystemClock()
+        }
+        catalogPath = options.catalog.map(Context.absolute) ?? policy?.catalog
+        scratch = options.scratch.map(Context.absolute) ?? policy?.scratch
+            ?? catalogPath.map { (($0 as NSString).deletingLastPathComponent as NSString).appendingPathComponent("scratch") }
+            ?? NSTemporaryDirectory() + "bosbackup"
+    }
+
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    }
+
+    var timeZone: TimeZone { policy?.timeZone ?? TimeZone.current }
+
+    func openCatalog() throws -> Catalog {
+        guard let catalogPath else { throw UsageError("no catalog: give --catalog FILE or --config FILE (or set BOSBACKUP_CONFIG)") }
+        return try Catalog(path: catalogPath, clock: clock)
+    }
+
+    /// The target a snapshot lives on: by its name in the policy, else the URL the catalog recorded.
+    func target(for snapshot: SnapshotRecord) throws -> Target {
+        if let configured = policy?.target(named: snapshot.target) { return try open(configured) }
+        return try TargetFactory.open(url: snapshot.targetURL, environment: environment)
+    }
+
+    func target(named name: String) throws -> Target {
+        guard let configured = policy?.target(named: name) else {
+            let known = policy?.targets.map(\.name).joined(separator: ", ") ?? "none (no policy file)"
+            throw UsageError("unknown target \"\(name)\" (targets: \(known))")
+        }
+        return try open(configured)
+    }
+
+    func open(_ target: Policy.TargetConfig) throws -> Target {
+        try TargetFactory.open(url: target.url, environment: environment)
+    }
+
+    /// Snapshots selected by `--snapshot ID` or `--latest N`.
+    func selectSnapshots(_ catalog: Catalog, id: String?, latest: Int?) throws -> [SnapshotRecord] {
+        switch (id, latest) {
+        case (let id?, nil): return [try catalog.snapshot(id)]
+        case (nil, let n?):
+            guard n > 0 else { throw UsageError("--latest must be at least 1") }
+            let found = try catalog.latest(n)
+            guard !found.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
+            return found
+        default: throw UsageError("give exactly one of --snapshot ID or --latest N")
+        }
+    }
+
+    func local(_ date: Date) -> String { ISO8601.string(date, in: timeZone) }
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+struct SampleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample", abstract: "Make or feed a sample BOS database (for trials, tests and benchmarks).",
+        subcommands: [Create.self, AddOrders.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a deterministic sample BOS database.")
+        @Argument(help: "Path of the new database (must not exist).") var path: String
+        @Option(help: "Number of orders (100000 ≈ 60 MB).") var orders = 10_000
+        @Option(help: "Random seed; the same seed gives the same database.") var seed: UInt64 = 42
+        @Option(help: "Days the orders are spread over.") var days = 90
+        @Option(help: "The 'now' the last orders are placed at (ISO 8601).") var now: String?
+        @Flag(help: "Use a rollback journal instead of WAL.") var rollbackJournal = false
+
+        func run() async throws {
+            try await reporting {
+                var options = SampleBOS.Options(orders: orders, seed: seed, days: days, walMode: !rollbackJournal)
+                if let now {
+                    guard let date = ISO8601.parse(now) else { throw UsageError("--now \(now) is not an ISO 8601 time") }
+                    options.now = date
+                }
+                let path = Context.absolute(path)
+                try SampleBOS.create(at: path, options: options)
+                Console.out("created \(path): \(orders) orders, \(Console.bytes(DurableFile.fileSize(path) ?? 0))")
+                return ExitStatus.ok
+            }
+        }
+    }
+
+    struct AddOrders: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "add-orders", abstract: "Add orders one transaction each, as a busy BOS would.")
+        @Argument(help: "The database to write to.") var path: String
+        @Option(help: "How many orders.") var count = 100
+        @Option(help: "Placed-at time (ISO 8601; default now).") var at: String?
+        @Option(help: "Random seed.") var seed: UInt64 = 7
+        @Flag(help: "Print each new order id as it commits (for tests that follow the writer).") var announce = false
+
+        func run() async throws {
+            try await reporting {
+                let when = try at.map { text -> Date in
+                    guard let date = ISO8601.parse(text) else { throw UsageError("--at \(text) is not an ISO 8601 time") }
+                    return date
+                } ?? Date()
+                var rng = SeededRandom(seed: seed)
+                for _ in 0..<count {
+                    let ids = try SampleBOS.addOrders(to: Context.absolute(path), count: 1, at: when, seed: rng.next())
+                    if announce { print(ids[0]); fflush(stdout) }
+                }
+                if !announce { Console.out("added \(count) orders to \(path)") }
+                return ExitStatus.ok
+            }
+        }
+    }
+}

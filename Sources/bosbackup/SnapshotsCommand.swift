@@ -1,0 +1,48 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+struct SnapshotsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshots", abstract: "List the cataloged snapshots, oldest first.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Only this job's snapshots.") var job: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        try await reporting {
+            let context = try Context(common)
+            let catalog = try context.openCatalog()
+            let snapshots = try catalog.snapshots(job: job)
+            if json {
+                Console.json(["snapshots": snapshots.map(SnapshotsCommand.json)])
+                return ExitStatus.ok
+            }
+            guard !snapshots.isEmpty else {
+                Console.out("no snapshots in \(catalog.path)" + (job.map { " for job \($0)" } ?? ""))
+                return ExitStatus.ok
+            }
+            let rows = try snapshots.map { s -> [String] in
+                let verification = try catalog.lastVerification(of: s.id)
+                let verified = verification.map { $0.ok ? "ok \(context.local($0.verifiedAt).prefix(10))" : "FAILED" } ?? "never"
+                return [s.id, context.local(s.takenAt), s.job, s.target, Console.bytes(s.bytes), Console.bytes(s.storedBytes),
+                        String(s.tables.values.reduce(0, +)), verified]
+            }
+            for line in Console.table(["ID", "TAKEN (\(context.timeZone.identifier))", "JOB", "TARGET", "SIZE", "STORED", "ROWS", "VERIFIED"],
+                                      rows, rightAligned: [4, 5, 6]) {
+                Console.out(line)
+            }
+            Console.out("\(snapshots.count) snapshot\(snapshots.count == 1 ? "" : "s")")
+            return ExitStatus.ok
+        }
+    }
+
+    /// The `snapshots --json` shape of DESIGN.md (more fields are welcome).
+    static func json(_ s: SnapshotRecord) -> [String: Any] {
+        ["id": s.id, "name": s.name, "job": s.job, "target": s.target, "target_url": s.targetURL,
+         "taken_at": ISO8601.string(s.takenAt), "bytes": s.bytes, "stored_bytes": s.storedBytes, "sha256": s.sha256,
+         "database_sha256": s.databaseSHA256, "object_key": s.objectKey, "level": s.level, "block_size": s.blockSize,
+         "encrypted": s.encrypted, "tables": s.tables]
+    }
+}
