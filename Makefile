@@ -1,0 +1,32 @@
+# bosbackup — `make demo` sets up and runs the story, `make test` runs every test.
+SWIFT   ?= swift
+PREFIX  ?= /usr/local
+RELEASE := .build/release/bosbackup
+
+.PHONY: deps test-deps build debug test demo install clean
+
+deps:
+	@scripts/install-deps.sh
+
+test-deps:
+	@WITH_PYTHON_TEST_DEPS=1 scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build -c release
+
+debug: deps
+	$(SWIFT) build
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --disable-swift-testing
+
+demo: build
+	@scripts/demo.sh $(RELEASE)
+
+install: build
+	install -D -m 0755 $(RELEASE) $(DESTDIR)$(PREFIX)/bin/bosbackup
+	install -D -m 0644 schedules/bos.yml $(DESTDIR)$(PREFIX)/share/bosbackup/bos.yml
+
+clean:
+	rm -rf .build demo-out

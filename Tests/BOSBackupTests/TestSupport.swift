@@ -1,0 +1,111 @@
+import BOSBackup
+import Foundation
+import XCTest
+
+/// A fresh folder per test, removed afterwards.
+final class TempDir {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "bosbackup-test-" + UUID().uuidString.prefix(8)
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { path + "/" + name }
+}
+
+enum Fixtures {
+    /// Sample databases are slow to build in debug mode: build each size once
+    /// per test process and copy it.
+    nonisolated(unsafe) static var cache: [String: String] = [:]
+    static let cacheDir = NSTemporaryDirectory() + "bosbackup-fixtures-\(getpid())"
+
+    static func sampleDatabase(at path: String, orders: Int = 2_000, wal: Bool = true, seed: UInt64 = 42) throws {
+        let key = "\(orders)-\(wal)-\(seed)"
+        if cache[key] == nil {
+            try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
+            let master = cacheDir + "/\(key).db"
+            try? FileManager.default.removeItem(atPath: master)
+            try SampleBOS.create(at: master, options: .init(orders: orders, seed: seed, walMode: wal))
+            cache[key] = master
+        }
+        try FileManager.default.copyItem(atPath: cache[key]!, toPath: path)
+    }
+
+    static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The `bosbackup` binary built beside the test bundle.
+    static var binary: String {
+        if let env = ProcessInfo.processInfo.environment["BOSBACKUP_BIN"] { return env }
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [here, here.deletingLastPathComponent(), URL(fileURLWithPath: repoRoot + "/.build/debug")] {
+            let path = candidate.appendingPathComponent("bosbackup").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return repoRoot + "/.build/debug/bosbackup"
+    }
+}
+
+/// The result of running a real child process.
+struct ProcessResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs the real bosbackup binary (or another program) and waits for it.
+@discardableResult
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                timeout: TimeInterval = 300) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Read both pipes concurrently so a chatty child never blocks on a full pipe.
+    var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    group.enter(); DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    group.enter(); DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        process.terminate()
+        throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(executable) timed out"])
+    }
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
+
+func bosbackup(_ arguments: String..., environment: [String: String]? = nil) throws -> ProcessResult {
+    try runProcess(Fixtures.binary, arguments, environment: environment)
+}
+
+func bosbackup(_ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
+    try runProcess(Fixtures.binary, arguments, environment: environment)
+}
+
+func jsonObject(_ text: String) throws -> [String: Any] {
+    try XCTUnwrap(JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], "not JSON: \(text)")
+}
+
+func fileMode(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]) as? Int) ?? -1
+}
+
+/// Runs an async body synchronously in XCTest (keeps tests plain functions).
+func runAsync<T>(_ body: @escaping () async throws -> T) throws -> T {
+    var result: Result<T, Error>!
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do { result = .success(try await body()) } catch { result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try result.get()
+}

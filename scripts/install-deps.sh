@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing bosbackup needs, only when it is missing.
+# Debian packages: zlib and SQLite headers (the system-library modules),
+# pkg-config, the sqlite3 and gzip tools the tests compare against.
+# PyPI: croniter (the cron oracle).
+set -euo pipefail
+
+missing=()
+for pkg in zlib1g-dev libsqlite3-dev pkg-config sqlite3 gzip; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+for pkg in ${EXTRA_DEBIAN_PACKAGES:-}; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ "${WITH_PYTHON_TEST_DEPS:-0}" = "1" ]; then
+  need=()
+  python3 -c 'import croniter' 2>/dev/null || need+=("croniter")
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing from PyPI: ${need[*]}"
+    python3 -m pip install -q "${need[@]}"
+  fi
+fi
