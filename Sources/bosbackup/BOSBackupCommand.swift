@@ -13,7 +13,7 @@ struct BOSBackupCommand: AsyncParsableCommand {
             """,
         version: BOSBackupVersion.string,
         subcommands: [BackupCommand.self, SnapshotsCommand.self, VerifyCommand.self, RestoreCommand.self,
-                      DemoCommand.self, SampleCommand.self])
+                      ScratchCommand.self, DemoCommand.self, SampleCommand.self])
 
     /// Parses and runs, mapping every failure to the documented exit codes:
     /// ArgumentParser's own usage errors become 2 (not its default 64).

@@ -1,0 +1,165 @@
+@testable import BOSBackup
+import Foundation
+import XCTest
+
+/// The real binary, as cron and operators run it: exit codes, one-line
+/// errors, JSON shapes.
+final class CLITests: XCTestCase {
+    var dir: TempDir!
+    var live: String { dir.file("live.db") }
+    var catalog: String { dir.file("catalog.db") }
+    var nas: String { "file://" + dir.file("nas") }
+
+    override func setUpWithError() throws {
+        dir = TempDir()
+        try Fixtures.sampleDatabase(at: live, orders: 400)
+    }
+
+    func backup() throws -> [String: Any] {
+        let result = try bosbackup("backup", "--source", live, "--target", nas, "--catalog", catalog, "--json")
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return try jsonObject(result.stdout)
+    }
+
+    func testBackupSnapshotsVerifyJSONShapes() throws {
+        let snapshot = try backup()
+        let id = try XCTUnwrap(snapshot["id"] as? String)
+        let list = try jsonObject(try bosbackup("snapshots", "--catalog", catalog, "--json").stdout)
+        let first = try XCTUnwrap((list["snapshots"] as? [[String: Any]])?.first)
+        for key in ["id", "name", "job", "target", "taken_at", "bytes", "stored_bytes", "sha256", "tables"] {
+            XCTAssertNotNil(first[key], "snapshots --json lacks \(key)")
+        }
+        XCTAssertEqual((first["tables"] as? [String: Any])?["orders"] as? Int, 400)
+
+        let verify = try bosbackup("verify", "--snapshot", id, "--catalog", catalog, "--json")
+        XCTAssertEqual(verify.status, 0, verify.stderr)
+        let result = try XCTUnwrap((try jsonObject(verify.stdout)["results"] as? [[String: Any]])?.first)
+        XCTAssertEqual(result["ok"] as? Bool, true)
+        for key in ["id", "checksum_ok", "integrity_ok", "counts_ok", "seconds", "problems"] {
+            XCTAssertNotNil(result[key], "verify --json lacks \(key)")
+        }
+    }
+
+    func testCorruptSnapshotMakesVerifyExit4AndSayWhichCheck() throws {
+        let snapshot = try backup()
+        let key = try XCTUnwrap(snapshot["object_key"] as? String)
+        let path = dir.file("nas/" + key)
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data[data.count - 100] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: path))
+        let verify = try bosbackup("verify", "--latest", "1", "--catalog", catalog)
+        XCTAssertEqual(verify.status, 4)
+        XCTAssertTrue(verify.stdout.contains("FAILED"), verify.stdout)
+        XCTAssertTrue(verify.stdout.contains("checksum"), verify.stdout)
+    }
+
+    func testInputErrorsExit2WithOneLine() throws {
+        _ = try backup()
+        let cases: [[String]] = [
+            ["backup", "--source", dir.file("missing.db"), "--target", nas, "--catalog", catalog],
+            ["verify", "--snapshot", "deadbeef", "--catalog", catalog],
+            ["restore", "--snapshot", "deadbeef", "--into", dir.file("x.db"), "--catalog", catalog],
+            ["verify", "--catalog", catalog],
+            ["snapshots", "--bogus-flag"],
+            ["backup", "--source", live, "--target", "ftp://nas/x", "--catalog", catalog],
+        ]
+        for arguments in cases {
+            let result = try bosbackup(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
+            XCTAssertFalse(result.stderr.isEmpty, "\(arguments) said nothing")
+        }
+        let missing = try bosbackup("backup", "--source", dir.file("missing.db"), "--target", nas, "--catalog", catalog)
+        XCTAssertEqual(missing.stderr, "bosbackup: source database \(dir.file("missing.db")) does not exist\n")
+    }
+
+    func testNewerCatalogExits2() throws {
+        _ = try backup()
+        try Database(path: catalog).execute("PRAGMA user_version = 42")
+        let result = try bosbackup("snapshots", "--catalog", catalog)
+        XCTAssertEqual(result.status, 2)
+        XCTAssertTrue(result.stderr.contains("schema version 42"), result.stderr)
+    }
+
+    func testRestoreRefusesExistingFileWithoutForceThenKeepsSafetyCopy() throws {
+        let id = try XCTUnwrap(try backup()["id"] as? String)
+        let refused = try bosbackup("restore", "--snapshot", id, "--into", live, "--catalog", catalog)
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains("--force"), refused.stderr)
+        let forced = try bosbackup("restore", "--snapshot", id, "--into", live, "--force", "--catalog", catalog)
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        let aside = try XCTUnwrap(forced.stdout.components(separatedBy: "kept at ").last?.components(separatedBy: "\n").first)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: aside), forced.stdout)
+    }
+
+    func testTriageShowsLiveLossesAgainstTheSnapshot() throws {
+        _ = try backup()
+        let db = try Database(path: live)
+        try db.execute("""
+            DELETE FROM order_items WHERE order_id > 370; DELETE FROM inventory_movements WHERE order_id > 370;
+            DELETE FROM payments WHERE order_id > 370; DELETE FROM shipments WHERE order_id > 370; DELETE FROM orders WHERE id > 370;
+            """)
+        let result = try bosbackup("restore", "--latest", "3", "--live", live, "--catalog", catalog, "--json")
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let snapshots = try XCTUnwrap(try jsonObject(result.stdout)["snapshots"] as? [[String: Any]])
+        XCTAssertEqual(snapshots.count, 1)
+        let tables = try XCTUnwrap(snapshots[0]["tables"] as? [[String: Any]])
+        let orders = try XCTUnwrap(tables.first { $0["name"] as? String == "orders" })
+        XCTAssertEqual(orders["delta"] as? Int, -30)
+        XCTAssertEqual(orders["restored"] as? Int, 400)
+        XCTAssertEqual(orders["live"] as? Int, 370)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: try XCTUnwrap(snapshots[0]["scratch_path"] as? String)))
+        let human = try bosbackup("restore", "--latest", "1", "--live", live, "--catalog", catalog)
+        XCTAssertTrue(human.stdout.contains("orders \u{2212}30"), human.stdout)
+    }
+
+    /// The BOS keeps writing while we back up: a second process commits orders
+    /// (each with its items and payment in one transaction) the whole time.
+    func testBackupWhileAnotherProcessWritesIsAConsistentPointInTime() throws {
+        for wal in [true, false] {
+            let dir = TempDir()
+            let live = dir.file("live.db")
+            try Fixtures.sampleDatabase(at: live, orders: 400, wal: wal)
+            let writer = Process()
+            writer.executableURL = URL(fileURLWithPath: Fixtures.binary)
+            writer.arguments = ["sample", "add-orders", live, "--count", "100000", "--announce"]
+            let pipe = Pipe()
+            writer.standardOutput = pipe
+            writer.standardError = FileHandle.nullDevice
+            try writer.run()
+            // Wait until the writer has committed its first orders (no sleeps: read its announcements).
+            let reader = pipe.fileHandleForReading
+            var announced = Data()
+            while announced.filter({ $0 == 10 }).count < 5 {
+                let chunk = reader.availableData
+                XCTAssertFalse(chunk.isEmpty, "writer ended early")
+                if chunk.isEmpty { break }
+                announced.append(chunk)
+            }
+            var snapshots: [[String: Any]] = []
+            for _ in 0..<2 {
+                let result = try bosbackup("backup", "--source", live, "--target", "file://" + dir.file("nas"),
+                                           "--catalog", dir.file("c.db"), "--json")
+                XCTAssertEqual(result.status, 0, result.stderr)
+                snapshots.append(try jsonObject(result.stdout))
+            }
+            writer.terminate()
+            writer.waitUntilExit()
+            for snapshot in snapshots {
+                let restored = dir.file("r-\(snapshot["id"]!).db")
+                let restore = try bosbackup("restore", "--snapshot", snapshot["id"] as! String, "--into", restored, "--catalog", dir.file("c.db"))
+                XCTAssertEqual(restore.status, 0, restore.stderr)
+                let db = try Database(path: restored, mode: .readOnly)
+                XCTAssertEqual(try db.scalar("PRAGMA integrity_check")?.string, "ok")
+                XCTAssertEqual(try db.rows("PRAGMA foreign_key_check").count, 0)
+                // No torn order: every order has its items, every item its order.
+                XCTAssertEqual(try db.int("SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)"), 0)
+                XCTAssertEqual(try db.int("SELECT count(*) FROM order_items i WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = i.order_id)"), 0)
+                let orders = try db.int("SELECT count(*) FROM orders")
+                XCTAssertGreaterThan(orders, 400, "the snapshot includes orders the writer committed before it (wal: \(wal))")
+                XCTAssertEqual((snapshot["tables"] as? [String: Any])?["orders"] as? Int, Int(orders))
+            }
+            let liveOrders = try Database(path: live, mode: .readOnly).int("SELECT count(*) FROM orders")
+            XCTAssertGreaterThan(liveOrders, Int64((snapshots.last?["tables"] as? [String: Any])?["orders"] as? Int ?? 0) - 1)
+        }
+    }
+}
