@@ -2,7 +2,8 @@
 # Installs what building and testing bosbackup needs, only when it is missing.
 # Debian packages: zlib and SQLite headers (the system-library modules),
 # pkg-config, the sqlite3 and gzip tools the tests compare against.
-# PyPI: croniter (the cron oracle).
+# PyPI: croniter (the cron oracle, pinned: its range handling changed between
+# versions) and botocore (the SigV4 oracle).
 set -euo pipefail
 
 missing=()
@@ -21,7 +22,8 @@ fi
 
 if [ "${WITH_PYTHON_TEST_DEPS:-0}" = "1" ]; then
   need=()
-  python3 -c 'import croniter' 2>/dev/null || need+=("croniter")
+  python3 -c 'import croniter, sys; sys.exit(croniter.__version__ != "7.0.0")' 2>/dev/null || need+=("croniter==7.0.0")
+  python3 -c 'import botocore' 2>/dev/null || need+=("botocore")
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing from PyPI: ${need[*]}"
     python3 -m pip install -q "${need[@]}"

@@ -111,4 +111,23 @@ final class BackupTests: XCTestCase {
         XCTAssertThrowsError(try f.backup())
         XCTAssertEqual(try runAsync { try await f.target.list(prefix: "") }, [], "nothing stored without a catalog row")
     }
+
+    /// A writer that died mid-transaction leaves a hot journal: the backup must
+    /// see the last committed state (and not fail with "readonly database").
+    func testHotJournalFromACrashedWriterIsRolledBackNotCopied() throws {
+        let f = try BackupFixture(orders: 300, wal: false)
+        let crashed = f.dir.file("crashed/bos.db")
+        try FileManager.default.createDirectory(atPath: f.dir.file("crashed"), withIntermediateDirectories: true)
+        let writer = try Database(path: f.live)
+        try writer.execute("PRAGMA cache_size = 1; BEGIN; DELETE FROM inventory_movements; DELETE FROM order_items;")
+        // Copy the files mid-transaction, as a power cut would leave them.
+        try FileManager.default.copyItem(atPath: f.live, toPath: crashed)
+        try FileManager.default.copyItem(atPath: f.live + "-journal", toPath: crashed + "-journal")
+        try writer.execute("ROLLBACK")
+        var request = f.request
+        request.sourcePath = crashed
+        let record = try f.backup(request)
+        XCTAssertEqual(record.tables, try TableCounts.count(atPath: f.live), "the snapshot is the last committed state")
+        XCTAssertGreaterThan(record.tables["order_items"] ?? 0, 0)
+    }
 }

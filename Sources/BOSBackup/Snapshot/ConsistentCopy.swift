@@ -28,9 +28,20 @@ public enum ConsistentCopy {
         guard stat(path, &st) == 0 else { throw SourceError.missing(path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw SourceError.notADatabase(path, why: "not a regular file") }
         do {
-            let db = try Database(path: path, mode: .readOnly, busyTimeoutMs: 10_000)
-            _ = try db.int("SELECT count(*) FROM sqlite_schema")
-            return db
+            do {
+                let db = try Database(path: path, mode: .readOnly, busyTimeoutMs: 10_000)
+                _ = try db.int("SELECT count(*) FROM sqlite_schema")
+                return db
+            // 776 = SQLITE_READONLY_ROLLBACK, 264 = SQLITE_READONLY_RECOVERY (C macros Swift cannot import).
+            } catch let error as SQLiteError where error.code == 776 || error.code == 264 {
+                // A writer crashed mid-transaction and left a hot journal (or a WAL
+                // needing recovery). A read-only connection may not repair that;
+                // SQLite's own recovery, which the BOS's next connection would run
+                // anyway, restores the last committed state. We write no data.
+                let db = try Database(path: path, mode: .readWrite, busyTimeoutMs: 10_000)
+                _ = try db.int("SELECT count(*) FROM sqlite_schema")
+                return db
+            }
         } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
             throw SourceError.notADatabase(path, why: error.message)
         } catch let error as SQLiteError {
