@@ -22,7 +22,7 @@ fi
 
 if [ "${WITH_PYTHON_TEST_DEPS:-0}" = "1" ]; then
   need=()
-  python3 -c 'import croniter, sys; sys.exit(croniter.__version__ != "7.0.0")' 2>/dev/null || need+=("croniter==7.0.0")
+  [ "$(python3 -m pip show croniter 2>/dev/null | sed -n 's/^Version: //p')" = "7.0.0" ] || need+=("croniter==7.0.0")
   python3 -c 'import botocore' 2>/dev/null || need+=("botocore")
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing from PyPI: ${need[*]}"
