@@ -19,6 +19,8 @@ struct BackupCommand: AsyncParsableCommand {
         try await reporting {
             let context = try Context(common)
             let catalog = try context.openCatalog()
+            let lock = try context.lock()
+            defer { withExtendedLifetime(lock) {} }
             let policy = context.policy
             let policyJob = job.flatMap { policy?.job(named: $0) }
             guard let sourcePath = (source.map(Context.absolute) ?? policy?.sourceDatabase) else {

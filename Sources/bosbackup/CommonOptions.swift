@@ -49,6 +49,24 @@ struct Context {
 
     var timeZone: TimeZone { policy?.timeZone ?? TimeZone.current }
 
+    /// The policy file, required by scheduler commands.
+    func requirePolicy() throws -> Policy {
+        guard let policy else { throw UsageError("this command needs a policy file: --config FILE or BOSBACKUP_CONFIG") }
+        return policy
+    }
+
+    /// Takes the one-run-at-a-time lock that sits beside the catalog.
+    func lock() throws -> RunLock {
+        guard let catalogPath else { throw UsageError("no catalog: give --catalog FILE or --config FILE") }
+        return try RunLock(path: RunLock.path(forCatalog: catalogPath))
+    }
+
+    func scheduledRun(_ catalog: Catalog) throws -> ScheduledRun {
+        ScheduledRun(policy: try requirePolicy(), catalog: catalog, clock: clock, scratch: scratch) { name in
+            try self.target(named: name)
+        }
+    }
+
     func openCatalog() throws -> Catalog {
         guard let catalogPath else { throw UsageError("no catalog: give --catalog FILE or --config FILE (or set BOSBACKUP_CONFIG)") }
         return try Catalog(path: catalogPath, clock: clock)

@@ -35,6 +35,8 @@ public struct BlockGzipWriter {
         var stored = SHA256Stream()
         var blocks: [SnapshotManifest.Block] = []
         while true {
+            // A daemon being stopped abandons the snapshot here; the caller aborts the upload.
+            try Task.checkCancellation()
             let n = try input.readFully(into: buffer)
             if n == 0 { break }
             let block = UnsafeRawBufferPointer(rebasing: buffer[..<n])

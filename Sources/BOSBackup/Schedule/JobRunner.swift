@@ -19,6 +19,10 @@ public struct JobRunner {
             let record = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target, progress: progress)
             try catalog.finishRun(runID, status: .success, error: nil, snapshotID: record.id, seconds: Date().timeIntervalSince(began))
             return record
+        } catch is CancellationError {
+            try? catalog.finishRun(runID, status: .abandoned, error: "stopped before the snapshot was complete; nothing was cataloged",
+                                   snapshotID: nil, seconds: Date().timeIntervalSince(began))
+            throw CancellationError()
         } catch {
             try? catalog.finishRun(runID, status: .failed, error: "\(error)", snapshotID: nil, seconds: Date().timeIntervalSince(began))
             throw error

@@ -28,7 +28,9 @@ public struct PolicyLoader {
         guard let text = String(data: data, encoding: .utf8) else {
             throw PolicyError(file: path, line: nil, keyPath: "", message: "not UTF-8 text")
         }
-        return try PolicyLoader(file: path).parse(text, folder: (path as NSString).deletingLastPathComponent)
+        var policy = try PolicyLoader(file: path).parse(text, folder: (path as NSString).deletingLastPathComponent)
+        policy.file = path
+        return policy
     }
 
     public static func parse(_ text: String, file: String = "<policy>", folder: String = FileManager.default.currentDirectoryPath) throws -> Policy {

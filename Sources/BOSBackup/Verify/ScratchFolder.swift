@@ -25,4 +25,16 @@ public struct ScratchFolder {
         for victim in victims { try FileManager.default.removeItem(atPath: victim) }
         return (files, bytes)
     }
+
+    /// Removes only the temporary copies a killed backup or verify left
+    /// (`.bosbackup-*`), keeping triage restores for the operator.
+    public func removeTemporaryCopies() throws -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        var removed = 0
+        for name in names where name.hasPrefix(".bosbackup-") {
+            try FileManager.default.removeItem(atPath: path + "/" + name)
+            removed += 1
+        }
+        return removed
+    }
 }

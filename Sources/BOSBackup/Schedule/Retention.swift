@@ -1,0 +1,93 @@
+import Foundation
+
+/// What retention decided for one snapshot, and why.
+public struct RetentionDecision: Sendable {
+    public var snapshot: SnapshotRecord
+    public var keep: Bool
+    public var reasons: [String]
+}
+
+/// keep_last / keep_daily / keep_weekly / keep_monthly with restic's meaning:
+/// `keep_daily: n` keeps, for each of the last n days that have snapshots, the
+/// newest snapshot of that day (days in the policy's time zone); the same for
+/// ISO weeks and months. A snapshot kept by any rule is kept. The job's newest
+/// snapshot and its newest verified one are always kept. No rule at all keeps
+/// everything.
+public struct RetentionPlanner {
+    public let rules: Policy.Retention
+    public let timeZone: TimeZone
+
+    public init(rules: Policy.Retention, timeZone: TimeZone) {
+        self.rules = rules
+        self.timeZone = timeZone
+    }
+
+    public func plan(_ snapshots: [SnapshotRecord], newestVerified: String?) -> [RetentionDecision] {
+        let newestFirst = snapshots.sorted { ($0.takenAt, $0.name) > ($1.takenAt, $1.name) }
+        var reasons: [String: [String]] = [:]
+        func keep(_ id: String, _ why: String) { reasons[id, default: []].append(why) }
+
+        if rules.isEmpty { newestFirst.forEach { keep($0.id, "no retention rules") } }
+        if let n = rules.keepLast { newestFirst.prefix(n).forEach { keep($0.id, "last \(n)") } }
+        var calendar = Calendar(identifier: .iso8601)
+        calendar.timeZone = timeZone
+        let buckets: [(Int?, String, (Date) -> String)] = [
+            (rules.keepDaily, "daily", { d in let c = calendar.dateComponents([.year, .month, .day], from: d); return "\(c.year!)-\(c.month!)-\(c.day!)" }),
+            (rules.keepWeekly, "weekly", { d in let c = calendar.dateComponents([.yearForWeekOfYear, .weekOfYear], from: d); return "\(c.yearForWeekOfYear!)-W\(c.weekOfYear!)" }),
+            (rules.keepMonthly, "monthly", { d in let c = calendar.dateComponents([.year, .month], from: d); return "\(c.year!)-\(c.month!)" }),
+        ]
+        for (count, label, bucketOf) in buckets {
+            guard let count, count > 0 else { continue }
+            var seen: [String] = []
+            for snapshot in newestFirst {
+                let bucket = bucketOf(snapshot.takenAt)
+                if seen.contains(bucket) { continue }
+                seen.append(bucket)
+                if seen.count > count { break }
+                keep(snapshot.id, "\(label) \(bucket)")
+            }
+        }
+        if let newest = newestFirst.first { keep(newest.id, "newest snapshot of the job") }
+        if let newestVerified { keep(newestVerified, "newest verified snapshot") }
+        return newestFirst.map { RetentionDecision(snapshot: $0, keep: reasons[$0.id] != nil,
+                                                   reasons: reasons[$0.id] ?? ["not kept by any rule"]) }
+    }
+}
+
+/// Deletes snapshots crash-safely: the catalog marks the row, the objects are
+/// deleted from the target, then the row is removed (with an audit entry). A
+/// crash in between leaves a marked row that the next run finishes.
+public struct Pruner {
+    public let catalog: Catalog
+    public let openTarget: (String) throws -> Target
+
+    public init(catalog: Catalog, openTarget: @escaping (String) throws -> Target) {
+        self.catalog = catalog
+        self.openTarget = openTarget
+    }
+
+    public func delete(_ snapshot: SnapshotRecord, reason: String) async throws {
+        try catalog.markDeleting(snapshot.id)
+        try await finish(id: snapshot.id, target: snapshot.target, objectKey: snapshot.objectKey,
+                         manifestKey: snapshot.manifestKey, reason: reason)
+    }
+
+    /// Completes deletions a crashed run left half done; returns how many.
+    public func resumePending() async throws -> Int {
+        let pending = try catalog.pendingDeletions()
+        for item in pending {
+            try await finish(id: item.id, target: item.target, objectKey: item.objectKey,
+                             manifestKey: item.manifestKey, reason: "deletion resumed after an interrupted run")
+        }
+        return pending.count
+    }
+
+    private func finish(id: String, target: String, objectKey: String, manifestKey: String, reason: String) async throws {
+        let store = try openTarget(target)
+        // The manifest goes first: a crash between the two leaves an orphan object
+        // (wasted space), never a manifest that a catalog rebuild would take for a backup.
+        try await store.delete(key: manifestKey)
+        try await store.delete(key: objectKey)
+        try catalog.confirmDeleted(id, reason: reason)
+    }
+}
