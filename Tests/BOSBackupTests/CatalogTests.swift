@@ -67,9 +67,9 @@ final class CatalogTests: XCTestCase {
     func testRunsAreRecordedAndStaleOnesAbandoned() throws {
         let dir = TempDir()
         let catalog = try Catalog(path: dir.file("c.db"))
-        let finished = try catalog.startRun(job: "nas", scheduledFor: Date(timeIntervalSince1970: 1_800_000_000))
-        try catalog.finishRun(finished, status: .success, error: nil, snapshotID: "0000aaaa", seconds: 1.5)
-        _ = try catalog.startRun(job: "nas", scheduledFor: nil)
+        let finished = try catalog.startRun(job: "nas", scheduledFor: Date(timeIntervalSince1970: 1_800_000_000), at: Date())
+        try catalog.finishRun(finished, status: .success, error: nil, snapshotID: "0000aaaa", seconds: 1.5, at: Date())
+        _ = try catalog.startRun(job: "nas", scheduledFor: nil, at: Date())
         XCTAssertEqual(try catalog.abandonStaleRuns(), 1)
         let runs = try catalog.runs(job: "nas")
         XCTAssertEqual(Set(runs.map(\.status)), [.success, .abandoned])

@@ -36,10 +36,10 @@ public final class Catalog {
         self.actor = actor
         let folder = (path as NSString).deletingLastPathComponent
         if !folder.isEmpty { try DurableFile.makeDirectory(folder) }
-        let existed = DurableFile.exists(path)
-        if !existed {
+        if !DurableFile.exists(path) {
             // Create the file ourselves so it is 0600 from the first byte, whatever the umask.
-            _ = try FileHandleFD(creating: path, mode: 0o600)
+            // Another process creating it at the same moment is fine.
+            do { _ = try FileHandleFD(creating: path, mode: 0o600) } catch let error as FileError where error.errno == EEXIST {}
         }
         do {
             db = try Database(path: path, mode: .readWrite)
@@ -56,12 +56,19 @@ public final class Catalog {
         return "\(user)@\(ProcessInfo.processInfo.hostName)"
     }
 
+    /// Brings the schema up to date. The version is read again inside the
+    /// write transaction, so two processes opening a new catalog together
+    /// never both run a migration.
     private func migrate() throws {
-        let version = Int(try db.int("PRAGMA user_version"))
         let supported = CatalogSchema.currentVersion
-        if version > supported { throw CatalogError.newerSchema(path: path, found: version, supported: supported) }
-        for index in version..<supported {
-            try db.transaction {
+        func version() throws -> Int {
+            let found = Int(try db.int("PRAGMA user_version"))
+            if found > supported { throw CatalogError.newerSchema(path: path, found: found, supported: supported) }
+            return found
+        }
+        guard try version() < supported else { return }
+        try db.transaction("IMMEDIATE") {
+            for index in try version()..<supported {
                 try db.execute(CatalogSchema.migrations[index])
                 try db.execute("PRAGMA user_version = \(index + 1)")
             }
@@ -195,15 +202,17 @@ public final class Catalog {
 
     // MARK: runs
 
-    public func startRun(job: String, scheduledFor: Date?) throws -> Int64 {
+    /// Records a run as started. Times come from the caller's clock, so a
+    /// `--now` simulation records simulated times.
+    public func startRun(job: String, scheduledFor: Date?, at startedAt: Date) throws -> Int64 {
         try db.run("INSERT INTO runs (job, scheduled_for, started_at, status) VALUES (?,?,?,'running')",
-                   .text(job), SQLValue(scheduledFor?.timeIntervalSince1970), .real(clock.now().timeIntervalSince1970))
+                   .text(job), SQLValue(scheduledFor?.timeIntervalSince1970), .real(startedAt.timeIntervalSince1970))
         return db.lastInsertRowID
     }
 
-    public func finishRun(_ id: Int64, status: RunRecord.Status, error: String?, snapshotID: String?, seconds: Double) throws {
+    public func finishRun(_ id: Int64, status: RunRecord.Status, error: String?, snapshotID: String?, seconds: Double, at finishedAt: Date) throws {
         try db.run("UPDATE runs SET finished_at = ?, status = ?, error = ?, snapshot_id = ?, seconds = ? WHERE id = ?",
-                   .real(clock.now().timeIntervalSince1970), .text(status.rawValue), SQLValue(error), SQLValue(snapshotID),
+                   .real(finishedAt.timeIntervalSince1970), .text(status.rawValue), SQLValue(error), SQLValue(snapshotID),
                    .real(seconds), .integer(id))
     }
 
