@@ -53,6 +53,14 @@ for t in orders order_items payments shipments inventory_movements customers pro
     "$(sqlite3 "$DIR/restored/bos.db" "SELECT count(*) FROM $t")"
 done
 
+step "8. The scheduler: what the policy promises, and a simulated week of cron runs"
+bb schedule show
+echo "(cron runs \`bosbackup run\` every 10 minutes; --now simulates the clock)"
+for when in 2026-12-06T00:05 2026-12-06T22:05 2026-12-10T09:00; do
+  bb run --now "$when:00+08:00"
+done
+bb status --now 2026-12-10T09:00:00+08:00 || true
+
 step "Done"
 echo "everything is in $DIR: live/bos.db (damaged), nas/ (the backups), catalog.db, restored/bos.db"
 echo "gunzip -c of any nas/**/*.db.gz is the database itself:"

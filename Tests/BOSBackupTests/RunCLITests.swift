@@ -193,6 +193,34 @@ final class RunCLITests: XCTestCase {
         XCTAssertTrue(log.contains("received SIGTERM, stopping") && log.contains("stopped"), log)
     }
 
+    /// SIGTERM while a snapshot is being written: the daemon abandons it,
+    /// nothing partial is cataloged or left on the target, and it exits 0.
+    func testDaemonStoppedMidSnapshotAbandonsIt() throws {
+        try FileManager.default.removeItem(atPath: dir.file("live.db"))
+        try Fixtures.sampleDatabase(at: dir.file("live.db"), orders: 20_000)
+        let daemon = Process()
+        daemon.executableURL = URL(fileURLWithPath: Fixtures.binary)
+        daemon.arguments = ["daemon", "--config", config]
+        daemon.standardError = FileHandle.nullDevice
+        daemon.standardOutput = FileHandle.nullDevice
+        try daemon.run()
+        let nas = try FileTarget(url: "file://" + dir.file("nas"))
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && daemon.isRunning && nas.staleTemporaryFiles().isEmpty {}
+        XCTAssertFalse(nas.staleTemporaryFiles().isEmpty, "the daemon never started writing")
+        daemon.terminate()
+        daemon.waitUntilExit()
+        XCTAssertEqual(daemon.terminationStatus, 0)
+        XCTAssertEqual(nas.staleTemporaryFiles(), [], "the abandoned upload was removed")
+        let weekly = try catalog().runs(job: "local-weekly")
+        if try catalog().snapshots(job: "local-weekly").isEmpty {
+            XCTAssertEqual(weekly.first?.status, .abandoned)
+        } else {
+            XCTAssertEqual(weekly.first?.status, .success, "finished before the signal: then it must be complete")
+        }
+        XCTAssertTrue(try catalog().runs().allSatisfy { $0.status != .running }, "no run left 'running'")
+    }
+
     func testScheduleNextJSON() throws {
         let result = try bosbackup("schedule", "next", "--cron", "0 0 * * 0", "--tz", "Asia/Shanghai", "--after", "2026-11-27T12:00:00Z", "-n", "2", "--json")
         XCTAssertEqual(try jsonObject(result.stdout)["times"] as? [String], ["2026-11-29T00:00:00+08:00", "2026-12-06T00:00:00+08:00"])
