@@ -52,7 +52,10 @@ struct RestoreCommand: AsyncParsableCommand {
     }
 
     private func triage(_ context: Context, _ catalog: Catalog) async throws -> Int32 {
-        let snapshots = try context.selectSnapshots(catalog, id: nil, latest: latest ?? 3)
+        let count = latest ?? 3
+        guard count > 0 else { throw UsageError("--latest must be at least 1") }
+        let snapshots = Triage.newest(count, from: try catalog.snapshots())
+        guard !snapshots.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
         let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
         let results = try await Triage(verifier: verifier).run(snapshots, live: live.map(Context.absolute)) {
             try context.target(for: $0)
@@ -61,13 +64,20 @@ struct RestoreCommand: AsyncParsableCommand {
             Console.json(["snapshots": results.map { r -> [String: Any] in
                 ["id": r.snapshot.id, "name": r.snapshot.name, "taken_at": ISO8601.string(r.snapshot.takenAt),
                  "ok": r.verification.ok, "problems": r.verification.problems, "scratch_path": r.scratchPath,
+                 "missing_rows": r.missingRows, "verdict": r.lossSummary as Any,
                  "tables": r.diff.rows.map { row -> [String: Any] in
                      ["name": row.table, "cataloged": row.cataloged as Any, "restored": row.restored as Any,
-                      "live": row.live as Any, "delta": row.delta as Any]
+                      "live": row.live as Any, "delta": row.delta as Any,
+                      "missing_in_live": r.rowDiffs[row.table]?.missingInLive as Any,
+                      "only_in_live": r.rowDiffs[row.table]?.onlyInLive as Any]
                  }]
             }])
         } else {
             for r in results { printTriage(r, context: context) }
+            if live != nil, let best = results.filter({ $0.verification.ok && $0.missingRows > 0 }).max(by: { $0.missingRows < $1.missingRows }) {
+                Console.out(Console.bold("snapshot \(best.snapshot.id) holds the most rows live lost") + " (\(best.lossSummary ?? ""))")
+                Console.out("  next: bosbackup diff --snapshot \(best.snapshot.id) --live \(live!)   then   bosbackup recover --snapshot \(best.snapshot.id) --live \(live!) --table TABLE --sql review.sql")
+            }
             if let live { Console.out("live database \(live) was opened read-only and not changed") }
             Console.out("scratch copies kept in \(Triage(verifier: verifier).restoreFolder) (remove with `bosbackup scratch clean`)")
         }
@@ -78,19 +88,22 @@ struct RestoreCommand: AsyncParsableCommand {
         let status = r.verification.ok ? "verified" : Console.red("FAILED: " + r.verification.problems.joined(separator: "; "))
         Console.out(Console.bold("snapshot \(r.snapshot.id)") + "  \(r.snapshot.name)  taken \(context.local(r.snapshot.takenAt))  \(status)")
         let hasLive = r.diff.rows.contains { $0.live != nil }
-        let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA"] : [])
+        let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER"] : [])
         let rows = r.diff.rows.map { row -> [String] in
             var cells = [row.table, row.cataloged.map(String.init) ?? "-", row.restored.map(String.init) ?? "-"]
             if hasLive {
                 cells.append(row.live.map(String.init) ?? "-")
                 cells.append(row.delta.map { $0.formatted(sign: true) } ?? "-")
+                cells.append(r.rowDiffs[row.table].map { String($0.missingInLive) } ?? "-")
+                cells.append(r.rowDiffs[row.table].map { String($0.onlyInLive) } ?? "-")
             }
             return cells
         }
-        let lines = Console.table(header, rows, rightAligned: [1, 2, 3, 4])
+        let lines = Console.table(header, rows, rightAligned: [1, 2, 3, 4, 5, 6])
         Console.out("  " + lines[0])
         for (line, row) in zip(lines.dropFirst(), r.diff.rows) {
-            Console.out("  " + ((row.delta ?? 0) < 0 ? Console.red(line) : line))
+            let lost = (r.rowDiffs[row.table]?.missingInLive ?? 0) > 0 || (row.delta ?? 0) < 0
+            Console.out("  " + (lost ? Console.red(line) : line))
         }
         if hasLive {
             Console.out("  verdict: " + (r.lossSummary.map { "live lost rows this snapshot still holds: \($0)" } ?? "live has every row this snapshot has"))

@@ -31,8 +31,22 @@ public struct SnapshotVerifier {
         self.scratch = scratch
     }
 
-    /// Verifies `snapshot`. `keepAt`, when set, keeps the restored copy there.
+    /// Verifies `snapshot` and records the result. `keepAt`, when set, keeps the restored copy there.
     public func verify(_ snapshot: SnapshotRecord, target: Target, keepAt: String? = nil) async throws -> VerificationResult {
+        let result = try await check(snapshot, target: target, keepAt: keepAt)
+        try record(result)
+        return result
+    }
+
+    public func record(_ result: VerificationResult) throws {
+        try catalog.record(VerificationRecord(snapshotID: result.snapshot.id, verifiedAt: clock.now(), ok: result.ok,
+                                              checksumOK: result.checksumOK, gzipOK: result.gzipOK,
+                                              integrityOK: result.integrityOK, countsOK: result.countsOK,
+                                              seconds: result.seconds, problems: result.problems))
+    }
+
+    /// The checks alone, without touching the catalog (safe to run concurrently).
+    public func check(_ snapshot: SnapshotRecord, target: Target, keepAt: String? = nil) async throws -> VerificationResult {
         let begin = Date()
         try DurableFile.makeDirectory(scratch)
         let path = keepAt ?? scratch + "/.bosbackup-verify-\(snapshot.id).db"
@@ -60,15 +74,10 @@ public struct SnapshotVerifier {
             }
         }
         problems += await manifestProblems(snapshot, target: target)
-        let result = VerificationResult(snapshot: snapshot, checksumOK: fetched.checksumOK, gzipOK: fetched.gzipOK,
-                                        integrityOK: integrityOK, countsOK: countsOK,
-                                        seconds: Date().timeIntervalSince(begin), problems: problems,
-                                        restoredCounts: restored)
-        try catalog.record(VerificationRecord(snapshotID: snapshot.id, verifiedAt: clock.now(), ok: result.ok,
-                                              checksumOK: result.checksumOK, gzipOK: result.gzipOK,
-                                              integrityOK: result.integrityOK, countsOK: result.countsOK,
-                                              seconds: result.seconds, problems: problems))
-        return result
+        return VerificationResult(snapshot: snapshot, checksumOK: fetched.checksumOK, gzipOK: fetched.gzipOK,
+                                  integrityOK: integrityOK, countsOK: countsOK,
+                                  seconds: Date().timeIntervalSince(begin), problems: problems,
+                                  restoredCounts: restored)
     }
 
     /// The manifest beside the object must exist and agree with the catalog,

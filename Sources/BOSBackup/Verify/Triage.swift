@@ -5,10 +5,19 @@ public struct TriageResult: Sendable {
     public var verification: VerificationResult
     public var scratchPath: String
     public var diff: RowCountDiff
+    /// Per table, rows this snapshot has that live lacks, and rows only live has (by primary key).
+    public var rowDiffs: [String: TableRowDiff]
     public var snapshot: SnapshotRecord { verification.snapshot }
 
-    /// "orders −3000, order_items −8912 vs live", or nil when live lost nothing.
+    /// Rows live lost that this snapshot still holds.
+    public var missingRows: Int64 { rowDiffs.values.reduce(0) { $0 + $1.missingInLive } }
+
+    /// "orders −3000, order_items −8912 vs live", or nil when live lost nothing this snapshot has.
     public var lossSummary: String? {
+        let lost = rowDiffs.values.filter { $0.missingInLive > 0 }.sorted { $0.table < $1.table }
+        if !lost.isEmpty {
+            return lost.map { "\($0.table) \((-$0.missingInLive).formatted(sign: true))" }.joined(separator: ", ") + " vs live"
+        }
         let losses = diff.losses
         guard !losses.isEmpty else { return nil }
         return losses.map { "\($0.table) \(($0.delta ?? 0).formatted(sign: true))" }.joined(separator: ", ") + " vs live"
@@ -24,24 +33,66 @@ extension Int64 {
 }
 
 /// Incident triage: restores snapshots into the scratch folder (kept for the
-/// next step), verifies each, and compares per-table counts with the live
-/// database, which is opened read-only and never changed.
+/// next step) concurrently, verifies each, and compares them with the live
+/// database — counts and rows by primary key. Live is opened read-only.
 public struct Triage {
     public let verifier: SnapshotVerifier
+    public var concurrency = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     public init(verifier: SnapshotVerifier) { self.verifier = verifier }
 
-    public var restoreFolder: String { verifier.scratch + "/restored" }
+    public var restoreFolder: String { ScratchRestore(verifier: verifier).folder }
 
-    public func run(_ snapshots: [SnapshotRecord], live: String?, target: (SnapshotRecord) throws -> Target) async throws -> [TriageResult] {
+    /// The `count` newest snapshots, newest first; where two are the same
+    /// database (same SHA-256) on different targets, the local (file) copy is used.
+    public static func newest(_ count: Int, from snapshots: [SnapshotRecord]) -> [SnapshotRecord] {
+        var chosen: [SnapshotRecord] = []
+        for snapshot in snapshots.sorted(by: { ($0.takenAt, $0.name) > ($1.takenAt, $1.name) }) {
+            if let index = chosen.firstIndex(where: { $0.databaseSHA256 == snapshot.databaseSHA256 }) {
+                if !chosen[index].targetURL.hasPrefix("file://") && snapshot.targetURL.hasPrefix("file://") { chosen[index] = snapshot }
+                continue
+            }
+            if chosen.count == count { break }
+            chosen.append(snapshot)
+        }
+        return chosen
+    }
+
+    public func run(_ snapshots: [SnapshotRecord], live: String?, target: @escaping (SnapshotRecord) throws -> Target) async throws -> [TriageResult] {
         let liveCounts = try live.map { try TableCounts.count(in: try ConsistentCopy.openSource($0)) }
-        try DurableFile.makeDirectory(restoreFolder)
+        let scratch = ScratchRestore(verifier: verifier)
+        try DurableFile.makeDirectory(scratch.folder)
+        let verifier = self.verifier
+        // Restore and check concurrently, a few at a time; record in order afterwards
+        // (the catalog connection is not shared between tasks).
+        var verified: [Int: VerificationResult] = [:]
+        try await withThrowingTaskGroup(of: (Int, VerificationResult).self) { group in
+            var next = 0
+            func start() throws {
+                let index = next, snapshot = snapshots[index]
+                let store = try target(snapshot)
+                group.addTask { (index, try await verifier.check(snapshot, target: store, keepAt: scratch.path(for: snapshot))) }
+                next += 1
+            }
+            while next < min(concurrency, snapshots.count) { try start() }
+            while let (index, result) = try await group.next() {
+                verified[index] = result
+                if next < snapshots.count { try start() }
+            }
+        }
         var results: [TriageResult] = []
-        for snapshot in snapshots {
-            let path = "\(restoreFolder)/\(snapshot.name).db"
-            let verification = try await verifier.verify(snapshot, target: try target(snapshot), keepAt: path)
+        for (index, snapshot) in snapshots.enumerated() {
+            let verification = verified[index]!
+            try verifier.record(verification)
+            let path = scratch.path(for: snapshot)
+            var rowDiffs: [String: TableRowDiff] = [:]
+            if let live, verification.gzipOK {
+                let rows = try RowDiff(snapshotPath: path, livePath: live)
+                for table in try rows.commonTables() { rowDiffs[table] = try rows.diff(table: table, includeChanged: false) }
+            }
             results.append(TriageResult(verification: verification, scratchPath: path,
-                                        diff: RowCountDiff(cataloged: snapshot.tables, restored: verification.restoredCounts, live: liveCounts)))
+                                        diff: RowCountDiff(cataloged: snapshot.tables, restored: verification.restoredCounts, live: liveCounts),
+                                        rowDiffs: rowDiffs))
         }
         return results
     }

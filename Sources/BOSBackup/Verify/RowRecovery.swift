@@ -1,0 +1,227 @@
+import Foundation
+
+public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sendable {
+    case liveLocked(String)
+    case unknownTable(String)
+    case foreignKeyViolation(String)
+
+    public var description: String {
+        switch self {
+        case .liveLocked(let path):
+            return "live database \(path) is locked by another connection that is writing; stop the BOS (or wait) and retry — nothing was changed"
+        case .unknownTable(let table): return "table \(table) is not in both the snapshot and the live database"
+        case .foreignKeyViolation(let detail): return "recovery would break foreign keys, nothing was changed: \(detail)"
+        }
+    }
+    public var category: ErrorCategory {
+        switch self {
+        case .liveLocked, .foreignKeyViolation: return .failure
+        case .unknownTable: return .input
+        }
+    }
+}
+
+/// What a recovery puts back, per table.
+public struct RecoveryPlan: Sendable {
+    public struct Table: Sendable {
+        public var table: String
+        /// Rows to insert (missing from live).
+        public var rows: Int64
+        /// Why the table is involved: the table asked for, a child, or a parent.
+        public var role: String
+    }
+    public var tables: [Table]
+    /// Rows of the asked table whose key is in live with other contents: never overwritten.
+    public var conflicts: Int64
+    public var totalRows: Int64 { tables.reduce(0) { $0 + $1.rows } }
+}
+
+/// Puts rows that the live database lost back from a restored snapshot,
+/// following foreign keys: the rows of the table asked for, their children
+/// (an order's items, payments, shipments), and any parent they need that
+/// live lost too. Rows already in live are never overwritten. Everything
+/// happens inside SQLite on key sets held in temporary tables.
+public final class RowRecovery {
+    let db: Database
+    public let livePath: String
+    public let table: String
+    private var keyTables: [String: String] = [:]
+    private var roles: [String: String] = [:]
+    private var order: [String] = []
+    private var conflicts: Int64 = 0
+
+    public init(snapshotPath: String, livePath: String, table: String) throws {
+        self.livePath = livePath
+        self.table = table
+        _ = try ConsistentCopy.openSource(livePath)
+        db = try Database(path: livePath, mode: .readWrite, busyTimeoutMs: 3_000)
+        try db.execute("PRAGMA foreign_keys = ON")
+        try db.run("ATTACH DATABASE ? AS snap", .text("file:\(RowDiff.uriPath(snapshotPath))?mode=ro"))
+    }
+
+    struct ForeignKey { var child: String; var parent: String; var childColumns: [String]; var parentColumns: [String] }
+
+    func foreignKeys() throws -> [ForeignKey] {
+        var result: [ForeignKey] = []
+        for child in try TableCounts.tableNames(in: db) where try exists(child, in: "snap") {
+            let rows = try db.rows("SELECT id, \"table\", \"from\", \"to\" FROM snap.pragma_foreign_key_list(?) ORDER BY id, seq", .text(child))
+            for group in Dictionary(grouping: rows, by: { $0[0].int ?? 0 }).sorted(by: { $0.key < $1.key }).map(\.value) {
+                let parent = group[0][1].string ?? ""
+                var parentColumns = group.compactMap { $0[3].string }
+                if parentColumns.count != group.count {
+                    parentColumns = try TableKey.of(parent, schema: "snap", in: db).columns.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+                }
+                result.append(ForeignKey(child: child, parent: parent, childColumns: group.compactMap { $0[2].string }, parentColumns: parentColumns))
+            }
+        }
+        return result.filter { (try? exists($0.parent, in: "snap")) == true && (try? exists($0.parent, in: "main")) == true }
+    }
+
+    func exists(_ table: String, in schema: String) throws -> Bool {
+        try db.int("SELECT count(*) FROM \(schema).sqlite_schema WHERE type = 'table' AND name = ?", .text(table)) > 0
+    }
+
+    private func key(_ table: String) throws -> TableKey { try TableKey.of(table, schema: "snap", in: db) }
+
+    /// The temp table holding the keys to recover for `table` (created on first use).
+    private func keyTable(_ table: String, role: String) throws -> String {
+        if let name = keyTables[table] { return name }
+        let name = "temp.bosbackup_recover_\(keyTables.count)"
+        let k = try key(table)
+        try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) AS SELECT \(k.list), 0 AS via_parent FROM snap.\(Database.quote(table)) WHERE 0")
+        keyTables[table] = name
+        roles[table] = role
+        order.append(table)
+        return name
+    }
+
+    /// Adds rows of `table` selected by `source` (a query over snap yielding
+    /// the key columns) that live lacks and that are not already planned.
+    private func add(_ table: String, role: String, viaParent: Bool, source: String) throws -> Int {
+        let k = try key(table)
+        let t = Database.quote(table)
+        let planned = try keyTable(table, role: role)
+        try db.execute("""
+            INSERT INTO \(planned) SELECT \(k.list), \(viaParent ? 1 : 0) FROM (\(source))
+            WHERE \(k.tuple()) NOT IN (SELECT \(k.list) FROM main.\(t))
+              AND \(k.tuple()) NOT IN (SELECT \(k.list) FROM \(planned))
+            """)
+        return db.changes
+    }
+
+    /// Works out every row to put back. Call inside the transaction that applies it.
+    public func plan() throws -> RecoveryPlan {
+        guard try exists(table, in: "snap"), try exists(table, in: "main") else { throw RecoveryError.unknownTable(table) }
+        let rootKey = try key(table)
+        let t = Database.quote(table)
+        _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(rootKey.list) FROM snap.\(t)")
+        let compared = (rootKey.columns == ["rowid"] ? ["rowid"] : []) + (try sharedColumns(table))
+        conflicts = try db.int("""
+            SELECT count(*) FROM (SELECT \(compared.joined(separator: ", ")) FROM snap.\(t) EXCEPT SELECT \(compared.joined(separator: ", ")) FROM main.\(t))
+            WHERE \(rootKey.tuple()) IN (SELECT \(rootKey.list) FROM main.\(t))
+            """)
+        let edges = try foreignKeys()
+        var changed = true
+        var rounds = 0
+        while changed && rounds < 64 {
+            changed = false
+            rounds += 1
+            for fk in edges {
+                let join = zip(fk.childColumns, fk.parentColumns).map { "c.\(Database.quote($0)) = p.\(Database.quote($1))" }.joined(separator: " AND ")
+                // Children of rows being put back come back with them.
+                if let parents = keyTables[fk.parent] {
+                    let pk = try key(fk.parent), ck = try key(fk.child)
+                    let source = """
+                        SELECT \(ck.columns.map { "c." + $0 }.joined(separator: ", ")) FROM snap.\(Database.quote(fk.child)) c
+                        JOIN snap.\(Database.quote(fk.parent)) p ON \(join)
+                        WHERE \(pk.tuple(prefix: "p.")) IN (SELECT \(pk.list) FROM \(parents) WHERE via_parent = 0)
+                        """
+                    if try add(fk.child, role: "child of \(fk.parent)", viaParent: false, source: source) > 0 { changed = true }
+                }
+                // A parent that live lost too must come back, or the foreign key breaks.
+                if let children = keyTables[fk.child] {
+                    let pk = try key(fk.parent), ck = try key(fk.child)
+                    let source = """
+                        SELECT \(pk.columns.map { "p." + $0 }.joined(separator: ", ")) FROM snap.\(Database.quote(fk.parent)) p
+                        JOIN snap.\(Database.quote(fk.child)) c ON \(join)
+                        WHERE \(ck.tuple(prefix: "c.")) IN (SELECT \(ck.list) FROM \(children))
+                        """
+                    if try add(fk.parent, role: "parent of \(fk.child)", viaParent: true, source: source) > 0 { changed = true }
+                }
+            }
+        }
+        return RecoveryPlan(tables: try order.map { RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!)"), role: roles[$0]!) },
+                            conflicts: conflicts)
+    }
+
+    /// Columns both copies have, so a live schema with extra columns still works.
+    private func sharedColumns(_ table: String) throws -> [String] {
+        let live = Set(try TableKey.of(table, schema: "main", in: db).allColumns)
+        return try key(table).allColumns.filter(live.contains)
+    }
+
+    private func selection(_ table: String) throws -> (columns: [String], from: String) {
+        let k = try key(table)
+        var columns = try sharedColumns(table)
+        if k.columns == ["rowid"] { columns.insert("rowid", at: 0) }
+        let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(k.list) FROM \(keyTables[table]!))"
+        return (columns, from)
+    }
+
+    /// Writes the INSERT statements for review (the plan must have run).
+    public func writeSQL(to path: String, header: String) throws {
+        var text = "-- \(header)\n-- Review, then run with: sqlite3 \(livePath) < \(path)\nPRAGMA foreign_keys = ON;\nBEGIN IMMEDIATE;\nPRAGMA defer_foreign_keys = ON;\n"
+        let temporary = DurableFile.temporaryName(for: path)
+        let file = try FileHandleFD(creating: temporary, mode: 0o600)
+        do {
+            for table in order {
+                let (columns, from) = try selection(table)
+                let values = columns.map { "quote(\($0))" }.joined(separator: " || ', ' || ")
+                let statement = try db.prepare("SELECT 'INSERT INTO \(Database.quote(table).replacingOccurrences(of: "'", with: "''")) (\(columns.joined(separator: ", ").replacingOccurrences(of: "'", with: "''"))) VALUES (' || \(values) || ');' \(from) ORDER BY 1")
+                text += "-- \(table)\n"
+                while try statement.step() {
+                    text += (statement.string(at: 0) ?? "") + "\n"
+                    if text.utf8.count > 1 << 20 { try file.write(Array(text.utf8)); text = "" }
+                }
+            }
+            text += "COMMIT;\n"
+            try file.write(Array(text.utf8))
+            try file.sync()
+            try DurableFile.commit(temporary: temporary, to: path)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
+    /// Plans and applies in one write transaction. `beforeChange` runs once the
+    /// write lock is held and before anything changes (the safety copy).
+    public func apply(beforeChange: () throws -> Void) throws -> RecoveryPlan {
+        do { try db.execute("BEGIN IMMEDIATE") } catch let error as SQLiteError where error.isBusyOrLocked {
+            throw RecoveryError.liveLocked(livePath)
+        }
+        do {
+            let plan = try self.plan()
+            try beforeChange()
+            try db.execute("PRAGMA defer_foreign_keys = ON")
+            for table in order {
+                let (columns, from) = try selection(table)
+                try db.execute("INSERT INTO main.\(Database.quote(table)) (\(columns.joined(separator: ", "))) SELECT \(columns.joined(separator: ", ")) \(from)")
+            }
+            do { try db.execute("COMMIT") } catch let error as SQLiteError where error.primaryCode == 19 {
+                throw RecoveryError.foreignKeyViolation(error.message)
+            }
+            return plan
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// Plans inside a read transaction (for `--sql`).
+    public func planForReview() throws -> RecoveryPlan {
+        try db.execute("BEGIN")
+        defer { try? db.execute("COMMIT") }
+        return try plan()
+    }
+}

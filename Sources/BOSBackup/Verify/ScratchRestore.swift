@@ -1,0 +1,24 @@
+import Foundation
+
+/// A snapshot restored into the scratch folder for triage, diff and recover:
+/// reused while it is byte-for-byte the snapshot, restored (and checked) again
+/// otherwise.
+public struct ScratchRestore {
+    public let verifier: SnapshotVerifier
+
+    public init(verifier: SnapshotVerifier) { self.verifier = verifier }
+
+    public var folder: String { verifier.scratch + "/restored" }
+
+    public func path(for snapshot: SnapshotRecord) -> String { "\(folder)/\(snapshot.name).db" }
+
+    /// The path of a verified scratch copy of `snapshot`.
+    public func ensure(_ snapshot: SnapshotRecord, target: () throws -> Target) async throws -> String {
+        let path = path(for: snapshot)
+        if DurableFile.exists(path), (try? SHA256Stream.hex(ofFile: path)) == snapshot.databaseSHA256 { return path }
+        try DurableFile.makeDirectory(folder)
+        let result = try await verifier.verify(snapshot, target: try target(), keepAt: path)
+        guard result.ok else { throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: result.problems) }
+        return path
+    }
+}

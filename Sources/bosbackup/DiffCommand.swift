@@ -1,0 +1,53 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+struct DiffCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Row-level diff of a snapshot against the live database, by primary key.",
+        discussion: "Rows missing in live (lost), only in live (newer), and changed, per table. Live is opened read-only.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Snapshot id.") var snapshot: String
+    @Option(help: "Live database (opened read-only).") var live: String
+    @Option(help: "Only this table.") var table: String?
+    @Option(help: "List at most this many keys per kind (0: counts only).") var limit = 20
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        try await reporting {
+            let context = try Context(common)
+            let catalog = try context.openCatalog()
+            let record = try catalog.snapshot(snapshot)
+            let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+            let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
+            let diff = try RowDiff(snapshotPath: copy, livePath: Context.absolute(live))
+            let tables = try table.map { name -> [String] in
+                guard try diff.commonTables().contains(name) else { throw UsageError("table \(name) is not in both the snapshot and live") }
+                return [name]
+            } ?? diff.commonTables()
+            let results = try tables.map { try diff.diff(table: $0, limit: limit) }
+            if json {
+                Console.json(["snapshot": record.id, "live": Context.absolute(live), "tables": results.map { r -> [String: Any] in
+                    ["name": r.table, "key": r.keyColumns, "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
+                     "changed": r.changed, "missing_keys": r.missingKeys.map(TableKey.keyValue),
+                     "new_keys": r.newKeys.map(TableKey.keyValue), "changed_keys": r.changedKeys.map(TableKey.keyValue)]
+                }])
+                return ExitStatus.ok
+            }
+            Console.out("snapshot \(record.id) (\(record.name), taken \(context.local(record.takenAt))) vs live \(live)")
+            let rows = results.map { [$0.table, $0.keyColumns.joined(separator: ","), String($0.missingInLive), String($0.onlyInLive), String($0.changed)] }
+            let lines = Console.table(["TABLE", "KEY", "MISSING IN LIVE", "ONLY IN LIVE", "CHANGED"], rows, rightAligned: [2, 3, 4])
+            Console.out(lines[0])
+            for (line, r) in zip(lines.dropFirst(), results) { Console.out(r.missingInLive > 0 ? Console.red(line) : line) }
+            for r in results where limit != 0 {
+                for (label, keys, total) in [("missing in live", r.missingKeys, r.missingInLive), ("changed", r.changedKeys, r.changed)] where total > 0 {
+                    let shown = keys.map { "\(TableKey.keyValue($0))" }.joined(separator: ", ")
+                    Console.out("\(r.table) \(label): \(shown)\(total > keys.count ? " … (\(total - Int64(keys.count)) more; --limit)" : "")")
+                }
+            }
+            return ExitStatus.ok
+        }
+    }
+}

@@ -1,0 +1,64 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+struct RecoverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Put rows that live lost back from a snapshot, with their dependent rows, without touching newer ones.",
+        discussion: """
+            Follows foreign keys: an order comes back with its items, payments and shipments, and with
+            any parent row live lost too. A row whose key exists in live is never overwritten.
+            --sql FILE writes the statements for review; --apply copies the live database aside
+            and then inserts everything in one transaction.
+            """)
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Snapshot id.") var snapshot: String
+    @Option(help: "Live database to repair.") var live: String
+    @Option(help: "Table whose missing rows to put back.") var table: String
+    @Option(help: "Write the SQL for review instead of applying it.") var sql: String?
+    @Flag(help: "Apply it (after copying the live database aside).") var apply = false
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() async throws {
+        try await reporting {
+            guard (sql != nil) != apply else { throw UsageError("give exactly one of --sql FILE (review) or --apply") }
+            let context = try Context(common)
+            let catalog = try context.openCatalog()
+            let record = try catalog.snapshot(snapshot)
+            let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+            let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
+            let livePath = Context.absolute(live)
+            let recovery = try RowRecovery(snapshotPath: copy, livePath: livePath, table: table)
+            var safetyCopy: String?
+            let plan: RecoveryPlan
+            if let sql {
+                plan = try recovery.planForReview()
+                try recovery.writeSQL(to: Context.absolute(sql), header: "bosbackup recover: \(table) from snapshot \(record.id) (\(record.name)) into \(livePath)")
+            } else {
+                plan = try recovery.apply {
+                    let aside = livePath + ".before-recover-" + ISO8601.compact(context.clock.now())
+                    try ConsistentCopy.copy(source: try ConsistentCopy.openSource(livePath), to: aside)
+                    safetyCopy = aside
+                }
+                try catalog.addAudit(action: "recover", snapshotID: record.id, detail: "into \(livePath): " +
+                    plan.tables.map { "\($0.table) +\($0.rows)" }.joined(separator: ", ") + (safetyCopy.map { "; safety copy \($0)" } ?? ""))
+            }
+            if json {
+                Console.json(["snapshot": record.id, "live": livePath, "applied": apply, "sql": sql.map(Context.absolute) as Any,
+                              "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts,
+                              "tables": plan.tables.map { ["name": $0.table, "rows": $0.rows, "role": $0.role] }])
+                return ExitStatus.ok
+            }
+            Console.out(apply ? "recovered from snapshot \(record.id) into \(livePath) (one transaction):"
+                              : "plan to recover from snapshot \(record.id); statements written to \(sql!) for review:")
+            for t in plan.tables { Console.out("  \(t.table): +\(t.rows) rows (\(t.role))") }
+            if plan.conflicts > 0 {
+                Console.out("  \(plan.conflicts) rows of \(table) exist in live with other contents: not overwritten (see `bosbackup diff`)")
+            }
+            if let safetyCopy { Console.out("the live database as it was before is kept at \(safetyCopy)") }
+            return ExitStatus.ok
+        }
+    }
+}
