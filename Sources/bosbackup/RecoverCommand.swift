@@ -38,7 +38,7 @@ struct RecoverCommand: AsyncParsableCommand {
                 try recovery.writeSQL(to: Context.absolute(sql), header: "bosbackup recover: \(table) from snapshot \(record.id) (\(record.name)) into \(livePath)")
             } else {
                 plan = try recovery.apply {
-                    let aside = livePath + ".before-recover-" + ISO8601.compact(context.clock.now())
+                    let aside = DurableFile.unusedPath(livePath + ".before-recover-" + ISO8601.compact(context.clock.now()))
                     try ConsistentCopy.copy(source: try ConsistentCopy.openSource(livePath), to: aside)
                     safetyCopy = aside
                 }

@@ -142,6 +142,14 @@ public enum DurableFile {
 
     public static let temporaryMarker = ".tmp-"
 
+    /// `base`, or `base-2`, `base-3`… — the first name not taken (safety copies made in the same second).
+    public static func unusedPath(_ base: String) -> String {
+        var candidate = base
+        var n = 2
+        while exists(candidate) { candidate = "\(base)-\(n)"; n += 1 }
+        return candidate
+    }
+
     public static func fileSize(_ path: String) -> Int64? {
         var st = stat()
         return stat(path, &st) == 0 ? Int64(st.st_size) : nil

@@ -202,6 +202,10 @@ public final class RowRecovery {
         }
         do {
             let plan = try self.plan()
+            guard plan.totalRows > 0 else {
+                try db.execute("ROLLBACK")
+                return plan
+            }
             try beforeChange()
             try db.execute("PRAGMA defer_foreign_keys = ON")
             for table in order {

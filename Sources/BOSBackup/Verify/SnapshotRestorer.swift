@@ -64,7 +64,7 @@ public struct SnapshotRestorer {
 
         var safetyCopy: String?
         if exists {
-            let aside = path + ".before-restore-" + ISO8601.compact(clock.now())
+            let aside = DurableFile.unusedPath(path + ".before-restore-" + ISO8601.compact(clock.now()))
             try copyAside(path, to: aside)
             safetyCopy = aside
         }
