@@ -242,6 +242,32 @@ public final class Catalog {
         return result
     }
 
+    // MARK: drills
+
+    public struct DrillRecord: Sendable {
+        public var startedAt: Date
+        public var finishedAt: Date
+        public var ok: Bool
+        public var seconds: Double
+        public var rtoSeconds: Double
+        public var report: String?
+        public var summary: String
+    }
+
+    public func record(_ d: DrillRecord) throws {
+        try db.run("INSERT INTO drills (started_at, finished_at, ok, seconds, rto_seconds, report, summary) VALUES (?,?,?,?,?,?,?)",
+                   .real(d.startedAt.timeIntervalSince1970), .real(d.finishedAt.timeIntervalSince1970), SQLValue(d.ok),
+                   .real(d.seconds), .real(d.rtoSeconds), SQLValue(d.report), .text(d.summary))
+    }
+
+    public func lastDrill() throws -> DrillRecord? {
+        try db.rows("SELECT started_at, finished_at, ok, seconds, rto_seconds, report, summary FROM drills ORDER BY started_at DESC, id DESC LIMIT 1").first.map {
+            DrillRecord(startedAt: Date(timeIntervalSince1970: $0[0].double ?? 0), finishedAt: Date(timeIntervalSince1970: $0[1].double ?? 0),
+                        ok: $0[2].int == 1, seconds: $0[3].double ?? 0, rtoSeconds: $0[4].double ?? 0, report: $0[5].string,
+                        summary: $0[6].string ?? "")
+        }
+    }
+
     // MARK: audit
 
     public func addAudit(action: String, snapshotID: String?, detail: String) throws {

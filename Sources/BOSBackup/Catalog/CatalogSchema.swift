@@ -67,6 +67,19 @@ enum CatalogSchema {
             detail      TEXT NOT NULL
         );
         """,
+        // 2: restore drills and their reports.
+        """
+        CREATE TABLE drills (
+            id          INTEGER PRIMARY KEY,
+            started_at  REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            ok          INTEGER NOT NULL,
+            seconds     REAL NOT NULL,
+            rto_seconds REAL NOT NULL,
+            report      TEXT,
+            summary     TEXT NOT NULL
+        );
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -13,6 +13,10 @@ public struct VerificationResult: Sendable {
     public var seconds: Double
     public var problems: [String]
     public var restoredCounts: [String: Int64]?
+    /// Phase timings: fetch + decrypt + decompress + checksum (one streaming pass), integrity check, row counts.
+    public var restoreSeconds = 0.0
+    public var integritySeconds = 0.0
+    public var countSeconds = 0.0
     public var ok: Bool { checksumOK && gzipOK && integrityOK && countsOK && problems.isEmpty }
 }
 
@@ -53,16 +57,23 @@ public struct SnapshotVerifier {
         defer {
             if keepAt == nil { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) } }
         }
+        var phase = Date()
+        func lap() -> Double { defer { phase = Date() }; return Date().timeIntervalSince(phase) }
         let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: path)
+        let restoreSeconds = lap()
+        var integritySeconds = 0.0, countSeconds = 0.0
         var problems = fetched.problems
         var integrityOK = false
         var countsOK = false
         var restored: [String: Int64]?
         if fetched.gzipOK {
             let integrity = IntegrityCheck.run(path: path, quick: quick)
+            integritySeconds = lap()
             integrityOK = integrity.isEmpty
             problems += integrity.map { "integrity: \($0)" }
-            if let counts = try? TableCounts.count(atPath: path) {
+            let counts = try? TableCounts.count(atPath: path)
+            countSeconds = lap()
+            if let counts {
                 restored = counts
                 let diff = RowCountDiff(cataloged: snapshot.tables, restored: counts)
                 countsOK = diff.catalogMismatches.isEmpty
@@ -77,7 +88,8 @@ public struct SnapshotVerifier {
         return VerificationResult(snapshot: snapshot, checksumOK: fetched.checksumOK, gzipOK: fetched.gzipOK,
                                   integrityOK: integrityOK, countsOK: countsOK,
                                   seconds: Date().timeIntervalSince(begin), problems: problems,
-                                  restoredCounts: restored)
+                                  restoredCounts: restored, restoreSeconds: restoreSeconds,
+                                  integritySeconds: integritySeconds, countSeconds: countSeconds)
     }
 
     /// The manifest beside the object must exist and agree with the catalog,
