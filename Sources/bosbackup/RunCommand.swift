@@ -61,7 +61,9 @@ struct RunCommand: AsyncParsableCommand {
                 Console.out("  \(d.job): not due — \(d.explanation(in: context.timeZone)); next \(d.next.map(context.local) ?? "never")")
                 continue
             }
-            if let s = o.snapshot {
+            if let report = o.report {
+                Console.out("  \(d.job): " + (o.error == nil ? "passed" : Console.red("FAILED") + " — \(o.error!)") + "; report \(report)")
+            } else if let s = o.snapshot {
                 let deleted = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.id).joined(separator: ", "))"
                 Console.out("  \(d.job): \(d.explanation(in: context.timeZone)) → snapshot \(s.id) (\(Console.bytes(s.storedBytes)) stored on \(s.target))\(deleted)")
             } else {
@@ -79,6 +81,7 @@ struct RunCommand: AsyncParsableCommand {
             item["snapshot_id"] = outcome.snapshot?.id as Any
             item["error"] = outcome.error as Any
             item["deleted"] = outcome.deleted.map(\.id)
+            item["report"] = outcome.report as Any
         }
         return item
     }

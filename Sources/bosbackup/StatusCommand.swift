@@ -17,6 +17,8 @@ struct StatusCommand: AsyncParsableCommand {
             let policy = try context.requirePolicy()
             let catalog = try context.openCatalog()
             let statuses = try StatusReport(policy: policy, catalog: catalog, clock: context.clock).jobs()
+            let lastDrill = try catalog.lastDrill()
+            let nextDrill = try DueJobs(policy: policy, catalog: catalog).decideDrill(at: context.clock.now())
             if let metrics {
                 try DurableFile.write(Data(StatusMetrics.render(statuses).utf8), to: Context.absolute(metrics), mode: 0o644)
             }
@@ -27,7 +29,9 @@ struct StatusCommand: AsyncParsableCommand {
                      "last_snapshot_id": s.lastSnapshot?.id as Any, "next": s.next.map(ISO8601.string) as Any,
                      "last_run_status": s.lastRun?.status.rawValue as Any, "last_error": s.lastRun?.error as Any,
                      "last_verification": s.lastVerification.map { ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt)] } as Any]
-                }])
+                }, "drill": ["last": lastDrill.map { ["at": ISO8601.string($0.startedAt), "ok": $0.ok, "report": $0.report as Any,
+                                                      "summary": $0.summary] } as Any,
+                             "due": nextDrill?.due as Any, "next": nextDrill?.next.map(ISO8601.string) as Any]])
             } else {
                 let rows = statuses.map { s -> [String] in
                     [s.job, s.target,
@@ -37,9 +41,14 @@ struct StatusCommand: AsyncParsableCommand {
                      s.lastVerification.map { $0.ok ? "ok" : "FAILED" } ?? "never"]
                 }
                 for line in Console.table(["JOB", "TARGET", "LAST SUCCESS", "NEXT", "STATE", "VERIFIED"], rows) { Console.out(line) }
+                if policy.drill != nil {
+                    let last = lastDrill.map { "\($0.ok ? "passed" : "FAILED") \(context.local($0.startedAt)) (\($0.report ?? ""))" } ?? "never"
+                    Console.out("drill: last \(last); " + (nextDrill?.due == true ? "DUE now" : "next \(nextDrill?.next.map(context.local) ?? "never")"))
+                }
                 for s in statuses where s.lastRunFailed { Console.out("\(s.job): last run \(s.lastRun?.status.rawValue ?? ""): \(s.lastRun?.error ?? "")") }
             }
-            return statuses.contains { $0.overdue || $0.lastRunFailed } ? ExitStatus.failed : ExitStatus.ok
+            let drillFailed = lastDrill.map { !$0.ok } ?? false
+            return statuses.contains { $0.overdue || $0.lastRunFailed } || drillFailed ? ExitStatus.failed : ExitStatus.ok
         }
     }
 }

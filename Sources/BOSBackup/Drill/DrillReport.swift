@@ -16,7 +16,7 @@ public struct DrillReport {
     func local(_ date: Date) -> String { ISO8601.string(date, in: result.timeZone) }
     static func secs(_ v: Double) -> String { String(format: "%.2f s", v) }
 
-    var verdict: String {
+    public var verdict: String {
         let worst = result.worstRecoverySeconds
         if result.ok, let worst {
             return "PASS — every target restored and checked; slowest recovery \(Self.secs(worst)) against an objective of \(Duration.format(result.rto)) (margin \(Duration.format(result.rto - worst)))"

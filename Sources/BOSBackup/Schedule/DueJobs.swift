@@ -45,30 +45,48 @@ public struct DueJobs {
     }
 
     public func decide(_ job: Policy.Job, at now: Date) throws -> DueDecision {
+        try decide(name: job.name, cron: job.cron, at: now)
+    }
+
+    /// The quarterly drill is due when a fire time has passed since bosbackup
+    /// first ran and no drill succeeded for it; it is not due at once on a
+    /// fresh install (there is nothing to drill yet).
+    public func decideDrill(at now: Date) throws -> DueDecision? {
+        guard let drill = policy.drill else { return nil }
+        let installed = try catalog.runs().last?.startedAt
+        let latestFire = drill.cron.previous(atOrBefore: now, in: policy.timeZone)
+        if let installed, let latestFire, latestFire > installed {
+            return try decide(name: DrillJob.runName, cron: drill.cron, at: now)
+        }
+        return DueDecision(job: DrillJob.runName, due: false, scheduledFor: nil, reason: .notYetFired,
+                           next: drill.cron.next(after: now, in: policy.timeZone))
+    }
+
+    func decide(name: String, cron: CronExpression, at now: Date) throws -> DueDecision {
         let zone = policy.timeZone
-        let latestFire = job.cron.previous(atOrBefore: now, in: zone)
-        let next = job.cron.next(after: now, in: zone)
-        let successes = try catalog.runs(job: job.name).filter { $0.status == .success }
+        let latestFire = cron.previous(atOrBefore: now, in: zone)
+        let next = cron.next(after: now, in: zone)
+        let successes = try catalog.runs(job: name).filter { $0.status == .success }
         guard let lastSuccess = successes.first else {
-            return DueDecision(job: job.name, due: true, scheduledFor: latestFire ?? now, reason: .neverRan, next: next)
+            return DueDecision(job: name, due: true, scheduledFor: latestFire ?? now, reason: .neverRan, next: next)
         }
         guard let latestFire else {
-            return DueDecision(job: job.name, due: false, scheduledFor: nil, reason: .notYetFired, next: next)
+            return DueDecision(job: name, due: false, scheduledFor: nil, reason: .notYetFired, next: next)
         }
         // The fire a successful run covered: its scheduled time, or (manual runs) when it started.
         let covered = successes.map { $0.scheduledFor ?? $0.startedAt }.max() ?? lastSuccess.startedAt
         if covered >= latestFire {
-            return DueDecision(job: job.name, due: false, scheduledFor: nil, reason: .upToDate(lastSuccess: covered), next: next)
+            return DueDecision(job: name, due: false, scheduledFor: nil, reason: .upToDate(lastSuccess: covered), next: next)
         }
-        return DueDecision(job: job.name, due: true, scheduledFor: latestFire,
-                           reason: .missed(fires: missedFires(job, after: covered, upTo: latestFire)), next: next)
+        return DueDecision(job: name, due: true, scheduledFor: latestFire,
+                           reason: .missed(fires: missedFires(cron, after: covered, upTo: latestFire)), next: next)
     }
 
     /// How many fire times fell in (after, upTo], counted up to a cap (for the message only).
-    func missedFires(_ job: Policy.Job, after: Date, upTo: Date) -> Int {
+    func missedFires(_ cron: CronExpression, after: Date, upTo: Date) -> Int {
         var count = 0
         var cursor = after
-        while count < 1000, let fire = job.cron.next(after: cursor, in: policy.timeZone), fire <= upTo {
+        while count < 1000, let fire = cron.next(after: cursor, in: policy.timeZone), fire <= upTo {
             count += 1
             cursor = fire
         }

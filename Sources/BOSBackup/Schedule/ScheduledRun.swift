@@ -8,7 +8,9 @@ public struct JobOutcome: Sendable {
     public var errorCategory: ErrorCategory?
     public var retention: [RetentionDecision]
     public var deleted: [SnapshotRecord]
-    public var succeeded: Bool { decision.due ? snapshot != nil && error == nil : true }
+    /// For the drill: its HTML report.
+    public var report: String?
+    public var succeeded: Bool { !decision.due || error == nil }
 }
 
 /// Everything one `bosbackup run` does, under the run lock: finish what a
@@ -20,8 +22,12 @@ public struct ScheduledRun {
     public let clock: Clock
     public let scratch: String
     public let openTarget: (String) throws -> Target
+    /// Where drill reports go.
+    public var reportFolder: String
 
-    public init(policy: Policy, catalog: Catalog, clock: Clock, scratch: String, openTarget: @escaping (String) throws -> Target) {
+    public init(policy: Policy, catalog: Catalog, clock: Clock, scratch: String, reportFolder: String? = nil,
+                openTarget: @escaping (String) throws -> Target) {
+        self.reportFolder = reportFolder ?? (catalog.path as NSString).deletingLastPathComponent + "/drills"
         self.policy = policy
         self.catalog = catalog
         self.clock = clock
@@ -29,8 +35,10 @@ public struct ScheduledRun {
         self.openTarget = openTarget
     }
 
+    /// Every job's decision, and the drill's last when the policy has one.
     public func decide() throws -> [DueDecision] {
-        try DueJobs(policy: policy, catalog: catalog).decide(at: clock.now())
+        let due = DueJobs(policy: policy, catalog: catalog)
+        return try due.decide(at: clock.now()) + [try due.decideDrill(at: clock.now())].compactMap { $0 }
     }
 
     /// Leftovers of a killed process. Safe only under the run lock.
@@ -53,6 +61,10 @@ public struct ScheduledRun {
         }
         var outcomes: [JobOutcome] = []
         for decision in try decide() {
+            if decision.job == DrillJob.runName && decision.due {
+                outcomes.append(await drill(decision))
+                continue
+            }
             guard decision.due, let job = policy.job(named: decision.job) else {
                 outcomes.append(JobOutcome(decision: decision, retention: [], deleted: []))
                 continue
@@ -73,6 +85,25 @@ public struct ScheduledRun {
             outcomes.append(outcome)
         }
         return outcomes
+    }
+
+    /// Runs the due drill; its failure is the outcome's error, never a thrown one.
+    func drill(_ decision: DueDecision) async -> JobOutcome {
+        var outcome = JobOutcome(decision: decision, retention: [], deleted: [])
+        do {
+            let verifier = SnapshotVerifier(catalog: catalog, clock: clock, scratch: scratch)
+            let result = try await DrillJob(verifier: verifier, policy: policy, reportFolder: reportFolder)
+                .run(scheduledFor: decision.scheduledFor) { try openTarget($0.target) }
+            outcome.report = result.html
+            if !result.result.ok {
+                outcome.error = DrillReport(result: result.result).verdict
+                outcome.errorCategory = .mismatch
+            }
+        } catch {
+            outcome.error = "\(error)"
+            outcome.errorCategory = (error as? CategorizedError)?.category ?? .failure
+        }
+        return outcome
     }
 
     /// The retention plan of one job (what `prune --dry-run` shows).
