@@ -9,7 +9,7 @@ deps:
 	@scripts/install-deps.sh
 
 test-deps:
-	@WITH_PYTHON_TEST_DEPS=1 scripts/install-deps.sh
+	@WITH_TEST_DEPS=1 scripts/install-deps.sh
 
 build: deps
 	$(SWIFT) build -c release

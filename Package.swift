@@ -38,7 +38,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BOSBackupTests",
-            dependencies: ["BOSBackup"],
+            dependencies: ["BOSBackup", "CZlib"],
             swiftSettings: [.swiftLanguageMode(.v5)]
         ),
     ]

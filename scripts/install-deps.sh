@@ -2,7 +2,8 @@
 # Installs what building and testing bosbackup needs, only when it is missing.
 # Debian packages: zlib and SQLite headers (the system-library modules),
 # pkg-config, the sqlite3 and gzip tools the tests compare against.
-# PyPI: croniter (the cron oracle, pinned: its range handling changed between
+# With WITH_TEST_DEPS=1 also chromium-headless-shell (drill report screenshot)
+# and from PyPI: croniter (the cron oracle, pinned: its range handling changed between
 # versions) and botocore (the SigV4 oracle).
 set -euo pipefail
 
@@ -13,6 +14,10 @@ done
 for pkg in ${EXTRA_DEBIAN_PACKAGES:-}; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# Tests also need a real browser for the drill report screenshot test.
+if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
+  dpkg -s chromium-headless-shell >/dev/null 2>&1 || missing+=("chromium-headless-shell")
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -20,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ "${WITH_PYTHON_TEST_DEPS:-0}" = "1" ]; then
+if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
   need=()
   [ "$(python3 -m pip show croniter 2>/dev/null | sed -n 's/^Version: //p')" = "7.0.0" ] || need+=("croniter==7.0.0")
   python3 -c 'import botocore' 2>/dev/null || need+=("botocore")

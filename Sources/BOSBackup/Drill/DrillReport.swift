@@ -7,7 +7,7 @@ public struct DrillReport {
 
     public init(result: DrillResult) { self.result = result }
 
-    static let phases: [(name: String, color: String, seconds: (VerificationResult) -> Double)] = [
+    public static let phases: [(name: String, color: String, seconds: (VerificationResult) -> Double)] = [
         ("fetch + decrypt + decompress + checksum", "#2f6fb0", { $0.restoreSeconds }),
         ("integrity check", "#e0a020", { $0.integritySeconds }),
         ("row counts", "#3c9a5f", { $0.countSeconds }),
