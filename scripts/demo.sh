@@ -45,15 +45,20 @@ step "6. Triage: restore the newest snapshots into scratch and compare with the 
 bb restore --latest 3 --live "$DIR/live/bos.db"
 
 ID=$("$BIN" snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
-step "7. Restore that snapshot into a new file for the BOS team, and compare"
-bb restore --snapshot "$ID" --into "$DIR/restored/bos.db"
-printf '%-22s %10s %10s\n' TABLE LIVE RESTORED
-for t in orders order_items payments shipments inventory_movements customers products; do
-  printf '%-22s %10s %10s\n' "$t" "$(sqlite3 "$DIR/live/bos.db" "SELECT count(*) FROM $t")" \
-    "$(sqlite3 "$DIR/restored/bos.db" "SELECT count(*) FROM $t")"
-done
+step "7. Which orders exactly? A row-level diff by primary key, inside SQLite"
+bb diff --snapshot "$ID" --live "$DIR/live/bos.db" --limit 8
 
-step "8. The scheduler: what the policy promises, and a simulated week of cron runs"
+step "8. Put back only what was lost, with its items, payments and shipments; newer rows untouched"
+bb recover --snapshot "$ID" --live "$DIR/live/bos.db" --table orders --sql "$DIR/recover-orders.sql"
+echo "(first lines of $DIR/recover-orders.sql, for review:)"
+sed -n '1,6p' "$DIR/recover-orders.sql" | cut -c1-150
+bb recover --snapshot "$ID" --live "$DIR/live/bos.db" --table orders --apply
+echo "orders in live now: $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM orders'); integrity: $(sqlite3 "$DIR/live/bos.db" 'PRAGMA integrity_check'); foreign key problems: $(sqlite3 "$DIR/live/bos.db" 'PRAGMA foreign_key_check' | wc -l)"
+
+step "9. Or a full restore into a new file (the old one would be copied aside first)"
+bb restore --snapshot "$ID" --into "$DIR/restored/bos.db"
+
+step "10. The scheduler: what the policy promises, and a simulated week of cron runs"
 bb schedule show
 echo "(cron runs \`bosbackup run\` every 10 minutes; --now simulates the clock)"
 for when in 2026-12-06T00:05 2026-12-06T22:05 2026-12-10T09:00; do
@@ -61,8 +66,11 @@ for when in 2026-12-06T00:05 2026-12-06T22:05 2026-12-10T09:00; do
 done
 bb status --now 2026-12-10T09:00:00+08:00 || true
 
+step "11. The quarterly restore drill: every target, every phase timed, against the 4 h objective"
+bb drill
+
 step "Done"
-echo "everything is in $DIR: live/bos.db (damaged), nas/ (the backups), catalog.db, restored/bos.db"
+echo "everything is in $DIR: live/bos.db (repaired), nas/ (the backups), catalog.db, restored/bos.db, drills/ (reports)"
 echo "gunzip -c of any nas/**/*.db.gz is the database itself:"
 F=$(find "$DIR/nas" -name '*.db.gz' | head -1)
 run sh -c "gunzip -c '$F' | head -c 16; echo"

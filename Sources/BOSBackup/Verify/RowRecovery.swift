@@ -84,13 +84,12 @@ public final class RowRecovery {
     private func key(_ table: String) throws -> TableKey { try TableKey.of(table, schema: "snap", in: db) }
 
     /// The temp table holding the keys to recover for `table` (created on first use).
-    private func keyTable(_ table: String, role: String) throws -> String {
+    private func keyTable(_ table: String) throws -> String {
         if let name = keyTables[table] { return name }
         let name = "temp.bosbackup_recover_\(keyTables.count)"
         let k = try key(table)
         try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) AS SELECT \(k.list), 0 AS via_parent FROM snap.\(Database.quote(table)) WHERE 0")
         keyTables[table] = name
-        roles[table] = role
         order.append(table)
         return name
     }
@@ -100,13 +99,16 @@ public final class RowRecovery {
     private func add(_ table: String, role: String, viaParent: Bool, source: String) throws -> Int {
         let k = try key(table)
         let t = Database.quote(table)
-        let planned = try keyTable(table, role: role)
+        let planned = try keyTable(table)
         try db.execute("""
             INSERT INTO \(planned) SELECT \(k.list), \(viaParent ? 1 : 0) FROM (\(source))
             WHERE \(k.tuple()) NOT IN (SELECT \(k.list) FROM main.\(t))
               AND \(k.tuple()) NOT IN (SELECT \(k.list) FROM \(planned))
             """)
-        return db.changes
+        let added = db.changes
+        // The role is why the table's first rows joined the plan.
+        if added > 0 && roles[table] == nil { roles[table] = role }
+        return added
     }
 
     /// Works out every row to put back. Call inside the transaction that applies it.
@@ -150,8 +152,8 @@ public final class RowRecovery {
                 }
             }
         }
-        return RecoveryPlan(tables: try order.map { RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!)"), role: roles[$0]!) },
-                            conflicts: conflicts)
+        let tables = try order.map { RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!)"), role: roles[$0] ?? "asked for") }
+        return RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.table == table }, conflicts: conflicts)
     }
 
     /// Columns both copies have, so a live schema with extra columns still works.
