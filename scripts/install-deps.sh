@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing bosbackup needs, only when it is missing.
-# Debian packages: zlib and SQLite headers (the system-library modules),
+# Debian packages: zlib, libdeflate and SQLite headers (the system-library modules),
 # pkg-config, the sqlite3 and gzip tools the tests compare against.
 # With WITH_TEST_DEPS=1 also chromium-headless-shell (drill report screenshot)
 # and from PyPI: croniter (the cron oracle, pinned: its range handling changed between
@@ -8,7 +8,7 @@
 set -euo pipefail
 
 missing=()
-for pkg in zlib1g-dev libsqlite3-dev pkg-config sqlite3 gzip; do
+for pkg in zlib1g-dev libsqlite3-dev libdeflate-dev pkg-config sqlite3 gzip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 for pkg in ${EXTRA_DEBIAN_PACKAGES:-}; do

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// What the block-gzip writer produced.
 public struct CompressedObject: Sendable {
@@ -10,52 +13,100 @@ public struct CompressedObject: Sendable {
 }
 
 /// Streams a file through block-wise gzip into an `ObjectWriter`: one gzip
-/// member per `blockSize` bytes, SHA-256 of both the raw and stored bytes
-/// computed on the way. Memory is two buffers of one block each, whatever
-/// the file size.
+/// member per `blockSize` bytes, compressed on `jobs` cores at once, written
+/// in order, SHA-256 of the raw and stored bytes computed on the way.
+/// Memory is bounded by the blocks in flight (2 per job), whatever the file size.
 public struct BlockGzipWriter {
     public static let defaultBlockSize = 4 << 20
+    public static var defaultJobs: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     public var level: Int
     public var blockSize: Int
+    public var jobs: Int
 
-    public init(level: Int = 6, blockSize: Int = BlockGzipWriter.defaultBlockSize) {
+    public init(level: Int = 6, blockSize: Int = BlockGzipWriter.defaultBlockSize, jobs: Int = BlockGzipWriter.defaultJobs) {
         self.level = level
         self.blockSize = blockSize
+        self.jobs = max(1, jobs)
+    }
+
+    /// One block read and compressed by a worker.
+    struct Block: @unchecked Sendable {
+        var raw: UnsafeMutableRawBufferPointer
+        var member: UnsafeMutableRawBufferPointer
+        func deallocate() {
+            raw.deallocate()
+            member.deallocate()
+        }
     }
 
     public func write(file path: String, to writer: ObjectWriter,
                       progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil) async throws -> CompressedObject {
+        _ = try GzipBlockCompressor(level: level, blockSize: blockSize)   // a bad level fails before any work
         let input = try FileHandleFD(readingFrom: path)
         let total = input.size
-        let compressor = try GzipBlockCompressor(level: level, blockSize: blockSize)
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
-        defer { buffer.deallocate() }
+        let count = max(1, Int((total + Int64(blockSize) - 1) / Int64(blockSize)))
+        let (level, blockSize, fd) = (self.level, self.blockSize, input.fd)
         var raw = SHA256Stream()
         var stored = SHA256Stream()
         var blocks: [SnapshotManifest.Block] = []
-        while true {
-            // A daemon being stopped abandons the snapshot here; the caller aborts the upload.
-            try Task.checkCancellation()
-            let n = try input.readFully(into: buffer)
-            if n == 0 { break }
-            let block = UnsafeRawBufferPointer(rebasing: buffer[..<n])
-            raw.update(block)
-            let member = try compressor.compress(block)
-            blocks.append(.init(offset: stored.count, length: Int64(member.count)))
-            stored.update(member)
-            try await writer.write(member)
-            progress?(raw.count, total)
-            if n < blockSize { break }
-        }
-        if blocks.isEmpty {
-            // An empty input still becomes a valid (one empty member) gzip file.
-            let member = try compressor.compress(UnsafeRawBufferPointer(start: nil, count: 0))
-            blocks.append(.init(offset: 0, length: Int64(member.count)))
-            stored.update(member)
-            try await writer.write(member)
+        try await withThrowingTaskGroup(of: (Int, Block).self) { group in
+            var next = 0
+            func launch() {
+                let index = next
+                next += 1
+                group.addTask {
+                    let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
+                    do {
+                        let n = try Self.pread(fd: fd, path: path, into: buffer, at: Int64(index) * Int64(blockSize))
+                        let compressor = try GzipBlockCompressor(level: level, blockSize: blockSize)
+                        let member = try withExtendedLifetime(compressor) {
+                            // The compressed view lives in the compressor's buffer: copy it out before the compressor goes.
+                            let compressed = try compressor.compress(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+                            let member = UnsafeMutableRawBufferPointer.allocate(byteCount: compressed.count, alignment: 16)
+                            member.copyMemory(from: compressed)
+                            return member
+                        }
+                        return (index, Block(raw: UnsafeMutableRawBufferPointer(rebasing: buffer[..<n]), member: member))
+                    } catch {
+                        buffer.deallocate()
+                        throw error
+                    }
+                }
+            }
+            while next < min(count, jobs * 2) { launch() }
+            var waiting: [Int: Block] = [:]
+            defer { waiting.values.forEach { $0.deallocate() } }
+            var emitted = 0
+            while emitted < count, let (index, block) = try await group.next() {
+                waiting[index] = block
+                // Blocks finish in any order; the object is written in order.
+                while let ready = waiting.removeValue(forKey: emitted) {
+                    defer { ready.deallocate() }
+                    // A daemon being stopped abandons the snapshot here; the caller aborts the upload.
+                    try Task.checkCancellation()
+                    raw.update(UnsafeRawBufferPointer(ready.raw))
+                    blocks.append(.init(offset: stored.count, length: Int64(ready.member.count)))
+                    stored.update(UnsafeRawBufferPointer(ready.member))
+                    try await writer.write(UnsafeRawBufferPointer(ready.member))
+                    emitted += 1
+                    progress?(raw.count, total)
+                    if next < count { launch() }
+                }
+            }
         }
         return CompressedObject(rawBytes: raw.count, rawSHA256: raw.hex(), storedBytes: stored.count,
                                 storedSHA256: stored.hex(), blocks: blocks)
+    }
+
+    static func pread(fd: Int32, path: String, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = Glibc.pread(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 { if errno == EINTR { continue }; throw FileError("read", path) }
+            if n == 0 { break }
+            done += n
+        }
+        return done
     }
 }

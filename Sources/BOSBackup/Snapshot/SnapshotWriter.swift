@@ -11,6 +11,8 @@ public struct BackupRequest: Sendable {
     public var scratch: String
     public var level: Int
     public var blockSize: Int
+    /// Cores to compress on.
+    public var jobs: Int = BlockGzipWriter.defaultJobs
 
     public init(sourcePath: String, job: String, targetName: String, scratch: String,
                 level: Int = 6, blockSize: Int = BlockGzipWriter.defaultBlockSize) {
@@ -71,7 +73,7 @@ public struct SnapshotWriter {
         let writer = try await target.makeWriter(key: objectKey)
         let compressed: CompressedObject
         do {
-            compressed = try await BlockGzipWriter(level: request.level, blockSize: request.blockSize)
+            compressed = try await BlockGzipWriter(level: request.level, blockSize: request.blockSize, jobs: request.jobs)
                 .write(file: copyPath, to: writer) { done, total in
                     progress?(.compressing(bytesDone: done, bytesTotal: total))
                 }
