@@ -43,12 +43,30 @@ public final class Catalog {
         }
         do {
             db = try Database(path: path, mode: .readWrite)
-            try db.execute("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL")
+            try Self.enableWAL(db)
+            try db.execute("PRAGMA foreign_keys=ON; PRAGMA synchronous=FULL")
             try migrate()
         } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
             throw CatalogError.unreadable(path: path, why: "\(error.message) (run `bosbackup catalog rebuild` to recover it from the targets)")
         }
         for suffix in ["-wal", "-shm"] { chmod(path + suffix, 0o600) }
+    }
+
+    /// Switching a new file to WAL needs a moment of exclusive access, for
+    /// which SQLite does not call the busy handler: two processes opening a
+    /// new catalog together retry here (bounded) instead of failing.
+    static func enableWAL(_ db: Database) throws {
+        var attempt = 0
+        while true {
+            do {
+                if try db.scalar("PRAGMA journal_mode")?.string == "wal" { return }
+                try db.execute("PRAGMA journal_mode=WAL")
+                return
+            } catch let error as SQLiteError where error.isBusyOrLocked && attempt < 250 {
+                attempt += 1
+                usleep(20_000)
+            }
+        }
     }
 
     public static func defaultActor(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {

@@ -53,15 +53,16 @@ public final class RowDiff {
             throw SQLiteError(code: 1, message: "table \(table) has a different primary key in live (\(liveKey.list)) than in the snapshot (\(key.list))", path: livePath)
         }
         let t = Database.quote(table)
-        let missing = "SELECT \(key.list) FROM main.\(t) EXCEPT SELECT \(key.list) FROM live.\(t)"
-        let newer = "SELECT \(key.list) FROM live.\(t) EXCEPT SELECT \(key.list) FROM main.\(t)"
+        // Anti-joins and joins on the key: lookups in each table's own b-tree,
+        // no temporary copy of millions of keys (EXCEPT would build one).
+        let s = key.columns.map { "s.\($0)" }.joined(separator: ", ")
+        let l = key.columns.map { "l.\($0)" }.joined(separator: ", ")
+        let missing = "SELECT \(s) FROM main.\(t) s WHERE NOT EXISTS (SELECT 1 FROM live.\(t) l WHERE \(key.match("l", "s")))"
+        let newer = "SELECT \(l) FROM live.\(t) l WHERE NOT EXISTS (SELECT 1 FROM main.\(t) s WHERE \(key.match("s", "l")))"
         // Same key, other contents: compare the columns both copies have.
         let liveColumns = Set(liveKey.allColumns)
-        let shared = key.allColumns.filter(liveColumns.contains).joined(separator: ", ")
-        let changed = """
-            SELECT \(key.list) FROM (SELECT \(key.list), \(shared) FROM main.\(t) EXCEPT SELECT \(key.list), \(shared) FROM live.\(t))
-            WHERE \(key.tuple()) IN (SELECT \(key.list) FROM live.\(t))
-            """
+        let differs = key.allColumns.filter(liveColumns.contains).map { "s.\($0) IS NOT l.\($0)" }.joined(separator: " OR ")
+        let changed = "SELECT \(s) FROM main.\(t) s JOIN live.\(t) l ON \(key.match("s", "l")) WHERE \(differs.isEmpty ? "0" : differs)"
         var result = TableRowDiff(table: table, keyColumns: key.columns,
                                   missingInLive: try count(missing), onlyInLive: try count(newer),
                                   changed: includeChanged ? try count(changed) : 0)

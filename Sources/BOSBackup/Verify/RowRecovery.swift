@@ -88,22 +88,32 @@ public final class RowRecovery {
         if let name = keyTables[table] { return name }
         let name = "temp.bosbackup_recover_\(keyTables.count)"
         let k = try key(table)
-        try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) AS SELECT \(k.list), 0 AS via_parent FROM snap.\(Database.quote(table)) WHERE 0")
+        // Key columns k0, k1, … with the key as primary key: planned sets are looked up, never scanned.
+        try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (\(Self.slots(k)), via_parent INTEGER, PRIMARY KEY (\(Self.slots(k)))) WITHOUT ROWID")
         keyTables[table] = name
         order.append(table)
         return name
     }
 
+    /// `k0, k1` for a key's columns in a planned-keys table.
+    static func slots(_ k: TableKey) -> String { k.columns.indices.map { "k\($0)" }.joined(separator: ", ") }
+
+    /// `alias.col AS k0, …`: a key selected under the planned-table names.
+    static func keySelect(_ k: TableKey, _ alias: String) -> String {
+        k.columns.enumerated().map { "\(alias).\($1) AS k\($0)" }.joined(separator: ", ")
+    }
+
     /// Adds rows of `table` selected by `source` (a query over snap yielding
-    /// the key columns) that live lacks and that are not already planned.
+    /// the key as k0, k1, …) that live lacks and that are not already planned.
     private func add(_ table: String, role: String, viaParent: Bool, source: String) throws -> Int {
         let k = try key(table)
         let t = Database.quote(table)
         let planned = try keyTable(table)
+        // NOT EXISTS looks each key up in live's b-tree; NOT IN would copy all of live's keys first.
+        let inLive = k.columns.enumerated().map { "m.\($1) = src.k\($0)" }.joined(separator: " AND ")
         try db.execute("""
-            INSERT INTO \(planned) SELECT \(k.list), \(viaParent ? 1 : 0) FROM (\(source))
-            WHERE \(k.tuple()) NOT IN (SELECT \(k.list) FROM main.\(t))
-              AND \(k.tuple()) NOT IN (SELECT \(k.list) FROM \(planned))
+            INSERT OR IGNORE INTO \(planned) SELECT \(Self.slots(k)), \(viaParent ? 1 : 0) FROM (\(source)) src
+            WHERE NOT EXISTS (SELECT 1 FROM main.\(t) m WHERE \(inLive))
             """)
         let added = db.changes
         // The role is why the table's first rows joined the plan.
@@ -116,12 +126,9 @@ public final class RowRecovery {
         guard try exists(table, in: "snap"), try exists(table, in: "main") else { throw RecoveryError.unknownTable(table) }
         let rootKey = try key(table)
         let t = Database.quote(table)
-        _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(rootKey.list) FROM snap.\(t)")
-        let compared = (rootKey.columns == ["rowid"] ? ["rowid"] : []) + (try sharedColumns(table))
-        conflicts = try db.int("""
-            SELECT count(*) FROM (SELECT \(compared.joined(separator: ", ")) FROM snap.\(t) EXCEPT SELECT \(compared.joined(separator: ", ")) FROM main.\(t))
-            WHERE \(rootKey.tuple()) IN (SELECT \(rootKey.list) FROM main.\(t))
-            """)
+        _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(Self.keySelect(rootKey, "s")) FROM snap.\(t) s")
+        let differs = try sharedColumns(table).map { "s.\($0) IS NOT m.\($0)" }.joined(separator: " OR ")
+        conflicts = try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
         let edges = try foreignKeys()
         var changed = true
         var rounds = 0
@@ -134,9 +141,9 @@ public final class RowRecovery {
                 if let parents = keyTables[fk.parent] {
                     let pk = try key(fk.parent), ck = try key(fk.child)
                     let source = """
-                        SELECT \(ck.columns.map { "c." + $0 }.joined(separator: ", ")) FROM snap.\(Database.quote(fk.child)) c
+                        SELECT \(Self.keySelect(ck, "c")) FROM snap.\(Database.quote(fk.child)) c
                         JOIN snap.\(Database.quote(fk.parent)) p ON \(join)
-                        WHERE \(pk.tuple(prefix: "p.")) IN (SELECT \(pk.list) FROM \(parents) WHERE via_parent = 0)
+                        WHERE \(pk.tuple(prefix: "p.")) IN (SELECT \(Self.slots(pk)) FROM \(parents) WHERE via_parent = 0)
                         """
                     if try add(fk.child, role: "child of \(fk.parent)", viaParent: false, source: source) > 0 { changed = true }
                 }
@@ -144,9 +151,9 @@ public final class RowRecovery {
                 if let children = keyTables[fk.child] {
                     let pk = try key(fk.parent), ck = try key(fk.child)
                     let source = """
-                        SELECT \(pk.columns.map { "p." + $0 }.joined(separator: ", ")) FROM snap.\(Database.quote(fk.parent)) p
+                        SELECT \(Self.keySelect(pk, "p")) FROM snap.\(Database.quote(fk.parent)) p
                         JOIN snap.\(Database.quote(fk.child)) c ON \(join)
-                        WHERE \(ck.tuple(prefix: "c.")) IN (SELECT \(ck.list) FROM \(children))
+                        WHERE \(ck.tuple(prefix: "c.")) IN (SELECT \(Self.slots(ck)) FROM \(children))
                         """
                     if try add(fk.parent, role: "parent of \(fk.child)", viaParent: true, source: source) > 0 { changed = true }
                 }
@@ -166,7 +173,7 @@ public final class RowRecovery {
         let k = try key(table)
         var columns = try sharedColumns(table)
         if k.columns == ["rowid"] { columns.insert("rowid", at: 0) }
-        let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(k.list) FROM \(keyTables[table]!))"
+        let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(Self.slots(k)) FROM \(keyTables[table]!))"
         return (columns, from)
     }
 

@@ -18,6 +18,12 @@ public struct TableKey: Sendable, Equatable {
         return TableKey(table: table, columns: pk.isEmpty ? ["rowid"] : pk.map(Database.quote), allColumns: all)
     }
 
+    /// `a.x = b.x AND a.y = b.y`: joins two aliases on the key, so SQLite
+    /// looks rows up in the key's b-tree instead of building a temporary set.
+    public func match(_ left: String, _ right: String) -> String {
+        columns.map { "\(left).\($0) = \(right).\($0)" }.joined(separator: " AND ")
+    }
+
     /// `a, b` for SELECT lists.
     public var list: String { columns.joined(separator: ", ") }
 
