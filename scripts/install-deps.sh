@@ -3,7 +3,7 @@
 # Debian packages: zlib, libdeflate and SQLite headers (the system-library modules),
 # pkg-config, the sqlite3 and gzip tools the tests compare against.
 # With WITH_TEST_DEPS=1 also chromium-headless-shell (drill report screenshot)
-# and from PyPI: croniter (the cron oracle, pinned: its range handling changed between
+# and from PyPI: moto[server] (the S3 server the tests start on 127.0.0.1), croniter (the cron oracle, pinned: its range handling changed between
 # versions) and botocore (the SigV4 oracle).
 set -euo pipefail
 
@@ -29,6 +29,7 @@ if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
   need=()
   [ "$(python3 -m pip show croniter 2>/dev/null | sed -n 's/^Version: //p')" = "7.0.0" ] || need+=("croniter==7.0.0")
   python3 -c 'import botocore' 2>/dev/null || need+=("botocore")
+  python3 -c 'import moto.server, flask, flask_cors, boto3' 2>/dev/null || need+=("moto[server]")
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing from PyPI: ${need[*]}"
     python3 -m pip install -q "${need[@]}"

@@ -87,7 +87,7 @@ struct Context {
     }
 
     func open(_ target: Policy.TargetConfig) throws -> Target {
-        try TargetFactory.open(url: target.url, environment: environment)
+        try TargetFactory.open(target, environment: environment)
     }
 
     /// Snapshots selected by `--snapshot ID` or `--latest N`.

@@ -47,8 +47,13 @@ public struct ScheduledRun {
         let resumed = try await Pruner(catalog: catalog, openTarget: openTarget).resumePending()
         var removed = 0
         for target in policy.targets {
-            guard let folder = try? openTarget(target.name) as? FileTarget else { continue }
-            for file in folder.staleTemporaryFiles() where unlink(file) == 0 { removed += 1 }
+            guard let backend = try? openTarget(target.name).backend else { continue }
+            if let folder = backend as? FileTarget {
+                for file in folder.staleTemporaryFiles() where unlink(file) == 0 { removed += 1 }
+            } else if let bucket = backend as? S3Target {
+                // Parts of an upload a killed run never completed or aborted cost money and hide nothing.
+                removed += (try? await bucket.abortStaleUploads()) ?? 0
+            }
         }
         removed += (try? ScratchFolder(path: scratch).removeTemporaryCopies()) ?? 0
         return (abandoned, resumed, removed)

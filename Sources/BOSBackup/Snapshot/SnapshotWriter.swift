@@ -67,7 +67,7 @@ public struct SnapshotWriter {
 
         let name = try uniqueName(job: request.job, takenAt: takenAt, id: id)
         let folder = Self.folder(job: request.job, takenAt: takenAt)
-        let objectKey = "\(folder)/\(name).db.gz"
+        let objectKey = "\(folder)/\(name).db.gz" + (target.encrypts ? ".enc" : "")
         let manifestKey = "\(folder)/\(name).manifest.json"
 
         let writer = try await target.makeWriter(key: objectKey)
@@ -90,7 +90,7 @@ public struct SnapshotWriter {
             objectKey: objectKey, databaseBytes: compressed.rawBytes, databaseSha256: compressed.rawSHA256,
             pageSize: pageSize, storedBytes: compressed.storedBytes, sha256: compressed.storedSHA256,
             compression: "gzip-blocks", level: request.level, blockSize: request.blockSize, blocks: compressed.blocks,
-            encrypted: false, tables: tables)
+            encrypted: target.encrypts, tables: tables)
         do {
             try await target.put(key: manifestKey, data: try manifest.encoded())
         } catch {

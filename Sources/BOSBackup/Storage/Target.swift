@@ -56,15 +56,26 @@ public protocol Target: AnyObject {
     func delete(key: String) async throws
 }
 
-/// Opens the right target for a URL.
+/// Opens the right target for a URL, or for a policy's target (with its
+/// encryption key, when it has one).
 public enum TargetFactory {
     public static func open(url: String, environment: [String: String] = [:]) throws -> Target {
         if url.hasPrefix("file://") || url.hasPrefix("/") {
             return try FileTarget(url: url)
         }
-        if url.hasPrefix("s3://") {
-            throw TargetError.badURL("s3:// targets are not supported by this build yet: \(url)")
+        if url.lowercased().hasPrefix("s3://") {
+            return try S3Target.open(url: url, environment: environment)
         }
         throw TargetError.badURL("unsupported scheme in \(url) (use file:///path or s3://bucket/prefix)")
+    }
+
+    public static func open(_ config: Policy.TargetConfig, environment: [String: String] = [:]) throws -> Target {
+        var url = config.url
+        if let credentials = config.credentialsFile, url.lowercased().hasPrefix("s3://"), !url.contains("credentials_file=") {
+            url += (url.contains("?") ? "&" : "?") + "credentials_file=" + (credentials.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? credentials)
+        }
+        let target = try open(url: url, environment: environment)
+        guard let keyFile = config.encryptionKeyFile else { return target }
+        return EncryptedTarget(target, key: try EncryptionKey.load(path: keyFile))
     }
 }

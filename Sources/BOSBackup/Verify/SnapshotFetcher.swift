@@ -47,6 +47,13 @@ public struct SnapshotFetcher {
         } catch let error as TargetError {
             if case .notFound = error { outcome.problems.append("missing: \(error)"); return outcome }
             throw error
+        } catch let error as EncryptionError {
+            // Wrong key, or the encrypted object was damaged or cut short.
+            outcome.problems.append("decrypt: \(error)")
+            gzipError = gzipError ?? "not decrypted"
+        }
+        if snapshot.encrypted && !target.encrypts {
+            outcome.problems.append("decrypt: snapshot \(snapshot.id) is encrypted; give the policy file with its target's encryption_key_file")
         }
         try output.sync()
 

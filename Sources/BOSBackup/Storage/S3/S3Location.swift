@@ -17,7 +17,7 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     }
 
     public static let defaultRegion = "us-east-1"
-    public static let queryParameters = ["region", "endpoint", "addressing", "credentials_file", "profile"]
+    public static let queryParameters = ["region", "endpoint", "addressing", "credentials_file", "profile", "part_size"]
 
     public let bucket: String
     /// Key prefix without leading or trailing `/`; empty for the bucket root.
@@ -28,6 +28,8 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     public let addressing: Addressing
     public let credentialsFile: String?
     public let profile: String?
+    /// Multipart part size asked for in the URL (`part_size=16MiB`), if any.
+    public var partSize: Int?
 
     public init(bucket: String, prefix: String = "", region: String? = nil, endpoint: URL? = nil,
                 addressing: Addressing? = nil, credentialsFile: String? = nil, profile: String? = nil) throws {
@@ -107,6 +109,12 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
         try self.init(bucket: bucket, prefix: prefix, region: params["region"], endpoint: endpoint,
                       addressing: addressing, credentialsFile: params["credentials_file"],
                       profile: params["profile"])
+        if let raw = params["part_size"] {
+            guard let size = PolicyLoader.parseSize(raw), size >= S3Target.Options.minimumPartSize, size <= S3Target.Options.maximumPartSize else {
+                throw S3LocationError("invalid part_size '\(raw)': use 5MiB to 5GiB, e.g. part_size=16MiB")
+            }
+            partSize = size
+        }
     }
 
     public var description: String {

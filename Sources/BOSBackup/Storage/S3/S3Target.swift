@@ -81,6 +81,8 @@ public final class S3Target: Target {
         }
         let credentials = try AWSCredentials.resolve(environment: environment, credentialsFile: location.credentialsFile,
                                                      profile: location.profile)
+        var options = options
+        if let partSize = location.partSize { options.partSize = partSize }
         return S3Target(location: location, credentials: credentials, options: options)
     }
 

@@ -1,0 +1,37 @@
+import Foundation
+
+/// Re-creates catalog rows from the manifests on a target: a lost or damaged
+/// catalog must not mean lost backups.
+public struct CatalogRebuild {
+    public struct Outcome: Sendable {
+        public var added: [SnapshotRecord] = []
+        public var alreadyKnown = 0
+        /// Manifests that could not be used, and why.
+        public var skipped: [(key: String, why: String)] = []
+    }
+
+    public let catalog: Catalog
+    public init(catalog: Catalog) { self.catalog = catalog }
+
+    public func rebuild(targetName: String, target: Target) async throws -> Outcome {
+        var outcome = Outcome()
+        let objects = try await target.list(prefix: "")
+        let sizes = Dictionary(objects.map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
+        for manifestKey in objects.map(\.key).filter({ $0.hasSuffix(".manifest.json") }) {
+            guard let data = try? await target.get(key: manifestKey), let manifest = try? SnapshotManifest.decode(data),
+                  let record = manifest.record(target: targetName, targetURL: target.displayURL, manifestKey: manifestKey) else {
+                outcome.skipped.append((manifestKey, "not a readable manifest"))
+                continue
+            }
+            if try catalog.containsSnapshot(id: record.id) { outcome.alreadyKnown += 1; continue }
+            guard sizes[record.objectKey] != nil else {
+                outcome.skipped.append((manifestKey, "its snapshot object \(record.objectKey) is missing"))
+                continue
+            }
+            try catalog.insert(record)
+            try catalog.addAudit(action: "rebuild", snapshotID: record.id, detail: "re-created from \(manifestKey) on \(target.displayURL)")
+            outcome.added.append(record)
+        }
+        return outcome
+    }
+}

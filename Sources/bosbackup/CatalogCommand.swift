@@ -1,0 +1,39 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+struct CatalogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "catalog", abstract: "Maintain the catalog.", subcommands: [Rebuild.self])
+
+    struct Rebuild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-create catalog rows for the snapshots a target holds (from their manifests).",
+            discussion: "A damaged catalog: move it aside, then rebuild from every target into a new one.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Target name from the policy, or a target URL.") var target: String
+        @Flag(help: "Print the result as JSON.") var json = false
+
+        func run() async throws {
+            try await reporting {
+                let context = try Context(common)
+                let catalog = try context.openCatalog()
+                let lock = try context.lock()
+                defer { withExtendedLifetime(lock) {} }
+                let (name, store) = target.contains("://")
+                    ? (target, try TargetFactory.open(url: target, environment: context.environment))
+                    : (target, try context.target(named: target))
+                let outcome = try await CatalogRebuild(catalog: catalog).rebuild(targetName: name, target: store)
+                if json {
+                    Console.json(["target": name, "added": outcome.added.map(\.id), "already_known": outcome.alreadyKnown,
+                                  "skipped": outcome.skipped.map { ["key": $0.key, "why": $0.why] }])
+                } else {
+                    Console.out("\(name): \(outcome.added.count) snapshots added to the catalog, \(outcome.alreadyKnown) already there")
+                    for s in outcome.added { Console.out("  + \(s.id)  \(s.name)  \(context.local(s.takenAt))") }
+                    for s in outcome.skipped { Console.out("  skipped \(s.key): \(s.why)") }
+                }
+                return ExitStatus.ok
+            }
+        }
+    }
+}

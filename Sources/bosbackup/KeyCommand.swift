@@ -1,0 +1,24 @@
+import ArgumentParser
+import BOSBackup
+import Foundation
+
+struct KeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "key", abstract: "Encryption keys for targets with encryption_key_file.", subcommands: [Generate.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write a new random AES-256 key file (mode 0600; never overwrites).",
+            discussion: "Keep a copy somewhere safe and apart from the backups: without it, encrypted snapshots cannot be restored.")
+        @Argument(help: "Path of the new key file.") var path: String
+
+        func run() async throws {
+            try await reporting {
+                let key = EncryptionKey.generate()
+                try key.write(to: Context.absolute(path))
+                Console.out("wrote key \(key.id) to \(Context.absolute(path)) (mode 0600); keep a copy apart from the backups")
+                return ExitStatus.ok
+            }
+        }
+    }
+}
