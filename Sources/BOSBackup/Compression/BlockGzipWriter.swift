@@ -74,7 +74,8 @@ public struct BlockGzipWriter {
                     }
                 }
             }
-            while next < min(count, jobs * 2) { launch() }
+            // jobs + 1 blocks in flight: every core busy, one finished block waiting to be written.
+            while next < min(count, jobs + 1) { launch() }
             var waiting: [Int: Block] = [:]
             defer { waiting.values.forEach { $0.deallocate() } }
             var emitted = 0

@@ -19,14 +19,42 @@ public struct FetchOutcome: Sendable {
 /// SHA-256 while inflating them, and writes the database to `path` (0600).
 /// One pass over the data; memory is one chunk, not the snapshot.
 public struct SnapshotFetcher {
-    public init() {}
+    public var jobs: Int
+    public init(jobs: Int = BlockGzipWriter.defaultJobs) { self.jobs = jobs }
 
+    /// Restores into `path`, inflating blocks on all cores when the manifest's
+    /// block table fits the object, sequentially (zlib, one stream) otherwise.
     public func fetch(_ snapshot: SnapshotRecord, from target: Target, into path: String) async throws -> FetchOutcome {
+        if let blocks = try? await blockTable(snapshot, target: target) {
+            let parallel = try await fetch(snapshot, from: target, into: path, blocks: blocks)
+            // A stream that does not inflate along the table gets a second, sequential
+            // pass: the table may be what is wrong, and the report should say what the data is.
+            if parallel.gzipOK { return parallel }
+        }
+        return try await fetch(snapshot, from: target, into: path, blocks: nil)
+    }
+
+    /// The manifest's block table, if it describes this object exactly.
+    func blockTable(_ snapshot: SnapshotRecord, target: Target) async throws -> [SnapshotManifest.Block]? {
+        let manifest = try SnapshotManifest.decode(try await target.get(key: snapshot.manifestKey))
+        var offset: Int64 = 0
+        for block in manifest.blocks {
+            guard block.offset == offset, block.length > 0 else { return nil }
+            offset += block.length
+        }
+        guard manifest.id == snapshot.id, offset == snapshot.storedBytes, manifest.blockSize == snapshot.blockSize,
+              snapshot.blockSize > 0, Int64(manifest.blocks.count) == max(1, (snapshot.bytes + Int64(snapshot.blockSize) - 1) / Int64(snapshot.blockSize))
+        else { return nil }
+        return manifest.blocks
+    }
+
+    func fetch(_ snapshot: SnapshotRecord, from target: Target, into path: String, blocks: [SnapshotManifest.Block]?) async throws -> FetchOutcome {
         let output = try FileHandleFD(creating: path, mode: 0o600, truncate: true)
         var outcome = FetchOutcome()
         var stored = SHA256Stream()
         var raw = SHA256Stream()
         var gzipError: String?
+        let parallel = blocks.map { ParallelBlockInflater(blocks: $0, blockSize: snapshot.blockSize, output: output, jobs: jobs) }
         let inflater = try GzipStreamInflater { bytes in
             raw.update(bytes)
             try output.write(bytes)
@@ -34,6 +62,7 @@ public struct SnapshotFetcher {
         do {
             try await target.read(key: snapshot.objectKey) { chunk in
                 stored.update(chunk)
+                if let parallel { parallel.feed(chunk); return }
                 // Keep reading after a gzip error so the checksum still covers every byte.
                 if gzipError == nil {
                     do { try inflater.feed(chunk) } catch let error as GzipStreamInflater.Failure {
@@ -41,16 +70,29 @@ public struct SnapshotFetcher {
                     }
                 }
             }
-            if gzipError == nil {
+            if parallel == nil && gzipError == nil {
                 do { try inflater.finish() } catch { gzipError = "\(error)" }
             }
         } catch let error as TargetError {
+            _ = parallel?.finish()
             if case .notFound = error { outcome.problems.append("missing: \(error)"); return outcome }
             throw error
         } catch let error as EncryptionError {
             // Wrong key, or the encrypted object was damaged or cut short.
             outcome.problems.append("decrypt: \(error)")
             gzipError = gzipError ?? "not decrypted"
+        } catch {
+            _ = parallel?.finish()      // workers write into `output`: let them end first
+            throw error
+        }
+        if let parallel {
+            let result = parallel.finish()
+            outcome.databaseBytes = result.bytes
+            outcome.databaseSHA256 = result.sha256
+            gzipError = gzipError ?? result.problem.map { "gzip data corrupt: \($0)" }
+        } else {
+            outcome.databaseBytes = raw.count
+            outcome.databaseSHA256 = raw.hex()
         }
         if snapshot.encrypted && !target.encrypts {
             outcome.problems.append("decrypt: snapshot \(snapshot.id) is encrypted; give the policy file with its target's encryption_key_file")
@@ -59,8 +101,6 @@ public struct SnapshotFetcher {
 
         outcome.storedBytes = stored.count
         outcome.storedSHA256 = stored.hex()
-        outcome.databaseBytes = raw.count
-        outcome.databaseSHA256 = raw.hex()
         outcome.checksumOK = outcome.storedSHA256 == snapshot.sha256 && outcome.storedBytes == snapshot.storedBytes
         if !outcome.checksumOK {
             outcome.problems.append("checksum: stored object SHA-256 \(outcome.storedSHA256.prefix(12))… (\(outcome.storedBytes) bytes) does not match the catalog's \(snapshot.sha256.prefix(12))… (\(snapshot.storedBytes) bytes)")

@@ -56,7 +56,7 @@ public struct SnapshotRestorer {
         defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
         let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
-        if fetched.gzipOK { problems += IntegrityCheck.run(path: temporary).map { "integrity: \($0)" } }
+        if fetched.gzipOK { problems += IntegrityCheck.run(path: temporary, weights: snapshot.tables).map { "integrity: \($0)" } }
         guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
             throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: problems)
         }

@@ -67,7 +67,7 @@ public struct SnapshotVerifier {
         var countsOK = false
         var restored: [String: Int64]?
         if fetched.gzipOK {
-            let integrity = IntegrityCheck.run(path: path, quick: quick)
+            let integrity = IntegrityCheck.run(path: path, quick: quick, weights: snapshot.tables)
             integritySeconds = lap()
             integrityOK = integrity.isEmpty
             problems += integrity.map { "integrity: \($0)" }

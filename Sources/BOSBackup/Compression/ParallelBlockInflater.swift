@@ -1,0 +1,118 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Restores a block-gzip stream on all cores: the stream is cut into its
+/// gzip members by the manifest's block table as it arrives, each member is
+/// inflated by libdeflate on a worker and written at its offset with
+/// `pwrite`, and the raw SHA-256 is taken over the blocks in order. Memory is
+/// the blocks in flight (jobs + 1), not the database.
+final class ParallelBlockInflater: @unchecked Sendable {
+    private let blocks: [SnapshotManifest.Block]
+    private let blockSize: Int
+    private let output: FileHandleFD
+    private let queue = DispatchQueue(label: "bosbackup.inflate", attributes: .concurrent)
+    private let slots: DispatchSemaphore
+    private let group = DispatchGroup()
+    private let lock = NSLock()
+
+    // Feeding side (one thread).
+    private var index = 0
+    private var member: UnsafeMutableRawBufferPointer?
+    private var filled = 0
+    private var trailing: Int64 = 0
+
+    // Shared, under `lock`.
+    private var finished: [Int: UnsafeMutableRawBufferPointer] = [:]
+    private var nextToHash = 0
+    private var raw = SHA256Stream()
+    private var failure: String?
+
+    init(blocks: [SnapshotManifest.Block], blockSize: Int, output: FileHandleFD, jobs: Int) {
+        self.blocks = blocks
+        self.blockSize = blockSize
+        self.output = output
+        slots = DispatchSemaphore(value: max(1, jobs) + 1)
+    }
+
+    func feed(_ chunk: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < chunk.count {
+            guard index < blocks.count else {
+                trailing += Int64(chunk.count - offset)
+                return
+            }
+            if member == nil {
+                member = .allocate(byteCount: Int(blocks[index].length), alignment: 16)
+                filled = 0
+            }
+            let take = min(chunk.count - offset, member!.count - filled)
+            UnsafeMutableRawBufferPointer(rebasing: member![filled..<filled + take])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: chunk[offset..<offset + take]))
+            filled += take
+            offset += take
+            if filled == member!.count { dispatch() }
+        }
+    }
+
+    private func dispatch() {
+        let (i, bytes) = (index, member!)
+        member = nil
+        index += 1
+        slots.wait()
+        group.enter()
+        queue.async { [self] in
+            defer { group.leave() }
+            let out = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
+            var produced = 0
+            var problem: String?
+            do {
+                produced = try GzipBlockDecompressor().decompress(UnsafeRawBufferPointer(bytes), into: out)
+                try write(UnsafeRawBufferPointer(rebasing: out[..<produced]), at: Int64(i) * Int64(blockSize))
+            } catch {
+                problem = "block \(i): \(error)"
+            }
+            bytes.deallocate()
+            complete(i, UnsafeMutableRawBufferPointer(rebasing: out[..<produced]), problem: problem)
+        }
+    }
+
+    private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(output.fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if n < 0 { if errno == EINTR { continue }; throw FileError("write", output.path) }
+            done += n
+        }
+    }
+
+    /// Hashes finished blocks in order and frees their slots.
+    private func complete(_ i: Int, _ block: UnsafeMutableRawBufferPointer, problem: String?) {
+        lock.lock()
+        defer { lock.unlock() }
+        if let problem, failure == nil { failure = problem }
+        if block.count < blockSize && i < blocks.count - 1 && failure == nil {
+            failure = "block \(i) inflates to \(block.count) bytes, not \(blockSize)"
+        }
+        finished[i] = block
+        while let ready = finished.removeValue(forKey: nextToHash) {
+            raw.update(UnsafeRawBufferPointer(ready))
+            ready.deallocate()
+            nextToHash += 1
+            slots.signal()
+        }
+    }
+
+    /// Waits for every block; returns the raw bytes and SHA-256, or the first problem.
+    func finish() -> (bytes: Int64, sha256: String, problem: String?) {
+        group.wait()
+        member?.deallocate()
+        lock.lock()
+        defer { lock.unlock() }
+        var problem = failure
+        if problem == nil && index < blocks.count { problem = "gzip stream truncated in block \(index)" }
+        if problem == nil && trailing > 0 { problem = "\(trailing) bytes after the last block" }
+        return (raw.count, raw.hex(), problem)
+    }
+}
