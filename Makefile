@@ -3,7 +3,7 @@ SWIFT   ?= swift
 PREFIX  ?= /usr/local
 RELEASE := .build/release/bosbackup
 
-.PHONY: deps test-deps build debug test demo install clean
+.PHONY: deps test-deps bench-deps build debug test demo bench install clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,12 @@ test: test-deps
 
 demo: build
 	@scripts/demo.sh $(RELEASE)
+
+bench-deps:
+	@EXTRA_DEBIAN_PACKAGES="pigz restic borgbackup time" scripts/install-deps.sh
+
+bench: bench-deps build
+	python3 bench/bench.py
 
 install: build
 	install -D -m 0755 $(RELEASE) $(DESTDIR)$(PREFIX)/bin/bosbackup

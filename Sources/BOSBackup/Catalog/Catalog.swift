@@ -101,13 +101,13 @@ public final class Catalog {
         try db.transaction {
             try db.run("""
                 INSERT INTO snapshots (id, name, job, target, target_url, object_key, manifest_key, taken_at, source,
-                  bytes, stored_bytes, sha256, database_sha256, page_size, block_size, level, encrypted, cataloged_at)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                  bytes, stored_bytes, sha256, database_sha256, page_size, block_size, level, encrypted, cataloged_at, manifest_sha256)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """, .text(s.id), .text(s.name), .text(s.job), .text(s.target), .text(s.targetURL), .text(s.objectKey),
                      .text(s.manifestKey), .real(s.takenAt.timeIntervalSince1970), .text(s.source), .integer(s.bytes),
                      .integer(s.storedBytes), .text(s.sha256), .text(s.databaseSHA256), .integer(Int64(s.pageSize)),
                      .integer(Int64(s.blockSize)), .integer(Int64(s.level)), SQLValue(s.encrypted),
-                     .real(clock.now().timeIntervalSince1970))
+                     .real(clock.now().timeIntervalSince1970), SQLValue(s.manifestSHA256))
             let insertTable = try db.prepare("INSERT INTO snapshot_tables (snapshot_id, table_name, row_count) VALUES (?,?,?)")
             for (table, count) in s.tables { try insertTable.execute([.text(s.id), .text(table), .integer(count)]) }
         }
@@ -115,7 +115,7 @@ public final class Catalog {
 
     private static let snapshotColumns = """
         id, name, job, target, target_url, object_key, manifest_key, taken_at, source, bytes, stored_bytes,
-        sha256, database_sha256, page_size, block_size, level, encrypted
+        sha256, database_sha256, page_size, block_size, level, encrypted, manifest_sha256
         """
 
     private func loadSnapshots(where clause: String, _ arguments: [SQLValue], suffix: String = "") throws -> [SnapshotRecord] {
@@ -131,7 +131,7 @@ public final class Catalog {
                 bytes: statement.int(at: 9), storedBytes: statement.int(at: 10), sha256: statement.string(at: 11)!,
                 databaseSHA256: statement.string(at: 12)!, pageSize: Int(statement.int(at: 13)),
                 blockSize: Int(statement.int(at: 14)), level: Int(statement.int(at: 15)), encrypted: statement.int(at: 16) != 0,
-                tables: [:]))
+                tables: [:], manifestSHA256: statement.string(at: 17)))
         }
         let tables = try db.prepare("SELECT table_name, row_count FROM snapshot_tables WHERE snapshot_id = ?")
         for index in records.indices {

@@ -19,7 +19,8 @@ public struct CatalogRebuild {
         let sizes = Dictionary(objects.map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
         for manifestKey in objects.map(\.key).filter({ $0.hasSuffix(".manifest.json") }) {
             guard let data = try? await target.get(key: manifestKey), let manifest = try? SnapshotManifest.decode(data),
-                  let record = manifest.record(target: targetName, targetURL: target.displayURL, manifestKey: manifestKey) else {
+                  let record = manifest.record(target: targetName, targetURL: target.displayURL, manifestKey: manifestKey,
+                                                  manifestSHA256: SHA256Stream.hex(of: data)) else {
                 outcome.skipped.append((manifestKey, "not a readable manifest"))
                 continue
             }

@@ -80,6 +80,8 @@ enum CatalogSchema {
             summary     TEXT NOT NULL
         );
         """,
+        // 3: the manifest's own checksum, so a changed manifest is caught like a changed snapshot.
+        "ALTER TABLE snapshots ADD COLUMN manifest_sha256 TEXT;",
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -46,11 +46,12 @@ public struct SnapshotManifest: Codable, Equatable, Sendable {
     }
 
     /// The catalog row this manifest describes, on the target it was found on.
-    public func record(target: String, targetURL: String, manifestKey: String) -> SnapshotRecord? {
+    public func record(target: String, targetURL: String, manifestKey: String, manifestSHA256: String? = nil) -> SnapshotRecord? {
         guard let taken = ISO8601.parse(takenAt) else { return nil }
         return SnapshotRecord(id: id, name: name, job: job, target: target, targetURL: targetURL, objectKey: objectKey,
                               manifestKey: manifestKey, takenAt: taken, source: source, bytes: databaseBytes,
                               storedBytes: storedBytes, sha256: sha256, databaseSHA256: databaseSha256, pageSize: pageSize,
-                              blockSize: blockSize, level: level, encrypted: encrypted, tables: tables)
+                              blockSize: blockSize, level: level, encrypted: encrypted, tables: tables,
+                              manifestSHA256: manifestSHA256)
     }
 }

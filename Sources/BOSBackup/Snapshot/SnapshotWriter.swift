@@ -91,14 +91,16 @@ public struct SnapshotWriter {
             pageSize: pageSize, storedBytes: compressed.storedBytes, sha256: compressed.storedSHA256,
             compression: "gzip-blocks", level: request.level, blockSize: request.blockSize, blocks: compressed.blocks,
             encrypted: target.encrypts, tables: tables)
+        let manifestData = try manifest.encoded()
         do {
-            try await target.put(key: manifestKey, data: try manifest.encoded())
+            try await target.put(key: manifestKey, data: manifestData)
         } catch {
             try? await target.delete(key: objectKey)
             throw error
         }
 
-        guard let record = manifest.record(target: request.targetName, targetURL: target.displayURL, manifestKey: manifestKey) else {
+        guard let record = manifest.record(target: request.targetName, targetURL: target.displayURL, manifestKey: manifestKey,
+                                           manifestSHA256: SHA256Stream.hex(of: manifestData)) else {
             throw TargetError.failed("internal: manifest time unreadable")
         }
         do {

@@ -98,6 +98,9 @@ public struct SnapshotVerifier {
         guard let data = try? await target.get(key: snapshot.manifestKey) else {
             return ["manifest: \(snapshot.manifestKey) is missing on \(target.displayURL)"]
         }
+        if let expected = snapshot.manifestSHA256, SHA256Stream.hex(of: data) != expected {
+            return ["manifest: \(snapshot.manifestKey) of snapshot \(snapshot.id) was changed after the backup (SHA-256 differs from the catalog's)"]
+        }
         guard let manifest = try? SnapshotManifest.decode(data) else {
             return ["manifest: \(snapshot.manifestKey) is not a readable manifest"]
         }
