@@ -3,7 +3,7 @@ SWIFT   ?= swift
 PREFIX  ?= /usr/local
 RELEASE := .build/release/bosbackup
 
-.PHONY: deps test-deps bench-deps build debug test demo bench install clean
+.PHONY: deps test-deps bench-deps build debug test torture demo bench install clean
 
 deps:
 	@scripts/install-deps.sh
@@ -20,6 +20,11 @@ debug: deps
 test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+
+# The reliability suites at full size (200 SIGKILLs instead of 30).
+torture: test-deps
+	$(SWIFT) build --build-tests
+	CRASH_KILLS=200 $(SWIFT) test --skip-build --disable-swift-testing --filter 'CrashSuite|CorruptionSuite|CLITests'
 
 demo: build
 	@scripts/demo.sh $(RELEASE)

@@ -15,6 +15,8 @@ struct KeyCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let key = EncryptionKey.generate()
+                let folder = (Context.absolute(path) as NSString).deletingLastPathComponent
+                try DurableFile.makeDirectory(folder)      // 0700 where it creates one
                 try key.write(to: Context.absolute(path))
                 Console.out("wrote key \(key.id) to \(Context.absolute(path)) (mode 0600); keep a copy apart from the backups")
                 return ExitStatus.ok
