@@ -3,7 +3,7 @@ SWIFT   ?= swift
 PREFIX  ?= /usr/local
 RELEASE := .build/release/bosbackup
 
-.PHONY: deps test-deps bench-deps build debug test torture demo bench install clean
+.PHONY: deps test-deps bench-deps build debug test torture fuzz demo bench install clean
 
 deps:
 	@scripts/install-deps.sh
@@ -25,6 +25,11 @@ test: test-deps
 torture: test-deps
 	$(SWIFT) build --build-tests
 	CRASH_KILLS=200 $(SWIFT) test --skip-build --disable-swift-testing --filter 'CrashSuite|CorruptionSuite|CLITests'
+
+# Each parser fuzzed for FUZZ_SECONDS (default 60) with the seeded mutation loop.
+fuzz: test-deps
+	$(SWIFT) build --build-tests
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} $(SWIFT) test --skip-build --disable-swift-testing --filter FuzzTests
 
 demo: build
 	@scripts/demo.sh $(RELEASE)
