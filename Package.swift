@@ -24,6 +24,8 @@ let package = Package(
         // at level 6 here and 3% smaller (see README, "Performance").
         .systemLibrary(name: "CLibDeflate", path: "Sources/CLibDeflate", pkgConfig: "libdeflate",
                        providers: [.apt(["libdeflate-dev"])]),
+        // glibc's mallopt, for the CLI's memory tuning.
+        .systemLibrary(name: "CMalloc", path: "Sources/CMalloc"),
         .target(
             name: "BOSBackup",
             dependencies: [
@@ -39,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "BOSBackupCLI",
             dependencies: [
-                "BOSBackup",
+                "BOSBackup", "CMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/bosbackup",
