@@ -63,15 +63,59 @@ public final class RowDiff {
         let liveColumns = Set(liveKey.allColumns)
         let differs = key.allColumns.filter(liveColumns.contains).map { "s.\($0) IS NOT l.\($0)" }.joined(separator: " OR ")
         let changed = "SELECT \(s) FROM main.\(t) s JOIN live.\(t) l ON \(key.match("s", "l")) WHERE \(differs.isEmpty ? "0" : differs)"
-        var result = TableRowDiff(table: table, keyColumns: key.columns,
-                                  missingInLive: try count(missing), onlyInLive: try count(newer),
+        var result = TableRowDiff(table: table, keyColumns: key.columns, missingInLive: 0, onlyInLive: 0,
                                   changed: includeChanged ? try count(changed) : 0)
-        if limit != 0 {
-            result.missingKeys = try keys(missing, limit: limit)
-            result.newKeys = try keys(newer, limit: limit)
-            result.changedKeys = try keys(changed, limit: limit)
+        if try keyIsRowid(key, table: table) {
+            try mergeRowids(table, limit: limit, into: &result)
+        } else {
+            result.missingInLive = try count(missing)
+            result.onlyInLive = try count(newer)
+            if limit != 0 {
+                result.missingKeys = try keys(missing, limit: limit)
+                result.newKeys = try keys(newer, limit: limit)
+            }
         }
+        if limit != 0 { result.changedKeys = try keys(changed, limit: limit) }
         return result
+    }
+
+    /// True when the key is the rowid (or an INTEGER PRIMARY KEY, its alias) in both copies.
+    func keyIsRowid(_ key: TableKey, table: String) throws -> Bool {
+        guard key.columns.count == 1 else { return false }
+        for schema in ["main", "live"] {
+            // WITHOUT ROWID tables have no rowid to select.
+            guard (try? db.prepare("SELECT rowid FROM \(schema).\(Database.quote(table)) LIMIT 0")) != nil else { return false }
+            if key.columns[0] != "rowid" {
+                let type = try db.scalar("SELECT upper(type) FROM \(schema).pragma_table_info(?) WHERE pk = 1", .text(table))?.string
+                guard type == "INTEGER" else { return false }
+            }
+        }
+        return true
+    }
+
+    /// Both tables walked once in rowid order, side by side (a merge): two
+    /// sequential scans instead of millions of lookups.
+    func mergeRowids(_ table: String, limit: Int?, into result: inout TableRowDiff) throws {
+        let t = Database.quote(table)
+        let snapshot = try db.prepare("SELECT rowid FROM main.\(t) ORDER BY rowid")
+        let live = try db.prepare("SELECT rowid FROM live.\(t) ORDER BY rowid")
+        var s: Int64? = try snapshot.step() ? snapshot.int(at: 0) : nil
+        var l: Int64? = try live.step() ? live.int(at: 0) : nil
+        func wanted(_ list: [[SQLValue]]) -> Bool { limit.map { list.count < $0 } ?? true }
+        while s != nil || l != nil {
+            if let sv = s, l == nil || sv < l! {
+                result.missingInLive += 1
+                if wanted(result.missingKeys) { result.missingKeys.append([.integer(sv)]) }
+                s = try snapshot.step() ? snapshot.int(at: 0) : nil
+            } else if let lv = l, s == nil || lv < s! {
+                result.onlyInLive += 1
+                if wanted(result.newKeys) { result.newKeys.append([.integer(lv)]) }
+                l = try live.step() ? live.int(at: 0) : nil
+            } else {
+                s = try snapshot.step() ? snapshot.int(at: 0) : nil
+                l = try live.step() ? live.int(at: 0) : nil
+            }
+        }
     }
 
     private func count(_ query: String) throws -> Int64 { try db.int("SELECT count(*) FROM (\(query))") }
