@@ -25,14 +25,14 @@ final class CloudCLITests: XCTestCase {
         try writePolicy(bucket: bucket)
     }
 
-    func writePolicy(bucket: String, key: String = "cloud.key") throws {
+    func writePolicy(bucket: String, key: String? = "cloud.key") throws {
         try """
             timezone: Asia/Shanghai
             source: { database: live.db }
             catalog: catalog.db
             targets:
               nas:   { url: nas }
-              cloud: { url: "s3://\(bucket)/prod?endpoint=http://127.0.0.1:\(moto.port)&part_size=5MiB", encryption_key_file: \(key) }
+              cloud: { url: "s3://\(bucket)/prod?endpoint=http://127.0.0.1:\(moto.port)&part_size=5MiB"\(key.map { ", encryption_key_file: \($0)" } ?? "") }
             jobs:
               local-weekly: { target: nas,   cron: "0 0 * * 0" }
               cloud-daily:  { target: cloud, cron: "0 22 * * *" }
@@ -83,6 +83,24 @@ final class CloudCLITests: XCTestCase {
         let wrong = try run("verify", "--snapshot", cloud.id, "--config", config)
         XCTAssertEqual(wrong.status, 4, wrong.stdout + wrong.stderr)
         XCTAssertTrue(wrong.stdout.contains("wrong key"), wrong.stdout)
+    }
+
+    func testPlainMultipartCycleThroughS3IsGzipAtRest() throws {
+        try writePolicy(bucket: bucket, key: nil)
+        let first = try run("run", "--config", config, "--now", "2026-11-29T22:05:00+08:00")
+        XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
+        let cloud = try cloudSnapshot()
+        XCTAssertFalse(cloud.encrypted)
+        XCTAssertTrue(cloud.objectKey.hasSuffix(".db.gz"), cloud.objectKey)
+        XCTAssertGreaterThan(cloud.storedBytes, 5 << 20)
+        let raw = try moto.target(bucket: bucket, prefix: "prod")
+        var head = Data()
+        try runAsync { try await raw.read(key: cloud.objectKey) { if head.count < 2 { head.append(contentsOf: $0.prefix(2)) } } }
+        XCTAssertEqual(Array(head), [0x1f, 0x8b], "plain gzip at rest")
+        XCTAssertEqual(try run("verify", "--snapshot", cloud.id, "--config", config).status, 0)
+        let restored = dir.file("restored.db")
+        XCTAssertEqual(try run("restore", "--snapshot", cloud.id, "--into", restored, "--config", config).status, 0)
+        XCTAssertEqual(try SHA256Stream.hex(ofFile: restored), cloud.databaseSHA256)
     }
 
     func testFailedCloudJobKeepsLocalCopyAndIsRetriedByTheNextRun() throws {
