@@ -21,6 +21,8 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Replace an existing database at --into (after copying it aside).") var force = false
     @Option(help: "Restore the N newest snapshots into scratch for triage.") var latest: Int?
     @Option(help: "Live database to compare with (opened read-only).") var live: String?
+    @Flag(help: "Triage: run the full integrity_check on each restore (default: quick_check, to answer fast during an incident).")
+    var fullCheck = false
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
@@ -56,7 +58,10 @@ struct RestoreCommand: AsyncParsableCommand {
         guard count > 0 else { throw UsageError("--latest must be at least 1") }
         let snapshots = Triage.newest(count, from: try catalog.snapshots())
         guard !snapshots.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
-        let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+        var verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+        // During an incident the question is "which snapshot has my rows"; the full
+        // index-content check (minutes per GB on two cores) is for verify and drills.
+        verifier.quick = !fullCheck
         let results = try await Triage(verifier: verifier).run(snapshots, live: live.map(Context.absolute)) {
             try context.target(for: $0)
         }
