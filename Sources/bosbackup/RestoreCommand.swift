@@ -21,7 +21,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Replace an existing database at --into (after copying it aside).") var force = false
     @Option(help: "Restore the N newest snapshots into scratch for triage.") var latest: Int?
     @Option(help: "Live database to compare with (opened read-only).") var live: String?
-    @Flag(help: "Triage: run the full integrity_check on each restore (default: quick_check, to answer fast during an incident).")
+    @Flag(help: "Run the full integrity_check on what is restored (default: quick_check plus the byte-for-byte SHA-256 match; the full check is verify's job).")
     var fullCheck = false
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -41,14 +41,14 @@ struct RestoreCommand: AsyncParsableCommand {
     private func restoreInto(_ context: Context, _ catalog: Catalog, snapshot id: String, path: String) async throws -> Int32 {
         let record = try catalog.snapshot(id)
         let outcome = try await SnapshotRestorer(catalog: catalog, clock: context.clock)
-            .restore(record, from: try context.target(for: record), into: path, force: force)
+            .restore(record, from: try context.target(for: record), into: path, force: force, fullCheck: fullCheck)
         if json {
             Console.json(["id": record.id, "path": outcome.path, "safety_copy": outcome.safetyCopy as Any,
                           "bytes": outcome.bytes, "tables": outcome.tables])
         } else {
             Console.out("restored snapshot \(record.id) (\(record.name), taken \(context.local(record.takenAt))) into \(outcome.path)")
             if let aside = outcome.safetyCopy { Console.out("the database that was there is kept at \(aside)") }
-            Console.out("checked: checksum, gzip, integrity; \(outcome.tables.count) tables, \(outcome.tables.values.reduce(0, +)) rows")
+            Console.out("checked: checksum, gzip, byte-for-byte SHA-256, \(fullCheck ? "integrity_check" : "quick_check"); \(outcome.tables.count) tables, \(outcome.tables.values.reduce(0, +)) rows")
         }
         return ExitStatus.ok
     }

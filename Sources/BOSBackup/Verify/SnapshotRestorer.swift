@@ -46,7 +46,11 @@ public struct SnapshotRestorer {
 
     static let sidecars = ["-wal", "-journal", "-shm"]
 
-    public func restore(_ snapshot: SnapshotRecord, from target: Target, into path: String, force: Bool) async throws -> RestoreOutcome {
+    /// The restored file must be byte for byte the snapshot (raw SHA-256) and pass
+    /// `quick_check`; `fullCheck` adds the index-content check (`verify`'s job,
+    /// minutes on a large database when time matters most).
+    public func restore(_ snapshot: SnapshotRecord, from target: Target, into path: String, force: Bool,
+                        fullCheck: Bool = false) async throws -> RestoreOutcome {
         let exists = DurableFile.exists(path)
         if exists && !force { throw RestoreError.destinationExists(path) }
         let folder = (path as NSString).deletingLastPathComponent
@@ -56,11 +60,14 @@ public struct SnapshotRestorer {
         defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
         let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
-        if fetched.gzipOK { problems += IntegrityCheck.run(path: temporary, weights: snapshot.tables).map { "integrity: \($0)" } }
+        if fetched.gzipOK {
+            problems += IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables).map { "integrity: \($0)" }
+        }
         guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
             throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: problems)
         }
-        let tables = try TableCounts.count(atPath: temporary)
+        // Byte-identical to the snapshot, so its counts are the cataloged ones.
+        let tables = snapshot.tables
 
         var safetyCopy: String?
         if exists {
