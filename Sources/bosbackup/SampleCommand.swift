@@ -39,6 +39,8 @@ struct SampleCommand: AsyncParsableCommand {
         @Option(help: "Placed-at time (ISO 8601; default now).") var at: String?
         @Option(help: "Random seed.") var seed: UInt64 = 7
         @Flag(help: "Print each new order id as it commits (for tests that follow the writer).") var announce = false
+        @Flag(help: "At the end, print commit latency percentiles as JSON.") var latency = false
+        @Option(help: "Stop early once this file exists (tests end a writer without killing it).") var stopFile: String?
 
         func run() async throws {
             try await reporting {
@@ -46,12 +48,22 @@ struct SampleCommand: AsyncParsableCommand {
                     guard let date = ISO8601.parse(text) else { throw UsageError("--at \(text) is not an ISO 8601 time") }
                     return date
                 } ?? Date()
-                var rng = SeededRandom(seed: seed)
-                for _ in 0..<count {
-                    let ids = try SampleBOS.addOrders(to: Context.absolute(path), count: 1, at: when, seed: rng.next())
-                    if announce { print(ids[0]); fflush(stdout) }
+                var latencies: [Double] = []
+                let began = Date()
+                _ = try SampleBOS.addOrders(to: Context.absolute(path), count: count, at: when, seed: seed) { id, seconds in
+                    latencies.append(seconds)
+                    if announce { print(id); fflush(stdout) }
+                    return stopFile.map { !DurableFile.exists($0) } ?? true
                 }
-                if !announce { Console.out("added \(count) orders to \(path)") }
+                let elapsed = Date().timeIntervalSince(began)
+                if latency {
+                    let sorted = latencies.sorted()
+                    func p(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * q))] * 1000 }
+                    Console.json(["commits": sorted.count, "per_second": Double(sorted.count) / max(elapsed, 0.001),
+                                  "p50_ms": p(0.5), "p99_ms": p(0.99), "max_ms": (sorted.last ?? 0) * 1000])
+                } else if !announce {
+                    Console.out("added \(count) orders to \(path)")
+                }
                 return ExitStatus.ok
             }
         }

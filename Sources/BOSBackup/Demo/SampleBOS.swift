@@ -135,14 +135,19 @@ public enum SampleBOS {
     /// Adds `count` new orders (with items, payments, shipments) at `at`, one
     /// transaction per order as a BOS would; used by tests and the demo to
     /// simulate a busy day.
-    public static func addOrders(to path: String, count: Int, at: Date, seed: UInt64) throws -> [Int64] {
+    public static func addOrders(to path: String, count: Int, at: Date, seed: UInt64,
+                                 committed: ((_ id: Int64, _ seconds: Double) -> Bool)? = nil) throws -> [Int64] {
         let db = try Database(path: path, mode: .readWrite, busyTimeoutMs: 30_000)
         try db.execute("PRAGMA foreign_keys = ON")
         var rng = SeededRandom(seed: seed)
         var writer = try OrderWriter(db: db)
         var ids: [Int64] = []
         for _ in 0..<count {
-            ids.append(try db.transaction { try writer.addOrder(at: at, rng: &rng) })
+            let start = Date()
+            let id = try db.transaction { try writer.addOrder(at: at, rng: &rng) }
+            ids.append(id)
+            // The time one order takes to commit: what a cashier waits for. False: stop.
+            if committed?(id, Date().timeIntervalSince(start)) == false { break }
         }
         return ids
     }
