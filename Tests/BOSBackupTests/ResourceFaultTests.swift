@@ -41,6 +41,19 @@ final class ResourceFaultTests: XCTestCase {
         XCTAssertEqual(try bosbackup("verify", "--latest", "1", "--catalog", catalog).status, 0, "the older snapshot is intact")
     }
 
+    /// A full scratch disk is an operation failure (exit 1) that names the
+    /// scratch folder — not an input error blaming the live database.
+    func testScratchFolderThatFillsUp() throws {
+        let scratch = dir.file("scratch")
+        try mountTmpfs(scratch, options: "size=1m")
+        let result = try bosbackup("backup", "--source", dir.file("big.db"), "--target", "file://" + dir.file("nas"),
+                                   "--catalog", dir.file("c.db"), "--scratch", scratch)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("scratch folder") && result.stderr.contains("disk full"), result.stderr)
+        XCTAssertTrue(try Catalog(path: dir.file("c.db")).snapshots().isEmpty)
+        XCTAssertEqual((try? FileManager.default.contentsOfDirectory(atPath: scratch)) ?? [], [], "the partial copy is removed")
+    }
+
     func testReadOnlyTarget() throws {
         let nas = dir.file("ro")
         try mountTmpfs(nas, options: "size=4m,ro")

@@ -19,6 +19,14 @@ public enum SourceError: Error, CustomStringConvertible, CategorizedError, Senda
     public var category: ErrorCategory { .input }
 }
 
+/// The scratch folder could not take the copy (a failure, not bad input).
+public struct ScratchError: Error, CustomStringConvertible, CategorizedError, Sendable {
+    public let path: String
+    public let why: String
+    public var description: String { "cannot write the snapshot copy \(path) in the scratch folder: \(why)" }
+    public var category: ErrorCategory { .failure }
+}
+
 /// A point-in-time copy of a live database, made with SQLite's online backup
 /// API from a read-only connection while the BOS keeps writing.
 public enum ConsistentCopy {
@@ -62,6 +70,10 @@ public enum ConsistentCopy {
         } catch let error as SQLiteError {
             unlink(destination)
             if error.isCorruptOrNotADatabase { throw SourceError.notADatabase(source.path, why: error.message) }
+            // A full or failing scratch disk is the copy's problem, not the live database's.
+            if error.primaryCode == SQLITE_FULL || error.primaryCode == SQLITE_IOERR || error.primaryCode == SQLITE_CANTOPEN {
+                throw ScratchError(path: destination, why: error.primaryCode == SQLITE_FULL ? "disk full" : error.message)
+            }
             throw SourceError.unreadable(source.path, why: error.description)
         }
     }
