@@ -79,6 +79,7 @@ public struct BlockGzipWriter {
             var waiting: [Int: Block] = [:]
             defer { waiting.values.forEach { $0.deallocate() } }
             var emitted = 0
+            do {
             while emitted < count, let (index, block) = try await group.next() {
                 waiting[index] = block
                 // Blocks finish in any order; the object is written in order.
@@ -94,6 +95,14 @@ public struct BlockGzipWriter {
                     progress?(raw.count, total)
                     if next < count { launch() }
                 }
+            }
+            } catch {
+                // Blocks other workers finished are freed before the error goes up.
+                group.cancelAll()
+                while !group.isEmpty {
+                    if let (_, block) = try? await group.next() { block.deallocate() }
+                }
+                throw error
             }
         }
         return CompressedObject(rawBytes: raw.count, rawSHA256: raw.hex(), storedBytes: stored.count,

@@ -55,7 +55,8 @@ public struct SnapshotFetcher {
         var raw = SHA256Stream()
         var gzipError: String?
         let parallel = blocks.map { ParallelBlockInflater(blocks: $0, blockSize: snapshot.blockSize, output: output, jobs: jobs) }
-        let inflater = try GzipStreamInflater { bytes in
+        // One of the two: block-parallel by the table, or one sequential zlib stream.
+        let inflater = parallel != nil ? nil : try GzipStreamInflater { bytes in
             raw.update(bytes)
             try output.write(bytes)
         }
@@ -64,13 +65,13 @@ public struct SnapshotFetcher {
                 stored.update(chunk)
                 if let parallel { parallel.feed(chunk); return }
                 // Keep reading after a gzip error so the checksum still covers every byte.
-                if gzipError == nil {
+                if gzipError == nil, let inflater {
                     do { try inflater.feed(chunk) } catch let error as GzipStreamInflater.Failure {
                         gzipError = error.description
                     }
                 }
             }
-            if parallel == nil && gzipError == nil {
+            if let inflater, gzipError == nil {
                 do { try inflater.finish() } catch { gzipError = "\(error)" }
             }
         } catch let error as TargetError {
