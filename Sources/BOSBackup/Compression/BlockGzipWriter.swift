@@ -12,7 +12,30 @@ public struct CompressedObject: Sendable {
     public var blocks: [SnapshotManifest.Block]
 }
 
-/// Streams a file through block-wise gzip into an `ObjectWriter`: one gzip
+/// Where the block writer reads what it compresses: positioned reads that
+/// workers make at the same time, so a source must be safe to read from
+/// several threads (pread on a file; pages of a pinned WAL commit).
+public protocol BlockSource: Sendable {
+    /// Bytes in the source.
+    var size: Int64 { get }
+    /// Fills `buffer` from `offset`; short only at the end of the source.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
+}
+
+/// A regular file as a block source.
+public final class FileBlockSource: BlockSource, @unchecked Sendable {
+    private let file: FileHandleFD
+    public let size: Int64
+    public init(path: String) throws {
+        file = try FileHandleFD(readingFrom: path)
+        size = file.size
+    }
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        try BlockGzipWriter.pread(fd: file.fd, path: file.path, into: buffer, at: offset)
+    }
+}
+
+/// Streams a block source through block-wise gzip into an `ObjectWriter`: one gzip
 /// member per `blockSize` bytes, compressed on `jobs` cores at once, written
 /// in order, SHA-256 of the raw and stored bytes computed on the way.
 /// Memory is bounded by the blocks in flight (2 per job), whatever the file size.
@@ -42,11 +65,15 @@ public struct BlockGzipWriter {
 
     public func write(file path: String, to writer: ObjectWriter,
                       progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil) async throws -> CompressedObject {
+        try await write(source: FileBlockSource(path: path), to: writer, progress: progress)
+    }
+
+    public func write(source: BlockSource, to writer: ObjectWriter,
+                      progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil) async throws -> CompressedObject {
         _ = try GzipBlockCompressor(level: level, blockSize: blockSize)   // a bad level fails before any work
-        let input = try FileHandleFD(readingFrom: path)
-        let total = input.size
+        let total = source.size
         let count = max(1, Int((total + Int64(blockSize) - 1) / Int64(blockSize)))
-        let (level, blockSize, fd) = (self.level, self.blockSize, input.fd)
+        let (level, blockSize) = (self.level, self.blockSize)
         var raw = SHA256Stream()
         var stored = SHA256Stream()
         var blocks: [SnapshotManifest.Block] = []
@@ -58,7 +85,7 @@ public struct BlockGzipWriter {
                 group.addTask {
                     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
                     do {
-                        let n = try Self.pread(fd: fd, path: path, into: buffer, at: Int64(index) * Int64(blockSize))
+                        let n = try source.read(into: buffer, at: Int64(index) * Int64(blockSize))
                         let compressor = try GzipBlockCompressor(level: level, blockSize: blockSize)
                         let member = try withExtendedLifetime(compressor) {
                             // The compressed view lives in the compressor's buffer: copy it out before the compressor goes.

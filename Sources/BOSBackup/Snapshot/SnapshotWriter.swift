@@ -32,8 +32,8 @@ public enum BackupProgress: Sendable {
     case storing
 }
 
-/// Takes one snapshot: consistent copy → row counts → block gzip + SHA-256
-/// streamed to the target → manifest → catalog row. The catalog row is
+/// Takes one snapshot: consistent image (row counts counted alongside) →
+/// block gzip + SHA-256 streamed to the target → manifest → catalog row. The catalog row is
 /// written last, so a failure or crash at any earlier step leaves nothing
 /// cataloged (and the target writer removes its partial object).
 public struct SnapshotWriter {
@@ -51,20 +51,25 @@ public struct SnapshotWriter {
         let source = try ConsistentCopy.openSource(request.sourcePath)
         try DurableFile.makeDirectory(request.scratch)
         let id = try newID()
-        let copyPath = request.scratch + "/.bosbackup-snapshot-\(id).db"
-        defer {
-            for suffix in ["", "-journal", "-wal", "-shm"] { unlink(copyPath + suffix) }
-        }
-        try ConsistentCopy.copy(source: source, to: copyPath) { remaining, total in
+        let image = try ConsistentImage.take(
+            source: source, scratchCopy: request.scratch + "/.bosbackup-snapshot-\(id).db", blockSize: request.blockSize,
+            clock: clock) { remaining, total in
             progress?(.copying(pagesDone: Int64(total - remaining), pagesTotal: Int64(total)))
         }
-        let takenAt = clock.now()
+        do {
+            let stored = try await store(image, request: request, id: id, started: started, to: target, progress: progress)
+            await image.close()
+            return stored
+        } catch {
+            await image.close()
+            throw error
+        }
+    }
 
-        let (tables, pageSize) = try {
-            let copy = try Database(path: copyPath, mode: .readOnly)
-            return (try TableCounts.count(in: copy), Int(try copy.int("PRAGMA page_size")))
-        }()
-
+    /// Compresses and stores the image, then writes its manifest and catalog row.
+    private func store(_ image: ConsistentImage, request: BackupRequest, id: String, started: Date, to target: Target,
+                       progress: ((BackupProgress) -> Void)?) async throws -> SnapshotRecord {
+        let takenAt = image.takenAt
         let name = try uniqueName(job: request.job, takenAt: takenAt, id: id)
         let folder = Self.folder(job: request.job, takenAt: takenAt)
         let objectKey = "\(folder)/\(name).db.gz" + (target.encrypts ? ".enc" : "")
@@ -72,23 +77,27 @@ public struct SnapshotWriter {
 
         let writer = try await target.makeWriter(key: objectKey)
         let compressed: CompressedObject
+        let tables: [String: Int64]
         do {
             compressed = try await BlockGzipWriter(level: request.level, blockSize: request.blockSize, jobs: request.jobs)
-                .write(file: copyPath, to: writer) { done, total in
+                .write(source: image.bytes, to: writer) { done, total in
                     progress?(.compressing(bytesDone: done, bytesTotal: total))
                 }
+            tables = try await image.tableCounts()
             progress?(.storing)
             try await writer.commit()
         } catch {
             await writer.abort()
             throw error
         }
+        // The live database's read transaction (or the scratch copy) is no longer needed.
+        await image.close()
 
         let manifest = SnapshotManifest(
             id: id, name: name, job: request.job, takenAt: ISO8601.string(takenAt), startedAt: ISO8601.string(started),
             finishedAt: ISO8601.string(clock.now()), source: request.sourcePath, toolVersion: BOSBackupVersion.string,
             objectKey: objectKey, databaseBytes: compressed.rawBytes, databaseSha256: compressed.rawSHA256,
-            pageSize: pageSize, storedBytes: compressed.storedBytes, sha256: compressed.storedSHA256,
+            pageSize: image.pageSize, storedBytes: compressed.storedBytes, sha256: compressed.storedSHA256,
             compression: "gzip-blocks", level: request.level, blockSize: request.blockSize, blocks: compressed.blocks,
             encrypted: target.encrypts, tables: tables)
         let manifestData = try manifest.encoded()

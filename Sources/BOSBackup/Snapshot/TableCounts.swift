@@ -14,13 +14,16 @@ public enum TableCounts {
     /// Row count of every user table, read in one transaction so they belong
     /// to one point in time even if the database is being written.
     public static func count(in db: Database) throws -> [String: Int64] {
-        try db.transaction("DEFERRED") {
-            var counts: [String: Int64] = [:]
-            for name in try tableNames(in: db) {
-                counts[name] = try db.int("SELECT count(*) FROM \(Database.quote(name))")
-            }
-            return counts
+        try db.transaction("DEFERRED") { try countInOpenTransaction(db) }
+    }
+
+    /// The same inside a transaction the caller holds (a pinned snapshot).
+    public static func countInOpenTransaction(_ db: Database) throws -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        for name in try tableNames(in: db) {
+            counts[name] = try db.int("SELECT count(*) FROM \(Database.quote(name))")
         }
+        return counts
     }
 
     public static func count(atPath path: String) throws -> [String: Int64] {
