@@ -21,7 +21,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Replace an existing database at --into (after copying it aside).") var force = false
     @Option(help: "Restore the N newest snapshots into scratch for triage.") var latest: Int?
     @Option(help: "Live database to compare with (opened read-only).") var live: String?
-    @Flag(help: "Run the full integrity_check on what is restored (default: quick_check plus the byte-for-byte SHA-256 match; the full check is verify's job).")
+    @Flag(help: "Run the full integrity_check on what is restored (default: the byte-for-byte SHA-256 match, plus quick_check unless a verify already passed these bytes; the full check is verify's job).")
     var fullCheck = false
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -48,7 +48,13 @@ struct RestoreCommand: AsyncParsableCommand {
         } else {
             Console.out("restored snapshot \(record.id) (\(record.name), taken \(context.local(record.takenAt))) into \(outcome.path)")
             if let aside = outcome.safetyCopy { Console.out("the database that was there is kept at \(aside)") }
-            Console.out("checked: checksum, gzip, byte-for-byte SHA-256, \(fullCheck ? "integrity_check" : "quick_check"); \(outcome.tables.count) tables, \(outcome.tables.values.reduce(0, +)) rows")
+            let structure: String
+            switch outcome.structure {
+            case .quickCheck: structure = "quick_check"
+            case .integrityCheck: structure = "integrity_check"
+            case .verified(let at): structure = "the same bytes passed verify at \(context.local(at))"
+            }
+            Console.out("checked: checksum, gzip, byte-for-byte SHA-256, \(structure); \(outcome.tables.count) tables, \(outcome.tables.values.reduce(0, +)) rows")
         }
         return ExitStatus.ok
     }

@@ -95,6 +95,33 @@ final class VerifyRestoreTests: XCTestCase {
         XCTAssertNotEqual(try SHA256Stream.hex(ofFile: f.live), "", "live untouched")
     }
 
+    func testRestoreOfAVerifiedSnapshotLetsTheSHA256StandForTheStructureCheck() throws {
+        let f = try BackupFixture(orders: 300)
+        let record = try f.backup()
+        let restorer = SnapshotRestorer(catalog: f.catalog, clock: f.clock)
+        func restore(_ name: String, fullCheck: Bool = false) throws -> RestoreOutcome {
+            try runAsync { try await restorer.restore(record, from: f.target, into: f.dir.file(name), force: false, fullCheck: fullCheck) }
+        }
+        XCTAssertEqual(try restore("never-verified.db").structure, .quickCheck)
+        XCTAssertTrue(try f.verify(record).ok, "verify records its result")
+        XCTAssertEqual(try restore("verified.db").structure, .verified(at: f.clock.now()))
+        XCTAssertEqual(try restore("full.db", fullCheck: true).structure, .integrityCheck)
+
+        // A verify that failed proves nothing: the check runs again.
+        try f.catalog.record(VerificationRecord(snapshotID: record.id, verifiedAt: f.clock.now().addingTimeInterval(60), ok: false,
+                                                checksumOK: true, gzipOK: true, integrityOK: false, countsOK: true,
+                                                seconds: 1, problems: ["integrity: page 7 is never used"]))
+        XCTAssertEqual(try restore("after-failed-verify.db").structure, .quickCheck)
+
+        // The skip never weakens the byte check: damaged after verify, still refused.
+        try f.catalog.record(VerificationRecord(snapshotID: record.id, verifiedAt: f.clock.now().addingTimeInterval(120), ok: true,
+                                                checksumOK: true, gzipOK: true, integrityOK: true, countsOK: true,
+                                                seconds: 1, problems: []))
+        XCTAssertEqual(truncate(f.objectPath(record), 1000), 0)
+        XCTAssertThrowsError(try restore("damaged.db")) { XCTAssertEqual(($0 as? CategorizedError)?.category, .mismatch) }
+        XCTAssertFalse(DurableFile.exists(f.dir.file("damaged.db")))
+    }
+
     func testForcedRestoreKeepsASafetyCopyOfTheDamagedDatabase() throws {
         let f = try BackupFixture(orders: 300)
         let record = try f.backup()

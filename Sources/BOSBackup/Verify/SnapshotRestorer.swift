@@ -30,6 +30,17 @@ public struct RestoreOutcome: Sendable {
     public var safetyCopy: String?
     public var bytes: Int64
     public var tables: [String: Int64]
+    /// How the database's structure was checked.
+    public var structure: StructureCheck
+}
+
+/// The structural check a restore made (or why it needed none).
+public enum StructureCheck: Sendable, Equatable {
+    case quickCheck
+    case integrityCheck
+    /// The restored bytes are byte-for-byte (SHA-256) the ones an earlier
+    /// verify restored and checked at this time: checking them again proves nothing new.
+    case verified(at: Date)
 }
 
 /// Restores a snapshot to a real path: fetched and checked beside the
@@ -48,7 +59,9 @@ public struct SnapshotRestorer {
 
     /// The restored file must be byte for byte the snapshot (raw SHA-256) and pass
     /// `quick_check`; `fullCheck` adds the index-content check (`verify`'s job,
-    /// minutes on a large database when time matters most).
+    /// minutes on a large database when time matters most). A snapshot that an
+    /// earlier verify passed skips the quick check unless `fullCheck`: the SHA-256
+    /// match already makes the restored file the very bytes that verify checked.
     public func restore(_ snapshot: SnapshotRecord, from target: Target, into path: String, force: Bool,
                         fullCheck: Bool = false) async throws -> RestoreOutcome {
         let exists = DurableFile.exists(path)
@@ -60,7 +73,9 @@ public struct SnapshotRestorer {
         defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
         let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
-        if fetched.gzipOK {
+        let verified = fullCheck ? nil : try catalog.lastVerification(of: snapshot.id).flatMap { $0.ok ? $0.verifiedAt : nil }
+        let structure: StructureCheck = verified.map { .verified(at: $0) } ?? (fullCheck ? .integrityCheck : .quickCheck)
+        if fetched.gzipOK && verified == nil {
             problems += IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables).map { "integrity: \($0)" }
         }
         guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
@@ -80,7 +95,8 @@ public struct SnapshotRestorer {
         try DurableFile.commit(temporary: temporary, to: path)
         try catalog.addAudit(action: "restore", snapshotID: snapshot.id,
                              detail: "restored into \(path)" + (safetyCopy.map { "; previous database kept at \($0)" } ?? ""))
-        return RestoreOutcome(path: path, safetyCopy: safetyCopy, bytes: fetched.databaseBytes, tables: tables)
+        return RestoreOutcome(path: path, safetyCopy: safetyCopy, bytes: fetched.databaseBytes, tables: tables,
+                              structure: structure)
     }
 
     /// Copies the database and its journal/WAL files, durably, to `aside`.
