@@ -26,6 +26,8 @@ final class ParallelBlockInflater: @unchecked Sendable {
     // Shared, under `lock`.
     private var finished: [Int: UnsafeMutableRawBufferPointer] = [:]
     private var nextToHash = 0
+    /// One thread at a time hashes, outside the lock, so workers finishing meanwhile do not wait.
+    private var hashing = false
     private var raw = SHA256Stream()
     private var failure: String?
 
@@ -87,21 +89,28 @@ final class ParallelBlockInflater: @unchecked Sendable {
         }
     }
 
-    /// Hashes finished blocks in order and frees their slots.
+    /// Hashes finished blocks in order and frees their slots. The thread that
+    /// finds the next block ready hashes it (and any that follow) outside the
+    /// lock; others just leave their block and go back to inflating.
     private func complete(_ i: Int, _ block: UnsafeMutableRawBufferPointer, problem: String?) {
         lock.lock()
-        defer { lock.unlock() }
         if let problem, failure == nil { failure = problem }
         if block.count < blockSize && i < blocks.count - 1 && failure == nil {
             failure = "block \(i) inflates to \(block.count) bytes, not \(blockSize)"
         }
         finished[i] = block
+        guard !hashing else { lock.unlock(); return }
+        hashing = true
         while let ready = finished.removeValue(forKey: nextToHash) {
+            lock.unlock()
             raw.update(UnsafeRawBufferPointer(ready))
             ready.deallocate()
-            nextToHash += 1
             slots.signal()
+            lock.lock()
+            nextToHash += 1
         }
+        hashing = false
+        lock.unlock()
     }
 
     /// Waits for every block; returns the raw bytes and SHA-256, or the first problem.

@@ -17,20 +17,21 @@ public enum IntegrityCheck {
         do { tables = try TableCounts.tableNames(in: Database(path: path, mode: .readOnly)) + (try systemTables(path)) } catch {
             return ["\(error)"]
         }
-        // Biggest tables first, each to the least loaded connection.
-        var work: [[String]] = Array(repeating: [], count: max(1, jobs))
-        var load = Array(repeating: Int64(0), count: work.count)
+        // Biggest tables first, each taken by the next free connection: row counts
+        // say little about how long a table takes (an index whose order differs
+        // from the table's costs a random seek per row), so no static split.
         let whole = "quick_check(\(maxErrors))"
-        for (item, weight) in [(whole, weights.values.reduce(0, +) / 8)] + tables.map({ ("integrity_check(\(Database.quote($0)))", weights[$0] ?? 0) })
-            .sorted(by: { $0.1 > $1.1 }) {
-            let i = load.indices.min { load[$0] < load[$1] }!
-            work[i].append(item)
-            load[i] += max(weight, 1)
-        }
+        let work = ([(whole, weights.values.reduce(0, +) / 8)] + tables.map { ("integrity_check(\(Database.quote($0)))", weights[$0] ?? 0) })
+            .sorted { $0.1 > $1.1 }.map(\.0)
+        let next = Locked(0)
         let results = Locked([String]())
-        DispatchQueue.concurrentPerform(iterations: work.count) { i in
-            let problems = work[i].flatMap { pragma($0, path: path) }
-            results.withValue { $0 += problems }
+        DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, work.count))) { _ in
+            while true {
+                let i = next.withValue { value -> Int in defer { value += 1 }; return value }
+                guard i < work.count else { return }
+                let problems = pragma(work[i], path: path)
+                results.withValue { $0 += problems }
+            }
         }
         return Array(Set(results.value)).sorted().prefix(maxErrors).map { $0 }
     }
