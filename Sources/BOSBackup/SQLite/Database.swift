@@ -73,7 +73,9 @@ public final class Database {
     public func scalar(_ sql: String, _ arguments: SQLValue...) throws -> SQLValue? {
         let statement = try prepare(sql)
         try statement.bind(arguments)
-        return try statement.step() ? statement.value(at: 0) : nil
+        // Not `step() ? value : nil`: SQLValue is nil-literal convertible, so that nil would be `.null`.
+        guard try statement.step() else { return nil }
+        return statement.value(at: 0)
     }
 
     public func int(_ sql: String, _ arguments: SQLValue...) throws -> Int64 {
