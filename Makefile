@@ -21,10 +21,11 @@ test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
 
-# The reliability suites at full size (200 SIGKILLs instead of 30).
+# The reliability suites at full size: 200 SIGKILLs instead of 30, and 40 instead of 8
+# during S3 uploads (CloudCLITests.testKillsDuringUpload…; 'CLITests' matches CloudCLITests).
 torture: test-deps
 	$(SWIFT) build --build-tests
-	CRASH_KILLS=200 $(SWIFT) test --skip-build --disable-swift-testing --filter 'CrashSuite|CorruptionSuite|CLITests'
+	CRASH_KILLS=200 S3_CRASH_KILLS=40 $(SWIFT) test --skip-build --disable-swift-testing --filter 'CrashSuite|CorruptionSuite|CLITests'
 
 # Each parser fuzzed for FUZZ_SECONDS (default 60) with the seeded mutation loop.
 fuzz: test-deps

@@ -4,10 +4,13 @@ import XCTest
 
 /// The double-backup policy end to end with a real S3-compatible server
 /// (moto on 127.0.0.1): encrypted multipart upload, list, verify, restore,
-/// wrong key, a failed cloud job retried, and a catalog rebuilt from targets.
+/// wrong key, a failed cloud job retried, a catalog rebuilt from targets, and
+/// the S3 server killed mid-upload.
 final class CloudCLITests: XCTestCase {
     var dir: TempDir!
     var moto: MotoServer!
+    /// Servers of one test alone (`MotoServer.startPrivate`), killed after it.
+    var privateServers: [MotoServer] = []
     var bucket: String!
     var config: String { dir.file("bos.yml") }
     var environment: [String: String] {
@@ -25,14 +28,18 @@ final class CloudCLITests: XCTestCase {
         try writePolicy(bucket: bucket)
     }
 
-    func writePolicy(bucket: String, key: String? = "cloud.key") throws {
+    override func tearDownWithError() throws {
+        for server in privateServers { try server.kill() }
+    }
+
+    func writePolicy(bucket: String, key: String? = "cloud.key", port: Int? = nil) throws {
         try """
             timezone: Asia/Shanghai
             source: { database: live.db }
             catalog: catalog.db
             targets:
               nas:   { url: nas }
-              cloud: { url: "s3://\(bucket)/prod?endpoint=http://127.0.0.1:\(moto.port)&part_size=5MiB"\(key.map { ", encryption_key_file: \($0)" } ?? "") }
+              cloud: { url: "s3://\(bucket)/prod?endpoint=http://127.0.0.1:\(port ?? moto.port)&part_size=5MiB"\(key.map { ", encryption_key_file: \($0)" } ?? "") }
             jobs:
               local-weekly: { target: nas,   cron: "0 0 * * 0" }
               cloud-daily:  { target: cloud, cron: "0 22 * * *" }
@@ -41,10 +48,15 @@ final class CloudCLITests: XCTestCase {
 
     func run(_ arguments: String...) throws -> ProcessResult {
         let result = try bosbackup(arguments, environment: environment)
-        for secret in [MotoServer.credentials.secretAccessKey, MotoServer.credentials.sessionToken!] {
-            XCTAssertFalse(result.stdout.contains(secret) || result.stderr.contains(secret), "a secret was printed by \(arguments)")
-        }
+        assertNoSecrets(result, arguments)
         return result
+    }
+
+    func assertNoSecrets(_ result: ProcessResult, _ arguments: [String], line: UInt = #line) {
+        for secret in [MotoServer.credentials.secretAccessKey, MotoServer.credentials.sessionToken!] {
+            XCTAssertFalse(result.stdout.contains(secret) || result.stderr.contains(secret), "a secret was printed by \(arguments)",
+                           line: line)
+        }
     }
 
     func cloudSnapshot() throws -> SnapshotRecord {
@@ -137,11 +149,12 @@ final class CloudCLITests: XCTestCase {
     /// SIGKILL at random moments while snapshots stream to S3 (multipart):
     /// nothing partial is cataloged, the next run aborts the orphaned upload
     /// and completes the job, and every cataloged snapshot restores.
+    /// `S3_CRASH_KILLS` sets the number of kills (8 in make test, 40 in make torture).
     func testKillsDuringUploadLeaveNoPartsAndNothingPartial() throws {
         try writePolicy(bucket: bucket, key: nil)
         var rng = SeededRandom(seed: 7)
         var hour = ISO8601.parse("2026-11-29T22:05:00+08:00")!
-        let kills = 8
+        let kills = Int(ProcessInfo.processInfo.environment["S3_CRASH_KILLS"] ?? "8") ?? 8
         var lost = 0, orphaned = 0
         for _ in 0..<kills {
             hour = hour.addingTimeInterval(86_400)
@@ -169,5 +182,96 @@ final class CloudCLITests: XCTestCase {
         print("crash (S3 upload): \(kills) kills, \(lost) cataloged snapshots not whole, \(orphaned) multipart uploads left after the next run")
         XCTAssertEqual(lost, 0, "a cataloged snapshot is whole on S3")
         XCTAssertEqual(orphaned, 0, "the next run aborts the killed run's multipart upload")
+    }
+
+    /// Issue #7, resource faults: the S3 server *process* SIGKILLed while the CLI uploads a
+    /// multipart snapshot. bosbackup gives up in bounded time with exit 1 and one line naming
+    /// the S3 failure; nothing is cataloged, nothing temporary is left, the earlier snapshots
+    /// verify. A fresh server on the same port is empty (moto keeps everything in memory): the
+    /// earlier cloud snapshot is reported missing (exit 4), and the next run stores the cloud
+    /// copy again.
+    func testS3ServerKilledMidUploadFailsCleanlyAndTheNextRunRecovers() throws {
+        let server = try MotoServer.startPrivate()
+        privateServers.append(server)
+        let cloudBucket = try runAsync { try await server.makeBucket() }
+        try writePolicy(bucket: cloudBucket, port: server.port)
+        // 40 MiB that does not compress: about nine 5 MiB parts, so when the first part is on the
+        // server, most of the upload is still to come.
+        try Database(path: dir.file("live.db")).execute("""
+            CREATE TABLE attachments(id INTEGER PRIMARY KEY, body BLOB);
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+            INSERT INTO attachments(body) SELECT randomblob(1048576) FROM n;
+            """)
+        let first = try run("run", "--config", config, "--now", "2026-11-29T22:05:00+08:00")
+        XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        let before = try catalog.snapshots()
+        XCTAssertEqual(before.map(\.job).sorted(), ["cloud-daily", "local-weekly"])
+        let earlierCloud = try cloudSnapshot()
+        let earlierLocal = try XCTUnwrap(before.first { $0.job == "local-weekly" })
+
+        // Start the next cloud snapshot; once the server holds a part of its upload, kill the server.
+        let arguments = ["backup", "--job", "cloud-daily", "--config", config, "--now", "2026-11-30T22:05:00+08:00"]
+        let upload = try ChildProcess(Fixtures.binary, arguments, environment: environment)
+        let watcher = try server.target(bucket: cloudBucket, prefix: "prod")
+        let deadline = Date().addingTimeInterval(120)
+        var parts = 0
+        while parts == 0, upload.isRunning, Date() < deadline {
+            parts = try runAsync { try await Self.partsInProgress(on: watcher) }
+            if parts == 0 { usleep(20_000) }
+        }
+        guard parts > 0 else {
+            let ended = try upload.wait(timeout: 60)
+            return XCTFail("no part of the upload was seen on the server; bosbackup exit \(ended.status): \(ended.stderr)")
+        }
+        try server.kill()
+        let killedAt = Date()
+        let failed = try upload.wait(timeout: 180)
+        let seconds = Date().timeIntervalSince(killedAt)
+
+        print("bosbackup, S3 server killed: " + failed.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+        assertNoSecrets(failed, arguments)
+        XCTAssertEqual(failed.status, 1, "an operation failure: " + failed.stdout + failed.stderr)
+        XCTAssertLessThan(seconds, 60, "gives up in bounded time once the server is gone")
+        XCTAssertEqual(failed.stderr.split(separator: "\n").count, 1, failed.stderr)
+        XCTAssertTrue(failed.stderr.contains("S3 ") && failed.stderr.contains("s3://\(cloudBucket)/prod/cloud-daily/"), failed.stderr)
+        let after = try catalog.snapshots()
+        XCTAssertEqual(after, before, "nothing new cataloged")
+        XCTAssertEqual(try FileTarget(url: "file://" + dir.file("nas")).staleTemporaryFiles(), [], "no temporary file on the target")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.file("scratch")), [], "nothing left in scratch")
+        let local = try run("verify", "--snapshot", earlierLocal.id, "--config", config)
+        XCTAssertEqual(local.status, 0, "the earlier local snapshot is intact: " + local.stdout + local.stderr)
+        let intact = after == before && local.status == 0
+
+        // A fresh, empty server on the same port: no bucket, then the operator creates it again.
+        let restarted = try MotoServer.startPrivate(port: server.port)
+        privateServers.append(restarted)
+        let noBucket = try run("verify", "--snapshot", earlierCloud.id, "--config", config)
+        XCTAssertNotEqual(noBucket.status, 0, noBucket.stdout)
+        XCTAssertTrue(noBucket.stderr.contains("the bucket does not exist"), noBucket.stderr)
+        _ = try runAsync { try await restarted.makeBucket(cloudBucket) }
+        let gone = try run("verify", "--snapshot", earlierCloud.id, "--config", config)
+        XCTAssertEqual(gone.status, 4, "a snapshot no longer on the server is reported, not passed: " + gone.stdout + gone.stderr)
+        XCTAssertTrue(gone.stdout.contains("not found"), gone.stdout)
+        let next = try run("run", "--config", config, "--now", "2026-11-30T22:35:00+08:00")
+        XCTAssertEqual(next.status, 0, next.stdout + next.stderr)
+        let again = try cloudSnapshot()
+        XCTAssertNotEqual(again.id, earlierCloud.id)
+        let verified = try run("verify", "--snapshot", again.id, "--config", config)
+        XCTAssertEqual(verified.status, 0, verified.stdout + verified.stderr)
+        print("resource (S3 server killed mid-upload): exit \(failed.status) after \(String(format: "%.1f", seconds)) s, "
+            + "\(after.count - before.count) cataloged, previous snapshots \(intact ? "intact" : "DAMAGED")")
+    }
+
+    /// Parts the server holds of the multipart uploads in progress under `target`'s prefix
+    /// (ListMultipartUploads, then ListParts of each).
+    static func partsInProgress(on target: S3Target) async throws -> Int {
+        var parts = 0
+        for upload in try await target.multipartUploads() {
+            let url = target.location.objectURL(key: upload.key, query: [URLQueryItem(name: "uploadId", value: upload.uploadID)])
+            let listing = try await target.send(.GET, url: url)
+            parts += String(decoding: listing.body, as: UTF8.self).components(separatedBy: "<Part>").count - 1
+        }
+        return parts
     }
 }

@@ -14,11 +14,16 @@ import Glibc
 /// own check mis-handles keys with `+`, `=` or non-ASCII characters even for botocore, so
 /// odd keys are tested on the plain server.)
 ///
+/// `startPrivate()` is a plain server of the caller's own, which it may SIGKILL (`kill()`)
+/// and start again on the same port: the shared servers are never killed.
+///
 /// Never skips: when moto is missing, `shared()` throws an error that says how to install it.
 final class MotoServer {
     let port: Int
-    let pid: pid_t
     let logPath: String
+    private let process: Process
+    private let isPrivate: Bool
+    var pid: pid_t { process.processIdentifier }
     /// The IAM user's key on a signature-verifying server; nil on the plain one.
     let verifiedCredentials: AWSCredentials?
     var endpoint: URL { URL(string: "http://127.0.0.1:\(port)")! }
@@ -32,7 +37,22 @@ final class MotoServer {
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var started: [Bool: Result<MotoServer, Error>] = [:]
-    nonisolated(unsafe) fileprivate static var runningPIDs: (pid_t, pid_t) = (0, 0)
+    /// Every server this process started and has not killed; SIGTERMed at exit.
+    nonisolated(unsafe) private static var runningPIDs: Set<pid_t> = []
+    private static let pidLock = NSLock()
+    private static let stopAtExit: Void = {
+        atexit {
+            for pid in MotoServer.runningPIDs { Glibc.kill(pid, SIGTERM) }
+            MotoServer.runningPIDs = []
+        }
+    }()
+
+    private static func track(_ pid: pid_t, running: Bool) {
+        _ = stopAtExit
+        pidLock.withLock {
+            if running { runningPIDs.insert(pid) } else { runningPIDs.remove(pid) }
+        }
+    }
 
     static func shared() throws -> MotoServer { try server(verifyingSignatures: false) }
     static func sharedVerifyingSignatures() throws -> MotoServer { try server(verifyingSignatures: true) }
@@ -46,9 +66,28 @@ final class MotoServer {
         return try started[verifyingSignatures]!.get()
     }
 
-    private init(port: Int, pid: pid_t, logPath: String, verifiedCredentials: AWSCredentials?) {
+    /// A plain server for one test alone, on `port` (a free one when nil): the test may kill it
+    /// (`kill()`) and start another on the same port. Stopped at exit if still running.
+    static func startPrivate(port: Int? = nil) throws -> MotoServer {
+        try start(verifyingSignatures: false, port: port, privateTag: "private-" + UUID().uuidString.prefix(8))
+    }
+
+    /// SIGKILLs the server (no chance to close anything cleanly) and waits, bounded, until the
+    /// process is gone. Only for a server from `startPrivate()`; a server already gone is left be.
+    func kill() throws {
+        precondition(isPrivate, "a shared moto server is never killed")
+        guard process.isRunning else { return }
+        Glibc.kill(pid, SIGKILL)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        guard !process.isRunning else { throw StartError(description: "moto_server \(pid) survived SIGKILL for 10 s") }
+        Self.track(pid, running: false)
+    }
+
+    private init(port: Int, process: Process, logPath: String, verifiedCredentials: AWSCredentials?, isPrivate: Bool) {
         self.port = port
-        self.pid = pid
+        self.process = process
+        self.isPrivate = isPrivate
         self.logPath = logPath
         self.verifiedCredentials = verifiedCredentials
     }
@@ -100,13 +139,13 @@ final class MotoServer {
             time.sleep(3600)
         """
 
-    private static func start(verifyingSignatures: Bool) throws -> MotoServer {
+    private static func start(verifyingSignatures: Bool, port: Int? = nil, privateTag: String? = nil) throws -> MotoServer {
         guard let python = findExecutable("python3") else {
             throw StartError(description: "moto_server needs python3, which is not on PATH; install python3 and `pip install 'moto[server]'` (make test-deps)")
         }
-        let port = try freeLoopbackPort()
-        let tag = verifyingSignatures ? "verify" : "plain"
-        let logPath = NSTemporaryDirectory() + "bosbackup-moto-\(getpid())-\(tag).log"
+        let port = try port ?? freeLoopbackPort()
+        let mode = verifyingSignatures ? "verify" : "plain"
+        let logPath = NSTemporaryDirectory() + "bosbackup-moto-\(getpid())-\(privateTag ?? mode).log"
         let keyPath = NSTemporaryDirectory() + "bosbackup-moto-\(getpid())-key.json"
         try? FileManager.default.removeItem(atPath: keyPath)
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -114,7 +153,7 @@ final class MotoServer {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = ["-c", launcher, String(port), String(getpid()), tag, keyPath]
+        process.arguments = ["-c", launcher, String(port), String(getpid()), mode, keyPath]
         var environment = ProcessInfo.processInfo.environment
         environment["PYTHONUNBUFFERED"] = "1"
         environment.removeValue(forKey: "AWS_PROFILE")
@@ -123,16 +162,13 @@ final class MotoServer {
         process.standardError = log
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        if verifyingSignatures { runningPIDs.1 = process.processIdentifier } else { runningPIDs.0 = process.processIdentifier }
-        atexit {
-            if MotoServer.runningPIDs.0 > 0 { kill(MotoServer.runningPIDs.0, SIGTERM); MotoServer.runningPIDs.0 = 0 }
-            if MotoServer.runningPIDs.1 > 0 { kill(MotoServer.runningPIDs.1, SIGTERM); MotoServer.runningPIDs.1 = 0 }
-        }
+        track(process.processIdentifier, running: true)
 
         // Ready when the port accepts connections; bounded, and fails fast if moto exits.
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if !process.isRunning {
+                track(process.processIdentifier, running: false)
                 let output = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
                 if output.contains("MOTO-MISSING") || process.terminationStatus == 3 {
                     throw StartError(description: "moto_server is not installed (\(output.trimmingCharacters(in: .whitespacesAndNewlines))): "
@@ -141,26 +177,28 @@ final class MotoServer {
                 throw StartError(description: "moto_server exited with status \(process.terminationStatus): \(output.suffix(2000))")
             }
             if !verifyingSignatures, canConnect(port: port) {
-                return MotoServer(port: port, pid: process.processIdentifier, logPath: logPath, verifiedCredentials: nil)
+                return MotoServer(port: port, process: process, logPath: logPath, verifiedCredentials: nil,
+                                  isPrivate: privateTag != nil)
             }
             if verifyingSignatures, let data = FileManager.default.contents(atPath: keyPath),
                let key = try? JSONSerialization.jsonObject(with: data) as? [String: String],
                let id = key["id"], let secret = key["secret"] {
                 try? FileManager.default.removeItem(atPath: keyPath)
-                return MotoServer(port: port, pid: process.processIdentifier, logPath: logPath,
-                                  verifiedCredentials: AWSCredentials(accessKeyID: id, secretAccessKey: secret))
+                return MotoServer(port: port, process: process, logPath: logPath,
+                                  verifiedCredentials: AWSCredentials(accessKeyID: id, secretAccessKey: secret), isPrivate: false)
             }
             usleep(50_000)
         }
         process.terminate()
+        track(process.processIdentifier, running: false)
         throw StartError(description: "moto_server did not accept connections on 127.0.0.1:\(port) within 60 s (log: \(logPath))")
     }
 
     // MARK: - Per-test buckets
 
-    /// A new, empty bucket on this server, and a target on it (direct or through `proxyPort`).
-    func makeBucket(prefix: String = "") async throws -> String {
-        let bucket = "t-" + UUID().uuidString.lowercased().prefix(18)
+    /// A new, empty bucket on this server (named `name`, else a fresh name); returns its name.
+    func makeBucket(_ name: String? = nil, prefix: String = "") async throws -> String {
+        let bucket = name ?? "t-" + String(UUID().uuidString.lowercased().prefix(18))
         let location = try S3Location(bucket: bucket, prefix: prefix, endpoint: endpoint)
         try await S3Target(location: location, credentials: verifiedCredentials ?? Self.credentials).createBucket()
         return bucket

@@ -537,6 +537,37 @@ final class S3TargetTests: XCTestCase {
         XCTAssertEqual(stream.hex(), Self.sha256(data))
     }
 
+    /// The server process killed mid-upload: the operation gives up after its bounded retries
+    /// (refused connections are retried: a server may be restarting), then the cleanup tries
+    /// the abort once rather than spend a second retry budget on a server that is gone.
+    func testServerKilledMidUploadFailsAfterOneRoundOfRetries() async throws {
+        let moto = try MotoServer.startPrivate()
+        defer { try? moto.kill() }
+        let bucket = try await moto.makeBucket()
+        // The client keeps trying a refused connection until its connect timeout: keep it short.
+        let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                configuration: .init(timeout: .init(connect: .milliseconds(300))))
+        let sleeps = SleepLog()
+        let target = try moto.target(bucket: bucket, options: .init(partSize: 5 * Self.mib, retry: fastRetry(sleeps),
+                                                                    httpClient: client))
+        let writer = try await target.makeWriter(key: "cut.gz")
+        try await Self.write(Self.bytes(11 * Self.mib), to: writer)  // part 1 stored, part 2 on its way
+        let uploads = try await target.multipartUploads()
+        XCTAssertEqual(uploads.map(\.key), ["cut.gz"])
+        try moto.kill()
+        do {
+            try await writer.commit()
+            XCTFail("must fail")
+        } catch {
+            guard case TargetError.unreachable(let text)? = error as? TargetError else { return XCTFail("\(error)") }
+            XCTAssertTrue(text.contains("UploadPart") && text.contains("after 5 attempts") && text.contains("s3://\(bucket)/cut.gz"), text)
+            assertNoCredentials(error)
+        }
+        await writer.abort()
+        XCTAssertEqual(sleeps.all.count, 4, "the part's 5 attempts (4 backoffs), then one abort attempt")
+        try await client.shutdown()
+    }
+
     func testCompleteAnswering200WithAnError() async throws {
         let moto = try MotoServer.shared()
         let bucket = try await moto.makeBucket()

@@ -56,31 +56,49 @@ struct ProcessResult {
     var stderr: String
 }
 
+/// A real child process whose stdout and stderr are collected while it runs.
+final class ChildProcess {
+    private let process: Process
+    private let executable: String
+    private let group = DispatchGroup()
+    private final class Box: @unchecked Sendable { var data = Data() }
+    private let outData = Box(), errData = Box()
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws {
+        self.executable = executable
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        // Read both pipes concurrently so a chatty child never blocks on a full pipe.
+        let outData = self.outData, errData = self.errData
+        group.enter(); DispatchQueue.global().async { [group] in outData.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter(); DispatchQueue.global().async { [group] in errData.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// Waits for the child to exit (it is terminated, and this throws, after `timeout` seconds).
+    func wait(timeout: TimeInterval = 300) throws -> ProcessResult {
+        if group.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(executable) timed out after \(Int(timeout)) s"])
+        }
+        process.waitUntilExit()
+        return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
+                             stderr: String(decoding: errData.data, as: UTF8.self))
+    }
+}
+
 /// Runs the real bosbackup binary (or another program) and waits for it.
 @discardableResult
 func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                 timeout: TimeInterval = 300) throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    // Read both pipes concurrently so a chatty child never blocks on a full pipe.
-    final class Box: @unchecked Sendable { var data = Data() }
-    let outData = Box(), errData = Box()
-    let group = DispatchGroup()
-    group.enter(); DispatchQueue.global().async { outData.data = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter(); DispatchQueue.global().async { errData.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    if group.wait(timeout: .now() + timeout) == .timedOut {
-        process.terminate()
-        throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(executable) timed out"])
-    }
-    process.waitUntilExit()
-    return ProcessResult(status: process.terminationStatus, stdout: String(decoding: outData.data, as: UTF8.self),
-                         stderr: String(decoding: errData.data, as: UTF8.self))
+    try ChildProcess(executable, arguments, environment: environment).wait(timeout: timeout)
 }
 
 func bosbackup(_ arguments: String..., environment: [String: String]? = nil) throws -> ProcessResult {

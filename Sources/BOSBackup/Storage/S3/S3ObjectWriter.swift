@@ -148,16 +148,28 @@ final class S3ObjectWriter: ObjectWriter {
             try await body()
         } catch {
             state = .failed
-            await cleanUp()
+            await cleanUp(afterLosingTheServer: Self.isUnreachable(error))
             let reported = (error as? S3OperationError).map { target.targetError($0) as Error } ?? error
             failure = reported
             throw reported
         }
     }
 
+    /// A network failure that outlasted every retry: the server is gone (killed, unreachable).
+    private static func isUnreachable(_ error: Error) -> Bool {
+        guard let error = error as? S3OperationError else { return false }
+        return error.failure.kind == .network
+    }
+
     /// Waits for a part still uploading (so it cannot land after the abort), aborts the
     /// multipart upload, and removes an object that a failed commit may have left.
-    private func cleanUp() async {
+    ///
+    /// After losing the server, one attempt each: the operation has just spent its whole retry
+    /// budget on a server that does not answer, another would only double the time to the
+    /// error, and the next `run` aborts what is left (`abortStaleUploads`).
+    private func cleanUp(afterLosingTheServer: Bool = false) async {
+        var retry = target.options.retry
+        if afterLosingTheServer { retry.maxAttempts = 1 }
         if let (task, _) = inFlight {
             inFlight = nil
             _ = try? await task.value
@@ -166,11 +178,11 @@ final class S3ObjectWriter: ObjectWriter {
         spare = nil
         if let id = uploadID {
             uploadID = nil
-            try? await target.abortMultipartUpload(fullKey: fullKey, uploadID: id)
+            try? await target.abortMultipartUpload(fullKey: fullKey, uploadID: id, retry: retry)
         }
         if mayExist {
             mayExist = false
-            try? await target.deleteObject(fullKey: fullKey)
+            try? await target.deleteObject(fullKey: fullKey, retry: retry)
         }
     }
 }
