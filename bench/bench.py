@@ -3,7 +3,8 @@
 on the same sample BOS database, in the same run. Prints a table and writes
 bench/RESULTS.md. A benchmark, not a test: it asserts nothing.
 
-BENCH_ORDERS (default 1700000, about 1 GB), BENCH_REPS (default 3)."""
+BENCH_ORDERS (default 1700000, about 1 GB), BENCH_REPS (default 3),
+BENCH_RESULTS (default bench/RESULTS.md)."""
 import os, platform, shutil, statistics, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,7 +161,7 @@ def main():
               f"{base[0]['restore (never verified)'][2]:.1f} MB |", ""] + targets(rows, base, checks) + [""]
     text = "\n".join(report)
     print(text)
-    open(os.path.join(ROOT, "bench", "RESULTS.md"), "w").write(text)
+    open(os.environ.get("BENCH_RESULTS", os.path.join(ROOT, "bench", "RESULTS.md")), "w").write(text)
 
 if __name__ == "__main__":
     main()

@@ -42,11 +42,18 @@ final class ResourceFaultTests: XCTestCase {
     }
 
     /// A full scratch disk is an operation failure (exit 1) that names the
-    /// scratch folder — not an input error blaming the live database.
+    /// scratch folder — not an input error blaming the live database. Only a
+    /// rollback-journal database is copied to scratch; a WAL database is read
+    /// in place and does not need the space.
     func testScratchFolderThatFillsUp() throws {
         let scratch = dir.file("scratch")
         try mountTmpfs(scratch, options: "size=1m")
-        let result = try bosbackup("backup", "--source", dir.file("big.db"), "--target", "file://" + dir.file("nas"),
+        let wal = try bosbackup("backup", "--source", dir.file("big.db"), "--target", "file://" + dir.file("nas-wal"),
+                                "--catalog", dir.file("wal.db"), "--scratch", scratch)
+        XCTAssertEqual(wal.status, 0, "a WAL database needs no scratch copy: " + wal.stderr)
+
+        try Fixtures.sampleDatabase(at: dir.file("big-rollback.db"), orders: 6_000, wal: false)
+        let result = try bosbackup("backup", "--source", dir.file("big-rollback.db"), "--target", "file://" + dir.file("nas"),
                                    "--catalog", dir.file("c.db"), "--scratch", scratch)
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("scratch folder") && result.stderr.contains("disk full"), result.stderr)

@@ -353,6 +353,24 @@ public final class S3Target: Target {
         var received: Int64 = 0
         var total: Int64?
         var etag: String?
+        // A download that keeps moving gets a fresh set of attempts after each cut:
+        // the retry budget is for failures that make no progress (a dead server),
+        // not for a long transfer over a link that drops now and then.
+        var rounds = 0
+        while true {
+            let before = received
+            do {
+                return try await getObjectRound(url: url, fullKey: fullKey, received: &received, total: &total, etag: &etag,
+                                                consume: consume)
+            } catch let error as S3OperationError where error.failure.kind == .network && received > before && rounds < 1000 {
+                rounds += 1
+            }
+        }
+    }
+
+    /// One round of bounded retries, each resuming with a Range request where the last one stopped.
+    private func getObjectRound(url: URL, fullKey: String, received: inout Int64, total: inout Int64?, etag: inout String?,
+                                consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
         try await options.retry.run(operation: "GET", resource: resource(fullKey)) { _ in
             var headers: [String: String] = [:]
             if let total, received > 0 {
