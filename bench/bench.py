@@ -89,7 +89,7 @@ def main():
         r["restore"] = timed(restore)
         return r, size(nas)
     print("bosbackup…", flush=True)
-    rows["bosbackup (libdeflate -6, all cores)"] = median_of(bosbackup)
+    rows["bosbackup (libdeflate -5, all cores)"] = median_of(bosbackup)
 
     def sqlite_gzip(tool):
         def run():
@@ -132,7 +132,7 @@ def main():
               "quick_check": timed(f"sqlite3 '{live}' 'PRAGMA quick_check' >/dev/null"),
               ".backup copy": timed(f"rm -f '{copy}' && sqlite3 '{live}' \".backup '{copy}'\"")}
 
-    base = rows["bosbackup (libdeflate -6, all cores)"]
+    base = rows["bosbackup (libdeflate -5, all cores)"]
     def cell(v, ref, unit):
         if v is None:
             return "–"

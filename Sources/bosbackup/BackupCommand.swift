@@ -12,7 +12,7 @@ struct BackupCommand: AsyncParsableCommand {
     @Option(help: "Job from the policy file (its target and source).") var job: String?
     @Option(help: "Live SQLite database to back up (overrides the policy's).") var source: String?
     @Option(help: "Target URL (file:///path) or a target name from the policy.") var target: String?
-    @Option(help: "gzip level 1-9 (default: policy's, else 6).") var level: Int?
+    @Option(help: "gzip level 1-9 (default: policy's, else \(BlockGzipWriter.defaultLevel)).") var level: Int?
     @Option(help: "Cores to compress on (default: all).") var jobs: Int?
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -31,7 +31,7 @@ struct BackupCommand: AsyncParsableCommand {
             guard Policy.isValidName(jobName) else { throw UsageError("job name \"\(jobName)\" must be letters, digits, '-', '_' or '.'") }
             let (targetName, destination) = try resolveTarget(context, policyJob: policyJob)
             var request = BackupRequest(sourcePath: sourcePath, job: jobName, targetName: targetName, scratch: context.scratch,
-                                        level: level ?? policy?.compressionLevel ?? 6,
+                                        level: level ?? policy?.compressionLevel ?? BlockGzipWriter.defaultLevel,
                                         blockSize: policy?.blockSize ?? BlockGzipWriter.defaultBlockSize)
             if let jobs {
                 guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }

@@ -41,13 +41,17 @@ public final class FileBlockSource: BlockSource, @unchecked Sendable {
 /// Memory is bounded by the blocks in flight (2 per job), whatever the file size.
 public struct BlockGzipWriter {
     public static let defaultBlockSize = 4 << 20
+    /// libdeflate level 5, measured on the 1 GB sample BOS database (one core):
+    /// 365.9 MB in 10.1 s CPU, against 364.5 MB in 12.8 s at level 6 — 0.4%
+    /// larger for 21% less CPU, and still 2% smaller than `gzip -6` (373 MB).
+    public static let defaultLevel = 5
     public static var defaultJobs: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     public var level: Int
     public var blockSize: Int
     public var jobs: Int
 
-    public init(level: Int = 6, blockSize: Int = BlockGzipWriter.defaultBlockSize, jobs: Int = BlockGzipWriter.defaultJobs) {
+    public init(level: Int = BlockGzipWriter.defaultLevel, blockSize: Int = BlockGzipWriter.defaultBlockSize, jobs: Int = BlockGzipWriter.defaultJobs) {
         self.level = level
         self.blockSize = blockSize
         self.jobs = max(1, jobs)

@@ -47,7 +47,7 @@ public struct Policy: Sendable {
 
     public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!) {
         self.timeZone = timeZone
-        compressionLevel = 6
+        compressionLevel = BlockGzipWriter.defaultLevel
         blockSize = BlockGzipWriter.defaultBlockSize
         targets = []
         jobs = []

@@ -15,7 +15,7 @@ public struct BackupRequest: Sendable {
     public var jobs: Int = BlockGzipWriter.defaultJobs
 
     public init(sourcePath: String, job: String, targetName: String, scratch: String,
-                level: Int = 6, blockSize: Int = BlockGzipWriter.defaultBlockSize) {
+                level: Int = BlockGzipWriter.defaultLevel, blockSize: Int = BlockGzipWriter.defaultBlockSize) {
         self.sourcePath = sourcePath
         self.job = job
         self.targetName = targetName
