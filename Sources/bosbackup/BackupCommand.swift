@@ -54,14 +54,7 @@ struct BackupCommand: AsyncParsableCommand {
     }
 
     private func resolveTarget(_ context: Context, policyJob: Policy.Job?) throws -> (String, Target) {
-        if let target {
-            if target.contains("://") || target.hasPrefix("/") {
-                let url = target.hasPrefix("/") ? "file://" + target : target
-                let name = context.policy?.targets.first { $0.url == url }?.name ?? url
-                return (name, try TargetFactory.open(url: url, environment: context.environment))
-            }
-            return (target, try context.target(named: target))
-        }
+        if let target { return try context.target(nameOrURL: target) }
         if let policyJob { return (policyJob.target, try context.target(named: policyJob.target)) }
         if let job { throw UsageError("no job \"\(job)\" in the policy file and no --target given") }
         throw UsageError("give --job NAME (from the policy file) or --source DB --target URL")

@@ -20,9 +20,7 @@ struct CatalogCommand: AsyncParsableCommand {
                 let catalog = try context.openCatalog()
                 let lock = try context.lock()
                 defer { withExtendedLifetime(lock) {} }
-                let (name, store) = target.contains("://")
-                    ? (target, try TargetFactory.open(url: target, environment: context.environment))
-                    : (target, try context.target(named: target))
+                let (name, store) = try context.target(nameOrURL: target)
                 let outcome = try await CatalogRebuild(catalog: catalog).rebuild(targetName: name, target: store)
                 if json {
                     Console.json(["target": name, "added": outcome.added.map(\.id), "already_known": outcome.alreadyKnown,

@@ -86,6 +86,17 @@ struct Context {
         return try open(configured)
     }
 
+    /// A target given on the command line: a policy target's name, or a URL (`file:///…`,
+    /// `s3://…`, or an absolute path). A URL that belongs to a policy target is opened as
+    /// that target — with its encryption key and credentials — and goes by its name, so
+    /// snapshots stored or rebuilt through it are the ones the policy knows.
+    func target(nameOrURL given: String) throws -> (name: String, target: Target) {
+        guard given.contains("://") || given.hasPrefix("/") else { return (given, try target(named: given)) }
+        let url = given.hasPrefix("/") ? "file://" + given : given
+        if let configured = policy?.targets.first(where: { $0.url == url }) { return (configured.name, try open(configured)) }
+        return (url, try TargetFactory.open(url: url, environment: environment))
+    }
+
     func open(_ target: Policy.TargetConfig) throws -> Target {
         try TargetFactory.open(target, environment: environment)
     }

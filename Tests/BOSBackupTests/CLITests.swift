@@ -40,6 +40,37 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// `--target URL` naming a policy target is that target: its encryption key
+    /// applies and the snapshot goes by the target's name. (Opening the bare URL
+    /// once stored an encrypted target's snapshots in the clear.)
+    func testATargetGivenByURLIsThePolicysTargetWithItsKey() throws {
+        XCTAssertEqual(try bosbackup("key", "generate", dir.file("nas.key")).status, 0)
+        try """
+            source: { database: live.db }
+            catalog: catalog.db
+            targets:
+              vault: { url: vault, encryption_key_file: nas.key }
+            jobs:
+              nightly: { target: vault, cron: "0 22 * * *" }
+            """.write(toFile: dir.file("bos.yml"), atomically: true, encoding: .utf8)
+        for given in ["file://" + dir.file("vault"), dir.file("vault")] {
+            let result = try bosbackup("backup", "--config", dir.file("bos.yml"), "--target", given, "--json")
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let record = try jsonObject(result.stdout)
+            XCTAssertEqual(record["target"] as? String, "vault", "\(record)")
+            XCTAssertEqual(record["encrypted"] as? Bool, true, "\(record)")
+            XCTAssertTrue((record["object_key"] as? String ?? "").hasSuffix(".db.gz.enc"), "\(record)")
+        }
+        XCTAssertEqual(try bosbackup("verify", "--latest", "2", "--config", dir.file("bos.yml")).status, 0)
+
+        // The catalog rebuilt through the URL knows them by the policy's name and decrypts them.
+        try FileManager.default.removeItem(atPath: catalog)
+        let rebuild = try bosbackup("catalog", "rebuild", "--config", dir.file("bos.yml"), "--target", "file://" + dir.file("vault"))
+        XCTAssertEqual(rebuild.status, 0, rebuild.stderr)
+        XCTAssertTrue(rebuild.stdout.hasPrefix("vault: 2 snapshots added"), rebuild.stdout)
+        XCTAssertEqual(try bosbackup("verify", "--latest", "2", "--config", dir.file("bos.yml")).status, 0)
+    }
+
     func testCorruptSnapshotMakesVerifyExit4AndSayWhichCheck() throws {
         let snapshot = try backup()
         let key = try XCTUnwrap(snapshot["object_key"] as? String)
