@@ -17,7 +17,7 @@ public enum IntegrityCheck {
         let plans: [(table: String, indexes: [IndexContentCheck.Index]?)]
         do {
             let db = try Database(path: path, mode: .readOnly)
-            plans = try (TableCounts.tableNames(in: db) + systemTables(path)).map { ($0, try IndexContentCheck.plan(table: $0, in: db)) }
+            plans = try (TableCounts.tableNames(in: db) + systemTables(in: db)).map { ($0, try IndexContentCheck.plan(table: $0, in: db)) }
         } catch {
             return ["\(error)"]
         }
@@ -85,8 +85,8 @@ public enum IntegrityCheck {
         }
     }
 
-    static func systemTables(_ path: String) throws -> [String] {
-        try Database(path: path, mode: .readOnly).rows("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'sqlite\\_%' ESCAPE '\\'")
+    static func systemTables(in db: Database) throws -> [String] {
+        try db.rows("SELECT name FROM sqlite_schema WHERE type = 'table' AND name LIKE 'sqlite\\_%' ESCAPE '\\'")
             .compactMap { $0.first?.string }
     }
 
