@@ -35,6 +35,7 @@ struct DrillCommand: AsyncParsableCommand {
                                   ["target": t.target, "ok": t.ok, "recovery_seconds": t.recoverySeconds as Any, "problems": t.problems,
                                    "snapshots": t.samples.map { s -> [String: Any] in
                                        ["id": s.snapshot.id, "pick": s.pick.rawValue, "ok": s.ok, "problems": s.verification.problems,
+                                        "unchecked": s.verification.unchecked,
                                         "restore_seconds": s.verification.restoreSeconds, "integrity_seconds": s.verification.integritySeconds,
                                         "count_seconds": s.verification.countSeconds]
                                    }]
@@ -45,13 +46,13 @@ struct DrillCommand: AsyncParsableCommand {
                     Console.out("  \(t.target): \(t.ok ? "ok" : Console.red("FAILED"))" + (t.recoverySeconds.map { ", newest snapshot back in \(Console.seconds($0))" } ?? ""))
                     for p in t.problems { Console.out("    - \(p)") }
                     for s in t.samples where !s.ok {
-                        Console.out("    - snapshot \(s.snapshot.id) (\(s.pick.rawValue)): \(s.verification.problems.joined(separator: "; "))")
+                        Console.out("    - snapshot \(s.snapshot.id) (\(s.pick.rawValue)): \(s.findings.joined(separator: "; "))")
                     }
                 }
                 Console.out("report: \(outcome.markdown)")
                 Console.out("        \(outcome.html)")
             }
-            return result.ok ? ExitStatus.ok : ExitStatus.mismatch
+            return result.ok ? ExitStatus.ok : (result.couldNotCheck ? ExitStatus.failed : ExitStatus.mismatch)
         }
     }
 }

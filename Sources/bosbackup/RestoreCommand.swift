@@ -55,6 +55,7 @@ struct RestoreCommand: AsyncParsableCommand {
             case .verified(let at): structure = "the same bytes passed verify at \(context.local(at))"
             }
             Console.out("checked: checksum, gzip, byte-for-byte SHA-256, \(structure); \(outcome.tables.count) tables, \(outcome.tables.values.reduce(0, +)) rows")
+            for part in outcome.unchecked { Console.out("not checked: \(part)") }
         }
         return ExitStatus.ok
     }

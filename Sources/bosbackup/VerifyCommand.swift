@@ -31,15 +31,28 @@ struct VerifyCommand: AsyncParsableCommand {
                 Console.json(["results": results.map(VerifyCommand.json)])
             } else if results.count > 1 {
                 let failed = results.filter { !$0.ok }.count
-                Console.out(failed == 0 ? "all \(results.count) snapshots verified" : "\(failed) of \(results.count) snapshots FAILED verification")
+                let unchecked = results.filter { $0.verdict == .couldNotCheck }.count
+                Console.out(failed == 0 && unchecked == 0 ? "all \(results.count) snapshots verified"
+                    : [failed > 0 ? "\(failed) of \(results.count) snapshots FAILED verification" : nil,
+                       unchecked > 0 ? "\(unchecked) of \(results.count) could not be checked completely" : nil]
+                        .compactMap { $0 }.joined(separator: "; "))
             }
-            return results.allSatisfy(\.ok) ? ExitStatus.ok : ExitStatus.mismatch
+            return VerifyCommand.exitCode(results.map(\.verdict))
         }
+    }
+
+    /// Damage anywhere is 4; otherwise anything not checked completely is 1.
+    static func exitCode(_ verdicts: [VerificationResult.Verdict]) -> Int32 {
+        if verdicts.contains(.damaged) { return ExitStatus.mismatch }
+        return verdicts.contains(.couldNotCheck) ? ExitStatus.failed : ExitStatus.ok
     }
 
     static func printResult(_ r: VerificationResult) {
         let s = r.snapshot
-        if r.ok {
+        if r.verdict == .couldNotCheck {
+            Console.out("UNCHECKED \(s.id)  \(s.name)  no damage found, but not everything could be checked (not recorded):")
+            for part in r.unchecked { Console.out("        - could not check \(part)") }
+        } else if r.ok {
             Console.out("ok      \(s.id)  \(s.name)  checksum, gzip, integrity, \(s.tables.count) table counts  (\(Console.seconds(r.seconds)))")
         } else {
             let failed = [("checksum", r.checksumOK), ("gzip", r.gzipOK), ("integrity", r.integrityOK), ("counts", r.countsOK)]
@@ -52,6 +65,7 @@ struct VerifyCommand: AsyncParsableCommand {
     /// The `verify --json` shape of DESIGN.md.
     static func json(_ r: VerificationResult) -> [String: Any] {
         ["id": r.snapshot.id, "name": r.snapshot.name, "ok": r.ok, "checksum_ok": r.checksumOK, "gzip_ok": r.gzipOK,
-         "integrity_ok": r.integrityOK, "counts_ok": r.countsOK, "seconds": r.seconds, "problems": r.problems]
+         "integrity_ok": r.integrityOK, "counts_ok": r.countsOK, "seconds": r.seconds, "problems": r.problems,
+         "unchecked": r.unchecked]
     }
 }

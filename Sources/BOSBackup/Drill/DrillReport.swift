@@ -45,11 +45,11 @@ public struct DrillReport {
                 md += "| snapshot | pick | taken | restore | integrity | counts | total | result |\n|---|---|---|---:|---:|---:|---:|---|\n"
                 for s in target.samples {
                     let v = s.verification
-                    md += "| `\(s.snapshot.id)` \(s.snapshot.name) | \(s.pick.rawValue) | \(local(s.snapshot.takenAt)) | \(Self.secs(v.restoreSeconds)) | \(Self.secs(v.integritySeconds)) | \(Self.secs(v.countSeconds)) | \(Self.secs(s.totalSeconds)) | \(s.ok ? "ok" : "**FAILED**") |\n"
+                    md += "| `\(s.snapshot.id)` \(s.snapshot.name) | \(s.pick.rawValue) | \(local(s.snapshot.takenAt)) | \(Self.secs(v.restoreSeconds)) | \(Self.secs(v.integritySeconds)) | \(Self.secs(v.countSeconds)) | \(Self.secs(s.totalSeconds)) | \(s.ok ? "ok" : "**\(s.resultLabel)**") |\n"
                 }
                 md += "\n"
                 for s in target.samples where !s.ok {
-                    md += "Snapshot `\(s.snapshot.id)` failed:\n\n" + s.verification.problems.map { "- \($0)\n" }.joined() + "\n"
+                    md += "Snapshot `\(s.snapshot.id)` \(s.verification.ok ? "was not checked completely" : "failed"):\n\n" + s.findings.map { "- \($0)\n" }.joined() + "\n"
                 }
                 md += countsTableMarkdown(target.samples) + "\n"
             }
@@ -89,13 +89,13 @@ public struct DrillReport {
             for problem in target.problems { body += "<p class=\"problem\">✗ \(e(problem))</p>\n" }
             for s in target.samples {
                 let v = s.verification
-                body += "<div class=\"sample\"><div class=\"label\"><code>\(e(s.snapshot.id))</code> \(e(s.pick.rawValue)), taken \(e(local(s.snapshot.takenAt))) — \(s.ok ? "ok" : "<b class=\"failtext\">FAILED</b>") in \(Self.secs(s.totalSeconds))</div>\n<div class=\"bar\">"
+                body += "<div class=\"sample\"><div class=\"label\"><code>\(e(s.snapshot.id))</code> \(e(s.pick.rawValue)), taken \(e(local(s.snapshot.takenAt))) — \(s.ok ? "ok" : "<b class=\"failtext\">\(e(s.resultLabel))</b>") in \(Self.secs(s.totalSeconds))</div>\n<div class=\"bar\">"
                 for phase in Self.phases {
                     let width = max(0.5, phase.seconds(v) / longest * 100)
                     body += "<span title=\"\(e(phase.name)): \(Self.secs(phase.seconds(v)))\" style=\"width:\(String(format: "%.2f", width))%;background:\(phase.color)\"></span>"
                 }
                 body += "</div>\n"
-                for problem in v.problems { body += "<p class=\"problem\">✗ \(e(problem))</p>\n" }
+                for problem in s.findings { body += "<p class=\"problem\">✗ \(e(problem))</p>\n" }
                 body += "</div>\n"
             }
             if !target.samples.isEmpty {

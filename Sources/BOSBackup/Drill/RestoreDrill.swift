@@ -6,7 +6,16 @@ public struct DrillSample: Sendable {
     public var pick: Pick
     public var verification: VerificationResult
     public var snapshot: SnapshotRecord { verification.snapshot }
-    public var ok: Bool { verification.ok }
+    public var ok: Bool { verification.verdict == .passed }
+    /// What kept it from passing: damage found, or parts that could not be checked.
+    public var findings: [String] { verification.problems + verification.unchecked.map { "could not check \($0)" } }
+    public var resultLabel: String {
+        switch verification.verdict {
+        case .passed: return "ok"
+        case .damaged: return "FAILED"
+        case .couldNotCheck: return "not checked completely"
+        }
+    }
     public var totalSeconds: Double {
         verification.restoreSeconds + verification.integritySeconds + verification.countSeconds
     }
@@ -31,6 +40,12 @@ public struct DrillResult: Sendable {
     public var targets: [DrillTargetResult]
     public var ok: Bool { !targets.isEmpty && targets.allSatisfy { $0.ok && ($0.recoverySeconds ?? .infinity) <= rto } }
     public var seconds: Double { finishedAt.timeIntervalSince(startedAt) }
+    /// Not passed only because some snapshot could not be checked completely
+    /// (no damage, objective met): "could not check", exit 1 rather than 4.
+    public var couldNotCheck: Bool {
+        !ok && targets.allSatisfy { $0.problems.isEmpty && !$0.samples.isEmpty && $0.samples.allSatisfy { $0.verification.ok } }
+            && targets.allSatisfy { ($0.recoverySeconds ?? .infinity) <= rto }
+    }
     /// The slowest target's recovery time against the objective.
     public var worstRecoverySeconds: Double? { targets.compactMap(\.recoverySeconds).max() }
 }

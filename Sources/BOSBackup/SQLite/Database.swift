@@ -101,6 +101,21 @@ public final class Database {
         }
     }
 
+    /// Answers SQLite's request for a collation it does not know (one the
+    /// application registers on its own connections) with a byte-order
+    /// stand-in. Only for reading work that never compares keys with it:
+    /// full scans, `quick_check`. Anything that seeks or sorts would get wrong
+    /// answers.
+    func standInForUnknownCollations() {
+        sqlite3_collation_needed(handle, nil) { _, db, _, name in
+            sqlite3_create_collation_v2(db, name, SQLITE_UTF8, nil, { _, n1, p1, n2, p2 in
+                let n = Int(min(n1, n2))
+                let c = n > 0 ? memcmp(p1!, p2!, n) : 0
+                return c != 0 ? c : n1 - n2
+            }, nil)
+        }
+    }
+
     /// Quotes an identifier for SQL ("my ""table""").
     public static func quote(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""

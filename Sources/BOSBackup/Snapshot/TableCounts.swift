@@ -19,6 +19,9 @@ public enum TableCounts {
 
     /// The same inside a transaction the caller holds (a pinned snapshot).
     public static func countInOpenTransaction(_ db: Database) throws -> [String: Int64] {
+        // count(*) scans the smallest index, never comparing keys: an index with
+        // the application's own collation must not make a BOS unbackupable.
+        db.standInForUnknownCollations()
         var counts: [String: Int64] = [:]
         for name in try tableNames(in: db) {
             counts[name] = try db.int("SELECT count(*) FROM \(Database.quote(name))")

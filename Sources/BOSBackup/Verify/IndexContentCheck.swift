@@ -12,67 +12,96 @@ import Foundation
 /// compare a multiset hash of the (key columns, rowid) entries: a sum, mod
 /// 2^64, of a 64-bit hash per entry, so order does not matter and a missing,
 /// extra or changed entry changes the sum (a collision needs ~2^64 luck).
-/// UNIQUE indexes are also checked for duplicate keys along the index.
+/// The entries' order is proven in the same index scan (`IndexOrder`), and
+/// with it the uniqueness of a UNIQUE index's keys.
 ///
-/// Covered: rowid tables whose indexes are on plain columns. Anything else
-/// (expression or partial indexes, WITHOUT ROWID tables) is left to
+/// Covered: rowid tables whose indexes are on plain columns with SQLite's own
+/// collations, in a UTF-8 database. Anything else (expression or partial
+/// indexes, WITHOUT ROWID tables, application-defined collations) is left to
 /// `integrity_check(T)` — `plan` says which.
 enum IndexContentCheck {
     struct Index: Equatable {
         var name: String
         var columns: [String]
-        /// Collation per key column (for the duplicate check of a UNIQUE index).
-        var collations: [String]
         var unique: Bool
+        /// The first argument of `bos_index_order` (collation and direction per
+        /// key column); nil when a collation is the application's own.
+        var orderSpec: String?
+        /// The application-defined collations of its key columns.
+        var foreignCollations: [String] = []
     }
 
     /// The indexes of `table` this check covers, or nil when the table needs `integrity_check(T)`.
     static func plan(table: String, in db: Database) throws -> [Index]? {
+        // Text is compared as UTF-8 bytes; a UTF-16 database orders it otherwise.
+        guard try db.scalar("PRAGMA encoding")?.string == "UTF-8" else { return nil }
         let sql = try db.scalar("SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = ?", .text(table))?.string ?? ""
         if sql.range(of: "WITHOUT\\s+ROWID", options: [.regularExpression, .caseInsensitive]) != nil { return nil }
         // A column named _rowid_ would hide the rowid the entries are keyed by.
         if try db.scalar("SELECT 1 FROM pragma_table_info(?) WHERE lower(name) = '_rowid_'", .text(table)) != nil { return nil }
+        // An index on the rowid's alias: a scan reads the rowid, not the key stored in the entry.
+        let keys = try db.rows("SELECT cid, upper(type) FROM pragma_table_info(?) WHERE pk > 0", .text(table))
+        let rowidAlias = keys.count == 1 && keys[0][1].string == "INTEGER" ? keys[0][0].int : nil
         var indexes: [Index] = []
         for row in try db.rows("SELECT name, \"unique\", partial FROM pragma_index_list(?)", .text(table)) {
             guard let name = row[0].string, row[2].int == 0 else { return nil }
-            var columns: [String] = [], collations: [String] = []
-            for column in try db.rows("SELECT cid, name, coll FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno", .text(name)) {
-                guard let cid = column[0].int, cid >= 0, let columnName = column[1].string else { return nil }   // -2: an expression
+            var columns: [String] = [], collations: [IndexOrder.Collation] = [], descending: [Bool] = [], foreign: [String] = []
+            for column in try db.rows("SELECT cid, name, coll, \"desc\" FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno", .text(name)) {
+                guard let cid = column[0].int, cid >= 0, cid != rowidAlias, let columnName = column[1].string else { return nil }   // -2: an expression
+                let collationName = column[2].string ?? "BINARY"
                 columns.append(columnName)
-                collations.append(column[2].string ?? "BINARY")
+                descending.append(column[3].int == 1)
+                if let collation = IndexOrder.knownCollations[collationName.uppercased()] { collations.append(collation) } else { foreign.append(collationName) }
             }
             guard !columns.isEmpty else { return nil }
-            indexes.append(Index(name: name, columns: columns, collations: collations, unique: row[1].int == 1))
+            let unique = row[1].int == 1
+            indexes.append(Index(name: name, columns: columns, unique: unique,
+                                 orderSpec: foreign.isEmpty ? IndexOrder.spec(unique: unique, collations: collations, descending: descending) : nil,
+                                 foreignCollations: foreign))
         }
         return indexes
     }
 
-    /// The multiset hash of one index's entries as the table says they should be
-    /// (`side: .table`), or as the index holds them (`.index`).
-    enum Side { case table, index }
-
-    /// One full scan of the table hashing every index's entries at once, or one covering scan of `index`.
-    static func hashes(table: String, indexes: [Index], side: Side, path: String) throws -> [Int64] {
-        let db = try Database(path: path, mode: .readOnly)
-        MultisetHash.register(on: db)
-        let quotedTable = Database.quote(table)
-        let terms = indexes.map { index in
-            "bos_multiset_hash(" + (index.columns.map(Database.quote) + ["_rowid_"]).joined(separator: ", ") + ")"
-        }
-        let source = side == .table ? "\(quotedTable) NOT INDEXED" : "\(quotedTable) INDEXED BY \(Database.quote(indexes[0].name))"
-        let row = try db.rows("SELECT \(terms.joined(separator: ", ")) FROM \(source)").first ?? []
+    /// The multiset hash of each index's entries as the table says they should
+    /// be: one full scan of the table hashing every index's entries at once.
+    static func tableHashes(table: String, indexes: [Index], path: String) throws -> [Int64] {
+        let db = try scanConnection(path)
+        let terms = indexes.map { "bos_multiset_hash(" + entry($0) + ")" }
+        let row = try db.rows("SELECT \(terms.joined(separator: ", ")) FROM \(Database.quote(table)) NOT INDEXED").first ?? []
         return row.map { $0.int ?? 0 }
     }
 
-    /// A UNIQUE index holding one key twice (NULLs are distinct, as SQLite has it).
-    static func duplicateKey(table: String, index: Index, path: String) throws -> Bool {
+    /// What one covering scan of an index holds: the multiset hash of its
+    /// entries and whether they come in the declared order.
+    /// `order` is nil when the index has an application-defined collation.
+    static func scanIndex(table: String, index: Index, path: String) throws -> (hash: Int64, order: IndexOrder.Verdict?) {
+        let db = try scanConnection(path)
+        let order = index.orderSpec.map { _ in ", bos_index_order(?, \(entry(index)))" } ?? ""
+        let statement = try db.prepare("""
+            SELECT bos_multiset_hash(\(entry(index)))\(order) FROM \(Database.quote(table)) INDEXED BY \(Database.quote(index.name))
+            """)
+        if let spec = index.orderSpec { try statement.bind([.text(spec)]) }
+        guard try statement.step() else { return (0, index.orderSpec == nil ? nil : .inOrder) }
+        let row = statement.row()
+        return (row[0].int ?? 0, index.orderSpec == nil ? nil : IndexOrder.Verdict(rawValue: row[1].int ?? 0) ?? .outOfOrder)
+    }
+
+    /// A read-only connection for the scans, with our aggregates, and a
+    /// stand-in for every collation only the application defines: a full scan
+    /// never compares keys, so the stand-in is never asked, and without it
+    /// SQLite refuses even to prepare a scan of such an index (or a
+    /// `quick_check` of the database).
+    static func scanConnection(_ path: String) throws -> Database {
         let db = try Database(path: path, mode: .readOnly)
-        let keys = zip(index.columns, index.collations).map { "\(Database.quote($0)) COLLATE \(Database.quote($1))" }
-        let notNull = index.columns.map { "\(Database.quote($0)) IS NOT NULL" }.joined(separator: " AND ")
-        return try db.scalar("""
-            SELECT 1 FROM \(Database.quote(table)) INDEXED BY \(Database.quote(index.name)) WHERE \(notNull)
-            GROUP BY \(keys.joined(separator: ", ")) HAVING count(*) > 1 LIMIT 1
-            """) != nil
+        MultisetHash.register(on: db)
+        IndexOrder.register(on: db)
+        db.standInForUnknownCollations()
+        return db
+    }
+
+    /// `"a", "b", _rowid_`: an index entry, as a list of expressions.
+    private static func entry(_ index: Index) -> String {
+        (index.columns.map(Database.quote) + ["_rowid_"]).joined(separator: ", ")
     }
 }
 

@@ -32,6 +32,8 @@ public struct RestoreOutcome: Sendable {
     public var tables: [String: Int64]
     /// How the database's structure was checked.
     public var structure: StructureCheck
+    /// What that check could not prove, and why (not damage).
+    public var unchecked: [String] = []
 }
 
 /// The structural check a restore made (or why it needed none).
@@ -73,10 +75,14 @@ public struct SnapshotRestorer {
         defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
         let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
+        var unchecked: [String] = []
         let verified = fullCheck ? nil : try catalog.lastVerification(of: snapshot.id).flatMap { $0.ok ? $0.verifiedAt : nil }
         let structure: StructureCheck = verified.map { .verified(at: $0) } ?? (fullCheck ? .integrityCheck : .quickCheck)
         if fetched.gzipOK && verified == nil {
-            problems += IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables).map { "integrity: \($0)" }
+            let integrity = IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables)
+            problems += integrity.problems.map { "integrity: \($0)" }
+            // Not damage: the bytes are the backup's (SHA-256); say what was not proven.
+            unchecked = integrity.unchecked
         }
         guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
             throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: problems)
@@ -96,7 +102,7 @@ public struct SnapshotRestorer {
         try catalog.addAudit(action: "restore", snapshotID: snapshot.id,
                              detail: "restored into \(path)" + (safetyCopy.map { "; previous database kept at \($0)" } ?? ""))
         return RestoreOutcome(path: path, safetyCopy: safetyCopy, bytes: fetched.databaseBytes, tables: tables,
-                              structure: structure)
+                              structure: structure, unchecked: unchecked)
     }
 
     /// Copies the database and its journal/WAL files, durably, to `aside`.

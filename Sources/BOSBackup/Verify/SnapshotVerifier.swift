@@ -12,12 +12,20 @@ public struct VerificationResult: Sendable {
     public var countsOK: Bool
     public var seconds: Double
     public var problems: [String]
+    /// What could not be checked, and why (not damage: see `verdict`).
+    public var unchecked: [String] = []
     public var restoredCounts: [String: Int64]?
     /// Phase timings: fetch + decrypt + decompress + checksum (one streaming pass), integrity check, row counts.
     public var restoreSeconds = 0.0
     public var integritySeconds = 0.0
     public var countSeconds = 0.0
+    /// No damage found (some parts may still be `unchecked`).
     public var ok: Bool { checksumOK && gzipOK && integrityOK && countsOK && problems.isEmpty }
+
+    public enum Verdict: Sendable { case passed, damaged, couldNotCheck }
+    /// Damage found (exit 4), everything proven (0), or no damage found but
+    /// not everything could be checked (exit 1; never recorded as a failure).
+    public var verdict: Verdict { !ok ? .damaged : (unchecked.isEmpty ? .passed : .couldNotCheck) }
 }
 
 /// Proves a snapshot restores: checksum of the stored bytes, gzip integrity,
@@ -35,10 +43,12 @@ public struct SnapshotVerifier {
         self.scratch = scratch
     }
 
-    /// Verifies `snapshot` and records the result. `keepAt`, when set, keeps the restored copy there.
+    /// Verifies `snapshot` and records the result, unless it could not be
+    /// checked completely (that says nothing about the snapshot). `keepAt`,
+    /// when set, keeps the restored copy there.
     public func verify(_ snapshot: SnapshotRecord, target: Target, keepAt: String? = nil) async throws -> VerificationResult {
         let result = try await check(snapshot, target: target, keepAt: keepAt)
-        try record(result)
+        if result.verdict != .couldNotCheck { try record(result) }
         return result
     }
 
@@ -63,14 +73,16 @@ public struct SnapshotVerifier {
         let restoreSeconds = lap()
         var integritySeconds = 0.0, countSeconds = 0.0
         var problems = fetched.problems
+        var unchecked: [String] = []
         var integrityOK = false
         var countsOK = false
         var restored: [String: Int64]?
         if fetched.gzipOK {
             let integrity = IntegrityCheck.run(path: path, quick: quick, weights: snapshot.tables)
             integritySeconds = lap()
-            integrityOK = integrity.isEmpty
-            problems += integrity.map { "integrity: \($0)" }
+            integrityOK = integrity.sound
+            problems += integrity.problems.map { "integrity: \($0)" }
+            unchecked = integrity.unchecked
             let counts = try? TableCounts.count(atPath: path)
             countSeconds = lap()
             if let counts {
@@ -87,7 +99,7 @@ public struct SnapshotVerifier {
         problems += await manifestProblems(snapshot, target: target)
         return VerificationResult(snapshot: snapshot, checksumOK: fetched.checksumOK, gzipOK: fetched.gzipOK,
                                   integrityOK: integrityOK, countsOK: countsOK,
-                                  seconds: Date().timeIntervalSince(begin), problems: problems,
+                                  seconds: Date().timeIntervalSince(begin), problems: problems, unchecked: unchecked,
                                   restoredCounts: restored, restoreSeconds: restoreSeconds,
                                   integritySeconds: integritySeconds, countSeconds: countSeconds)
     }
