@@ -75,7 +75,7 @@ struct Context {
     /// The target a snapshot lives on: by its name in the policy, else the URL the catalog recorded.
     func target(for snapshot: SnapshotRecord) throws -> Target {
         if let configured = policy?.target(named: snapshot.target) { return try open(configured) }
-        return try TargetFactory.open(url: snapshot.targetURL, environment: environment)
+        return try open(url: snapshot.targetURL).target
     }
 
     func target(named name: String) throws -> Target {
@@ -87,14 +87,26 @@ struct Context {
     }
 
     /// A target given on the command line: a policy target's name, or a URL (`file:///…`,
-    /// `s3://…`, or an absolute path). A URL that belongs to a policy target is opened as
-    /// that target — with its encryption key and credentials — and goes by its name, so
-    /// snapshots stored or rebuilt through it are the ones the policy knows.
+    /// `s3://…`, or an absolute path).
     func target(nameOrURL given: String) throws -> (name: String, target: Target) {
         guard given.contains("://") || given.hasPrefix("/") else { return (given, try target(named: given)) }
-        let url = given.hasPrefix("/") ? "file://" + given : given
-        if let configured = policy?.targets.first(where: { $0.url == url }) { return (configured.name, try open(configured)) }
-        return (url, try TargetFactory.open(url: url, environment: environment))
+        return try open(url: given.hasPrefix("/") ? "file://" + given : given)
+    }
+
+    /// A URL opened as the policy target whose location holds it, however it is
+    /// spelled (see `TargetLocation`): with that target's encryption key and
+    /// credentials, so no spelling stores an encrypted target's data in the
+    /// clear. The policy target itself goes by its name; a place inside it by its URL.
+    func open(url: String) throws -> (name: String, target: Target) {
+        let location = try TargetLocation(url: url)
+        let holders = try (policy?.targets ?? []).map { ($0, try TargetLocation(url: $0.url)) }.filter { $0.1.contains(location) }
+        guard let (configured, holder) = holders.max(by: { $0.1.depth < $1.1.depth }) else {
+            return (url, try TargetFactory.open(url: url, environment: environment))
+        }
+        if holder == location { return (configured.name, try open(configured)) }
+        var inside = configured
+        inside.url = url
+        return (url, try open(inside))
     }
 
     func open(_ target: Policy.TargetConfig) throws -> Target {

@@ -71,6 +71,43 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(try bosbackup("verify", "--latest", "2", "--config", dir.file("bos.yml")).status, 0)
     }
 
+    /// Every spelling of an encrypted target's location is that target: a
+    /// trailing slash, `//`, `/./`, `..`, a symlink, an upper-case scheme, a bare
+    /// path — and a folder inside it. (Exact string matching once stored plain
+    /// gzip, readable with gunzip, inside the encrypted target.)
+    func testEverySpellingOfAnEncryptedTargetIsEncrypted() throws {
+        XCTAssertEqual(try bosbackup("key", "generate", dir.file("vault.key")).status, 0)
+        try FileManager.default.createDirectory(atPath: dir.file("vault"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: dir.file("link"), withDestinationPath: dir.file("vault"))
+        try """
+            source: { database: live.db }
+            catalog: catalog.db
+            targets:
+              vault: { url: vault, encryption_key_file: vault.key }
+            jobs:
+              nightly: { target: vault, cron: "0 22 * * *" }
+            """.write(toFile: dir.file("bos.yml"), atomically: true, encoding: .utf8)
+        let root = dir.path
+        let spellings: [(given: String, name: String)] = [
+            ("file://\(root)/vault/", "vault"), ("file://\(root)//vault", "vault"), ("file://\(root)/./vault", "vault"),
+            ("\(root)/vault/", "vault"), ("\(root)/x/../vault", "vault"), ("file://\(root)/link", "vault"),
+            ("FILE://\(root)/vault", "vault"), ("file://\(root)/vault/inner", "file://\(root)/vault/inner"),
+        ]
+        for (given, name) in spellings {
+            let result = try bosbackup("backup", "--config", dir.file("bos.yml"), "--target", given, "--json")
+            XCTAssertEqual(result.status, 0, "\(given): \(result.stderr)")
+            let record = try jsonObject(result.stdout)
+            XCTAssertEqual(record["encrypted"] as? Bool, true, "\(given): \(record)")
+            XCTAssertEqual(record["target"] as? String, name, given)
+            XCTAssertTrue((record["object_key"] as? String ?? "").hasSuffix(".db.gz.enc"), "\(given): \(record)")
+        }
+        let stored = try FileManager.default.subpathsOfDirectory(atPath: dir.file("vault")).filter { $0.contains(".db.gz") }
+        XCTAssertEqual(stored.count, spellings.count, "\(stored)")
+        XCTAssertTrue(stored.allSatisfy { $0.hasSuffix(".db.gz.enc") }, "nothing in the clear: \(stored)")
+        let verify = try bosbackup("verify", "--latest", "\(spellings.count)", "--config", dir.file("bos.yml"))
+        XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+    }
+
     func testCorruptSnapshotMakesVerifyExit4AndSayWhichCheck() throws {
         let snapshot = try backup()
         let key = try XCTUnwrap(snapshot["object_key"] as? String)

@@ -63,6 +63,21 @@ final class CloudCLITests: XCTestCase {
         try XCTUnwrap(try Catalog(path: dir.file("catalog.db")).snapshots(job: "cloud-daily").last)
     }
 
+    /// The cloud target's URL spelled otherwise (scheme case, trailing slash,
+    /// parameters swapped) is still the encrypted cloud target.
+    func testAnotherSpellingOfTheCloudURLIsStillEncrypted() throws {
+        let spelled = "S3://\(bucket!)/prod/?part_size=5MiB&endpoint=http://127.0.0.1:\(moto.port)/"
+        let result = try run("backup", "--config", config, "--target", spelled, "--json")
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let record = try jsonObject(result.stdout)
+        XCTAssertEqual(record["target"] as? String, "cloud", "\(record)")
+        XCTAssertEqual(record["encrypted"] as? Bool, true, "\(record)")
+        let raw = try moto.target(bucket: bucket, prefix: "prod")
+        let objects = try runAsync { try await raw.list(prefix: "") }.map(\.key).filter { $0.contains(".db.gz") }
+        XCTAssertEqual(objects.count, 1, "\(objects)")
+        XCTAssertTrue(objects.allSatisfy { $0.hasSuffix(".db.gz.enc") }, "\(objects)")
+    }
+
     func testEncryptedMultipartCycleThroughS3() throws {
         let first = try run("run", "--config", config, "--now", "2026-11-29T22:05:00+08:00")
         XCTAssertEqual(first.status, 0, first.stdout + first.stderr)

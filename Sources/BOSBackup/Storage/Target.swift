@@ -60,7 +60,7 @@ public protocol Target: AnyObject {
 /// encryption key, when it has one).
 public enum TargetFactory {
     public static func open(url: String, environment: [String: String] = [:]) throws -> Target {
-        if url.hasPrefix("file://") || url.hasPrefix("/") {
+        if url.lowercased().hasPrefix("file://") || url.hasPrefix("/") {
             return try FileTarget(url: url)
         }
         if url.lowercased().hasPrefix("s3://") {

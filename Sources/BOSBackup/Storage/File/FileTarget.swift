@@ -13,7 +13,7 @@ public final class FileTarget: Target {
 
     public init(url: String) throws {
         var path = url
-        if path.hasPrefix("file://") { path.removeFirst("file://".count) }
+        if path.lowercased().hasPrefix("file://") { path.removeFirst("file://".count) }
         path = (path.removingPercentEncoding ?? path)
         guard path.hasPrefix("/") else { throw TargetError.badURL("file target needs an absolute path: \(url)") }
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
