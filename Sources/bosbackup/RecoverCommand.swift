@@ -39,7 +39,7 @@ struct RecoverCommand: AsyncParsableCommand {
             } else {
                 plan = try recovery.apply {
                     let aside = DurableFile.unusedPath(livePath + ".before-recover-" + ISO8601.compact(context.clock.now()))
-                    try ConsistentCopy.copy(source: try ConsistentCopy.openSource(livePath), to: aside)
+                    try ConsistentCopy.safetyCopy(of: livePath, to: aside, inflight: try InflightFiles(scratch: context.scratch))
                     safetyCopy = aside
                 }
                 try catalog.addAudit(action: "recover", snapshotID: record.id, detail: "into \(livePath): " +

@@ -40,8 +40,9 @@ struct RestoreCommand: AsyncParsableCommand {
 
     private func restoreInto(_ context: Context, _ catalog: Catalog, snapshot id: String, path: String) async throws -> Int32 {
         let record = try catalog.snapshot(id)
-        let outcome = try await SnapshotRestorer(catalog: catalog, clock: context.clock)
-            .restore(record, from: try context.target(for: record), into: path, force: force, fullCheck: fullCheck)
+        var restorer = SnapshotRestorer(catalog: catalog, clock: context.clock)
+        restorer.scratch = context.scratch
+        let outcome = try await restorer.restore(record, from: try context.target(for: record), into: path, force: force, fullCheck: fullCheck)
         if json {
             Console.json(["id": record.id, "path": outcome.path, "safety_copy": outcome.safetyCopy as Any,
                           "bytes": outcome.bytes, "tables": outcome.tables])

@@ -28,7 +28,7 @@ final class ResourceFaultTests: XCTestCase {
 
     func testTargetThatFillsUpMidWrite() throws {
         let nas = dir.file("nas")
-        try mountTmpfs(nas, options: "size=1m")
+        try mountTmpfs(nas, options: "size=1m,mode=0700")
         let catalog = dir.file("catalog.db")
         let first = try bosbackup("backup", "--source", dir.file("small.db"), "--target", "file://" + nas, "--catalog", catalog, "--json")
         XCTAssertEqual(first.status, 0, first.stderr)
@@ -47,7 +47,7 @@ final class ResourceFaultTests: XCTestCase {
     /// in place and does not need the space.
     func testScratchFolderThatFillsUp() throws {
         let scratch = dir.file("scratch")
-        try mountTmpfs(scratch, options: "size=1m")
+        try mountTmpfs(scratch, options: "size=1m,mode=0700")
         let wal = try bosbackup("backup", "--source", dir.file("big.db"), "--target", "file://" + dir.file("nas-wal"),
                                 "--catalog", dir.file("wal.db"), "--scratch", scratch)
         XCTAssertEqual(wal.status, 0, "a WAL database needs no scratch copy: " + wal.stderr)
@@ -63,7 +63,7 @@ final class ResourceFaultTests: XCTestCase {
 
     func testReadOnlyTarget() throws {
         let nas = dir.file("ro")
-        try mountTmpfs(nas, options: "size=4m,ro")
+        try mountTmpfs(nas, options: "size=4m,ro,mode=0700")
         let result = try bosbackup("backup", "--source", dir.file("small.db"), "--target", "file://" + nas, "--catalog", dir.file("c.db"))
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("not writable") && result.stderr.contains("Read-only file system"), result.stderr)

@@ -81,6 +81,7 @@ final class ChildProcess {
     }
 
     var isRunning: Bool { process.isRunning }
+    var pid: Int32 { process.processIdentifier }
 
     /// Waits for the child to exit (it is terminated, and this throws, after `timeout` seconds).
     func wait(timeout: TimeInterval = 300) throws -> ProcessResult {

@@ -171,6 +171,7 @@ final class VerifyRestoreTests: XCTestCase {
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
         data[Int(manifest.blocks[2].offset + manifest.blocks[2].length / 2)] ^= 0x20
         try data.write(to: URL(fileURLWithPath: path))
+        unlink(out)   // the fetcher only ever creates a new file
         let bad = try runAsync { try await fetcher.fetch(record, from: f.target, into: out, blocks: table) }
         XCTAssertFalse(bad.gzipOK)
         XCTAssertTrue(bad.problems.contains { $0.contains("block 2") }, "\(bad.problems)")

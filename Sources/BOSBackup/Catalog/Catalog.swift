@@ -35,7 +35,7 @@ public final class Catalog {
         self.clock = clock
         self.actor = actor
         let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try DurableFile.makeDirectory(folder) }
+        if !folder.isEmpty { try PrivateFolder.prepare(folder) }
         if !DurableFile.exists(path) {
             // Create the file ourselves so it is 0600 from the first byte, whatever the umask.
             // Another process creating it at the same moment is fine.

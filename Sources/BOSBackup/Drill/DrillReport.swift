@@ -135,7 +135,7 @@ public struct DrillReport {
 
     /// Writes `<dir>/drill-<time>.md` and `.html`; returns the HTML path.
     public func write(to dir: String) throws -> (markdown: String, html: String) {
-        try DurableFile.makeDirectory(dir)
+        try PrivateFolder.prepare(dir)
         let md = "\(dir)/\(filename).md", page = "\(dir)/\(filename).html"
         try DurableFile.write(Data(markdown().utf8), to: md, mode: 0o644)
         try DurableFile.write(Data(html().utf8), to: page, mode: 0o644)

@@ -24,8 +24,8 @@ public final class RunLock {
     public init(path: String, clock: Clock = SystemClock()) throws {
         self.path = path
         let folder = (path as NSString).deletingLastPathComponent
-        if !folder.isEmpty { try DurableFile.makeDirectory(folder) }
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        if !folder.isEmpty { try PrivateFolder.prepare(folder) }
+        let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw FileError("open lock file", path) }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)

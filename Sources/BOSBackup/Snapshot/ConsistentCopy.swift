@@ -77,4 +77,22 @@ public enum ConsistentCopy {
             throw SourceError.unreadable(source.path, why: error.description)
         }
     }
+
+    /// A safety copy of a live database, made before it is changed: the copy
+    /// of one commit (as `copy`), written under a temporary name that
+    /// `inflight` lists, fsynced, and only then renamed to `destination` — a
+    /// killed process never leaves a partial copy under the name an operator
+    /// would trust.
+    public static func safetyCopy(of livePath: String, to destination: String, inflight: InflightFiles?) throws {
+        let temporary = DurableFile.temporaryName(for: destination)
+        try inflight?.register(temporary)
+        do {
+            try copy(source: try openSource(livePath), to: temporary)
+            try FileHandleFD(readingFrom: temporary).sync()
+            try DurableFile.commit(temporary: temporary, to: destination)
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
 }

@@ -49,10 +49,10 @@ public struct SnapshotWriter {
                        progress: ((BackupProgress) -> Void)? = nil) async throws -> SnapshotRecord {
         let started = clock.now()
         let source = try ConsistentCopy.openSource(request.sourcePath)
-        try DurableFile.makeDirectory(request.scratch)
+        try PrivateFolder.prepare(request.scratch)
         let id = try newID()
         let image = try ConsistentImage.take(
-            source: source, scratchCopy: request.scratch + "/.bosbackup-snapshot-\(id).db", blockSize: request.blockSize,
+            source: source, scratchCopy: ScratchFolder(path: request.scratch).temporaryName("snapshot-\(id)", suffix: ".db"), blockSize: request.blockSize,
             clock: clock) { remaining, total in
             progress?(.copying(pagesDone: Int64(total - remaining), pagesTotal: Int64(total)))
         }

@@ -32,10 +32,11 @@ public final class FileHandleFD {
         self.path = path
     }
 
-    /// Creates a new file (fails if it exists) with `mode`, whatever the umask.
-    public init(creating path: String, mode: mode_t = 0o600, truncate: Bool = false) throws {
-        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (truncate ? O_TRUNC : O_EXCL)
-        let fd = open(path, flags, mode)
+    /// Creates a new file with `mode`, whatever the umask. Never an existing
+    /// file and never through a symlink (O_EXCL|O_NOFOLLOW): a name someone
+    /// planted fails instead of redirecting our write.
+    public init(creating path: String, mode: mode_t = 0o600) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw FileError("create", path) }
         fchmod(fd, mode)
         self.fd = fd

@@ -30,6 +30,7 @@ public struct SnapshotFetcher {
             // A stream that does not inflate along the table gets a second, sequential
             // pass: the table may be what is wrong, and the report should say what the data is.
             if parallel.gzipOK { return parallel }
+            unlink(path)   // our own file from the first pass: the second one creates it anew
         }
         return try await fetch(snapshot, from: target, into: path, blocks: nil)
     }
@@ -49,7 +50,7 @@ public struct SnapshotFetcher {
     }
 
     func fetch(_ snapshot: SnapshotRecord, from target: Target, into path: String, blocks: [SnapshotManifest.Block]?) async throws -> FetchOutcome {
-        let output = try FileHandleFD(creating: path, mode: 0o600, truncate: true)
+        let output = try FileHandleFD(creating: path, mode: 0o600)
         var outcome = FetchOutcome()
         var stored = SHA256Stream()
         var raw = SHA256Stream()

@@ -5,19 +5,25 @@ import Glibc
 
 public enum RestoreError: Error, CustomStringConvertible, CategorizedError, Sendable {
     case destinationExists(String)
+    case destinationIsAFolder(String)
+    case destinationInUse(String, users: [String])
     case verificationFailed(snapshot: String, problems: [String])
 
     public var description: String {
         switch self {
         case .destinationExists(let path):
             return "\(path) already exists; add --force to replace it (a safety copy is kept beside it)"
+        case .destinationIsAFolder(let path):
+            return "\(path) is a folder; give the path of the database file to restore to"
+        case .destinationInUse(let path, let users):
+            return "\(path) is in use (\(users.joined(separator: "; "))): stop the BOS first; nothing was changed (--force does not override this)"
         case .verificationFailed(let id, let problems):
             return "snapshot \(id) did not restore cleanly, nothing was replaced: \(problems.joined(separator: "; "))"
         }
     }
     public var category: ErrorCategory {
         switch self {
-        case .destinationExists: return .input
+        case .destinationExists, .destinationIsAFolder, .destinationInUse: return .input
         case .verificationFailed: return .mismatch
         }
     }
@@ -51,6 +57,9 @@ public enum StructureCheck: Sendable, Equatable {
 public struct SnapshotRestorer {
     public let catalog: Catalog
     public let clock: Clock
+    /// Where the temporary files written beside the destination are listed
+    /// while they exist, so a sweep removes them if this process is killed.
+    public var scratch: String?
 
     public init(catalog: Catalog, clock: Clock) {
         self.catalog = catalog
@@ -66,12 +75,17 @@ public struct SnapshotRestorer {
     /// match already makes the restored file the very bytes that verify checked.
     public func restore(_ snapshot: SnapshotRecord, from target: Target, into path: String, force: Bool,
                         fullCheck: Bool = false) async throws -> RestoreOutcome {
-        let exists = DurableFile.exists(path)
+        var existing = stat()
+        let exists = lstat(path, &existing) == 0
+        if exists && (existing.st_mode & S_IFMT) == S_IFDIR { throw RestoreError.destinationIsAFolder(path) }
         if exists && !force { throw RestoreError.destinationExists(path) }
+        try refuseIfInUse(path)
         let folder = (path as NSString).deletingLastPathComponent
         try DurableFile.makeDirectory(folder.isEmpty ? "." : folder)
 
+        let inflight = try scratch.map { try InflightFiles(scratch: $0) }
         let temporary = DurableFile.temporaryName(for: path)
+        try inflight?.register(temporary)
         defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
         let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
@@ -92,8 +106,13 @@ public struct SnapshotRestorer {
 
         var safetyCopy: String?
         if exists {
+            // The BOS must find its database as it left it: same owner, group and mode.
+            if chown(temporary, existing.st_uid, existing.st_gid) != 0 { throw FileError("keep the owner of \(path) on", temporary) }
+            if chmod(temporary, existing.st_mode & 0o7777) != 0 { throw FileError("keep the mode of \(path) on", temporary) }
+            // Checked again: the BOS may have been started while we fetched.
+            try refuseIfInUse(path)
             let aside = DurableFile.unusedPath(path + ".before-restore-" + ISO8601.compact(clock.now()))
-            try copyAside(path, to: aside)
+            try copyAside(path, to: aside, inflight: inflight)
             safetyCopy = aside
         }
         // The old database's journal/WAL must not be replayed onto the restored file.
@@ -106,18 +125,24 @@ public struct SnapshotRestorer {
     }
 
     /// Copies the database and its journal/WAL files, durably, to `aside`.
-    func copyAside(_ path: String, to aside: String) throws {
+    func copyAside(_ path: String, to aside: String, inflight: InflightFiles?) throws {
         for suffix in ["", "-wal", "-journal"] where DurableFile.exists(path + suffix) {
-            try FileCopy.copy(path + suffix, to: aside + suffix)
+            try FileCopy.copy(path + suffix, to: aside + suffix, inflight: inflight)
         }
+    }
+
+    private func refuseIfInUse(_ path: String) throws {
+        let users = DatabaseInUse.users(of: path)
+        if !users.isEmpty { throw RestoreError.destinationInUse(path, users: users) }
     }
 }
 
 /// Streaming, durable file copy (mode 0600).
 public enum FileCopy {
-    public static func copy(_ source: String, to destination: String) throws {
+    public static func copy(_ source: String, to destination: String, inflight: InflightFiles? = nil) throws {
         let input = try FileHandleFD(readingFrom: source)
         let temporary = DurableFile.temporaryName(for: destination)
+        try inflight?.register(temporary)
         do {
             let output = try FileHandleFD(creating: temporary, mode: 0o600)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)

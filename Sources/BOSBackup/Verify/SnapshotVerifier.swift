@@ -62,11 +62,11 @@ public struct SnapshotVerifier {
     /// The checks alone, without touching the catalog (safe to run concurrently).
     public func check(_ snapshot: SnapshotRecord, target: Target, keepAt: String? = nil) async throws -> VerificationResult {
         let begin = Date()
-        try DurableFile.makeDirectory(scratch)
-        let path = keepAt ?? scratch + "/.bosbackup-verify-\(snapshot.id).db"
-        defer {
-            if keepAt == nil { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) } }
-        }
+        try PrivateFolder.prepare(scratch)
+        // A name of this process's own, even when the copy is to be kept: two
+        // verifies never share a file, and nobody can plant one at the name.
+        let path = ScratchFolder(path: scratch).temporaryName("verify-\(snapshot.id)", suffix: ".db")
+        defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) } }
         var phase = Date()
         func lap() -> Double { defer { phase = Date() }; return Date().timeIntervalSince(phase) }
         let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: path)
@@ -97,6 +97,10 @@ public struct SnapshotVerifier {
             }
         }
         problems += await manifestProblems(snapshot, target: target)
+        if let keepAt, fetched.gzipOK, fetched.checksumOK {
+            // rename replaces whatever is at the name (even a symlink) instead of writing through it.
+            try DurableFile.commit(temporary: path, to: keepAt)
+        }
         return VerificationResult(snapshot: snapshot, checksumOK: fetched.checksumOK, gzipOK: fetched.gzipOK,
                                   integrityOK: integrityOK, countsOK: countsOK,
                                   seconds: Date().timeIntervalSince(begin), problems: problems, unchecked: unchecked,

@@ -61,7 +61,8 @@ public struct Triage {
     public func run(_ snapshots: [SnapshotRecord], live: String?, target: @escaping (SnapshotRecord) throws -> Target) async throws -> [TriageResult] {
         let liveCounts = try live.map { try TableCounts.count(in: try ConsistentCopy.openSource($0)) }
         let scratch = ScratchRestore(verifier: verifier)
-        try DurableFile.makeDirectory(scratch.folder)
+        try PrivateFolder.prepare(verifier.scratch)
+        try PrivateFolder.prepare(scratch.folder)
         let verifier = self.verifier
         // Restore and check concurrently, a few at a time; record in order afterwards
         // (the catalog connection is not shared between tasks).

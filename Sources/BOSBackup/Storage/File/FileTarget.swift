@@ -26,6 +26,7 @@ public final class FileTarget: Target {
         let final = path(for: key)
         let folder = (final as NSString).deletingLastPathComponent
         do {
+            try PrivateFolder.prepare(root)
             try DurableFile.makeDirectory(folder)
             return try FileObjectWriter(finalPath: final)
         } catch let error as FileError {
@@ -37,6 +38,7 @@ public final class FileTarget: Target {
         let final = path(for: key)
         let folder = (final as NSString).deletingLastPathComponent
         do {
+            try PrivateFolder.prepare(root)
             try DurableFile.makeDirectory(folder)
             try DurableFile.write(data, to: final)
         } catch let error as FileError {
