@@ -23,11 +23,11 @@ final class ConsistentImage {
     let takenAt: Date
     /// True when the pages come straight from the live database.
     let pipelined: Bool
-    private let counts: Task<[String: Int64], Error>
+    private let counts: Task<(counts: [String: Int64], damage: [String]), Error>
     private let finish: () -> Void
 
     private init(bytes: BlockSource, pageSize: Int, takenAt: Date, pipelined: Bool,
-                 counts: Task<[String: Int64], Error>, finish: @escaping () -> Void) {
+                 counts: Task<(counts: [String: Int64], damage: [String]), Error>, finish: @escaping () -> Void) {
         (self.bytes, self.pageSize, self.takenAt, self.pipelined, self.counts, self.finish) =
             (bytes, pageSize, takenAt, pipelined, counts, finish)
     }
@@ -40,7 +40,7 @@ final class ConsistentImage {
             guard blockSize % image.pageSize == 0 else { image.finish(); return try copied(source, scratchCopy, clock, copyProgress) }
             let connection = UncheckedBox(source)
             return ConsistentImage(bytes: image, pageSize: image.pageSize, takenAt: clock.now(), pipelined: true,
-                                   counts: onThread { try TableCounts.countInOpenTransaction(connection.value) },
+                                   counts: onThread { try TableCounts.countStoring(connection.value) },
                                    finish: { image.finish() })
         }
         return try copied(source, scratchCopy, clock, copyProgress)
@@ -56,7 +56,7 @@ final class ConsistentImage {
             let pageSize = Int(try copy.int("PRAGMA page_size"))
             let box = UncheckedBox(copy)
             return ConsistentImage(bytes: try FileBlockSource(path: scratchCopy), pageSize: pageSize, takenAt: takenAt,
-                                   pipelined: false, counts: onThread { try TableCounts.count(in: box.value) },
+                                   pipelined: false, counts: onThread { try TableCounts.countStoring(box.value) },
                                    finish: removeCopy)
         } catch {
             removeCopy()
@@ -64,8 +64,9 @@ final class ConsistentImage {
         }
     }
 
-    /// The row counts of the pinned commit (waits for the counting thread).
-    func tableCounts() async throws -> [String: Int64] { try await counts.value }
+    /// The row counts of the pinned commit (waits for the counting thread), and
+    /// the tables SQLite could not count because they are damaged.
+    func tableCounts() async throws -> (counts: [String: Int64], damage: [String]) { try await counts.value }
 
     /// Ends the read transaction or removes the scratch copy. Waits for the
     /// counting thread first: it may still be using the connection or the file.

@@ -31,6 +31,8 @@ public struct SnapshotManifest: Codable, Equatable, Sendable {
     public var blocks: [Block]
     public var encrypted: Bool
     public var tables: [String: Int64]
+    /// What SQLite reported damaged while the snapshot was taken (nil: nothing).
+    public var damage: [String]? = nil
 
     public func encoded() throws -> Data {
         let encoder = JSONEncoder()

@@ -3,6 +3,19 @@ import Foundation
 import Glibc
 #endif
 
+/// A backup that stored its snapshot but found the source damaged.
+public enum BackupError: Error, CustomStringConvertible, CategorizedError, Sendable {
+    case sourceDamaged(SnapshotRecord, problems: [String])
+
+    public var description: String {
+        switch self {
+        case .sourceDamaged(let record, let problems):
+            return "the source database is damaged (\(problems.joined(separator: "; "))); snapshot \(record.id) (\(record.name)) was stored anyway, marked damaged: it is the best copy there is"
+        }
+    }
+    public var category: ErrorCategory { .mismatch }
+}
+
 /// What to back up and where.
 public struct BackupRequest: Sendable {
     public var sourcePath: String
@@ -77,13 +90,13 @@ public struct SnapshotWriter {
 
         let writer = try await target.makeWriter(key: objectKey)
         let compressed: CompressedObject
-        let tables: [String: Int64]
+        let tables: [String: Int64], damage: [String]
         do {
             compressed = try await BlockGzipWriter(level: request.level, blockSize: request.blockSize, jobs: request.jobs)
                 .write(source: image.bytes, to: writer) { done, total in
                     progress?(.compressing(bytesDone: done, bytesTotal: total))
                 }
-            tables = try await image.tableCounts()
+            (tables, damage) = try await image.tableCounts()
             progress?(.storing)
             try await writer.commit()
         } catch {
@@ -99,7 +112,7 @@ public struct SnapshotWriter {
             objectKey: objectKey, databaseBytes: compressed.rawBytes, databaseSha256: compressed.rawSHA256,
             pageSize: image.pageSize, storedBytes: compressed.storedBytes, sha256: compressed.storedSHA256,
             compression: "gzip-blocks", level: request.level, blockSize: request.blockSize, blocks: compressed.blocks,
-            encrypted: target.encrypts, tables: tables)
+            encrypted: target.encrypts, tables: tables, damage: damage.isEmpty ? nil : damage)
         let manifestData = try manifest.encoded()
         do {
             try await target.put(key: manifestKey, data: manifestData)
@@ -119,6 +132,14 @@ public struct SnapshotWriter {
             try? await target.delete(key: manifestKey)
             try? await target.delete(key: objectKey)
             throw error
+        }
+        if !damage.isEmpty {
+            // Kept (the best copy there is) and known damaged: the catalog says so
+            // as a failed check, and the caller hears it as "found damage".
+            try catalog.record(VerificationRecord(snapshotID: record.id, verifiedAt: clock.now(), ok: false, checksumOK: true,
+                                                  gzipOK: true, integrityOK: false, countsOK: false, seconds: 0,
+                                                  problems: damage.map { "at backup: \($0)" }))
+            throw BackupError.sourceDamaged(record, problems: damage)
         }
         return record
     }

@@ -29,6 +29,26 @@ public enum TableCounts {
         return counts
     }
 
+    /// The counts of a snapshot being taken: a table SQLite reports damaged is
+    /// left out and named in `damage` instead of failing the backup — the image
+    /// is still the best copy there is, and is stored marked damaged. Runs in
+    /// the caller's read transaction (the pinned commit), or on a private copy
+    /// nobody writes.
+    static func countStoring(_ db: Database) throws -> (counts: [String: Int64], damage: [String]) {
+        db.standInForUnknownCollations()
+        let names: [String]
+        do { names = try tableNames(in: db) } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
+            return ([:], ["schema: \(error.message)"])
+        }
+        var counts: [String: Int64] = [:], damage: [String] = []
+        for name in names {
+            do { counts[name] = try db.int("SELECT count(*) FROM \(Database.quote(name))") } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
+                damage.append("table \(name): \(error.message)")
+            }
+        }
+        return (counts, damage)
+    }
+
     public static func count(atPath path: String) throws -> [String: Int64] {
         try count(in: Database(path: path, mode: .readOnly))
     }
