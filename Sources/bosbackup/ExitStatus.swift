@@ -22,6 +22,13 @@ enum ExitStatus {
         if error is PolicyError || error is ValidationError || error is CronError { return usage }
         return failed
     }
+
+    /// The worst of several verdicts: damage anywhere is 4; otherwise anything
+    /// not checked completely is 1.
+    static func code(for verdicts: [VerificationResult.Verdict]) -> Int32 {
+        if verdicts.contains(.damaged) { return mismatch }
+        return verdicts.contains(.couldNotCheck) ? failed : ok
+    }
 }
 
 /// A usage mistake found after parsing (a missing combination of flags).

@@ -76,7 +76,8 @@ struct RestoreCommand: AsyncParsableCommand {
         if json {
             Console.json(["snapshots": results.map { r -> [String: Any] in
                 ["id": r.snapshot.id, "name": r.snapshot.name, "taken_at": ISO8601.string(r.snapshot.takenAt),
-                 "ok": r.verification.ok, "problems": r.verification.problems, "scratch_path": r.scratchPath,
+                 "ok": r.verification.verdict == .passed, "problems": r.verification.problems,
+                 "unchecked": r.verification.unchecked, "scratch_path": r.scratchPath,
                  "missing_rows": r.missingRows, "verdict": r.lossSummary as Any,
                  "tables": r.diff.rows.map { row -> [String: Any] in
                      ["name": row.table, "cataloged": row.cataloged as Any, "restored": row.restored as Any,
@@ -94,11 +95,16 @@ struct RestoreCommand: AsyncParsableCommand {
             if let live { Console.out("live database \(live) was opened read-only and not changed") }
             Console.out("scratch copies kept in \(Triage(verifier: verifier).restoreFolder) (remove with `bosbackup scratch clean`)")
         }
-        return results.allSatisfy(\.verification.ok) ? ExitStatus.ok : ExitStatus.mismatch
+        return ExitStatus.code(for: results.map(\.verification.verdict))
     }
 
     private func printTriage(_ r: TriageResult, context: Context) {
-        let status = r.verification.ok ? "verified" : Console.red("FAILED: " + r.verification.problems.joined(separator: "; "))
+        let status: String
+        switch r.verification.verdict {
+        case .passed: status = "verified"
+        case .damaged: status = Console.red("FAILED: " + r.verification.problems.joined(separator: "; "))
+        case .couldNotCheck: status = Console.red("COULD NOT CHECK: " + r.verification.unchecked.joined(separator: "; "))
+        }
         Console.out(Console.bold("snapshot \(r.snapshot.id)") + "  \(r.snapshot.name)  taken \(context.local(r.snapshot.takenAt))  \(status)")
         let hasLive = r.diff.rows.contains { $0.live != nil }
         let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER"] : [])

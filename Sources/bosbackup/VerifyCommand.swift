@@ -22,29 +22,33 @@ struct VerifyCommand: AsyncParsableCommand {
             var verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
             verifier.quick = quick
             var results: [VerificationResult] = []
+            var errors: [(snapshot: SnapshotRecord, error: Error)] = []
+            // Every snapshot gets its answer: one that cannot be read does not stop the others.
             for snapshot in snapshots {
-                let result = try await verifier.verify(snapshot, target: try context.target(for: snapshot))
-                results.append(result)
-                if !json { VerifyCommand.printResult(result) }
+                do {
+                    let result = try await verifier.verify(snapshot, target: try context.target(for: snapshot))
+                    results.append(result)
+                    if !json { VerifyCommand.printResult(result) }
+                } catch {
+                    errors.append((snapshot, error))
+                    if !json { Console.out(Console.red("ERROR") + "   \(snapshot.id)  \(snapshot.name)  could not be checked: \(error)") }
+                }
             }
             if json {
-                Console.json(["results": results.map(VerifyCommand.json)])
-            } else if results.count > 1 {
+                Console.json(["results": results.map(VerifyCommand.json) + errors.map { ["id": $0.snapshot.id, "name": $0.snapshot.name, "ok": false, "error": "\($0.error)"] }])
+            } else if results.count + errors.count > 1 {
+                let total = results.count + errors.count
                 let failed = results.filter { !$0.ok }.count
-                let unchecked = results.filter { $0.verdict == .couldNotCheck }.count
-                Console.out(failed == 0 && unchecked == 0 ? "all \(results.count) snapshots verified"
-                    : [failed > 0 ? "\(failed) of \(results.count) snapshots FAILED verification" : nil,
-                       unchecked > 0 ? "\(unchecked) of \(results.count) could not be checked completely" : nil]
+                let unchecked = results.filter { $0.verdict == .couldNotCheck }.count + errors.count
+                Console.out(failed == 0 && unchecked == 0 ? "all \(total) snapshots verified"
+                    : [failed > 0 ? "\(failed) of \(total) snapshots FAILED verification" : nil,
+                       unchecked > 0 ? "\(unchecked) of \(total) could not be checked completely" : nil]
                         .compactMap { $0 }.joined(separator: "; "))
             }
-            return VerifyCommand.exitCode(results.map(\.verdict))
+            let worst = ExitStatus.code(for: results.map(\.verdict) + errors.map { _ in .couldNotCheck })
+            // An error that is a usage or input error (an unknown target) keeps its own code when nothing was damaged.
+            return worst == ExitStatus.mismatch ? worst : errors.map { ExitStatus.code(for: $0.error) }.reduce(worst, max)
         }
-    }
-
-    /// Damage anywhere is 4; otherwise anything not checked completely is 1.
-    static func exitCode(_ verdicts: [VerificationResult.Verdict]) -> Int32 {
-        if verdicts.contains(.damaged) { return ExitStatus.mismatch }
-        return verdicts.contains(.couldNotCheck) ? ExitStatus.failed : ExitStatus.ok
     }
 
     static func printResult(_ r: VerificationResult) {

@@ -18,7 +18,9 @@ public struct CatalogRebuild {
         let objects = try await target.list(prefix: "")
         let sizes = Dictionary(objects.map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
         for manifestKey in objects.map(\.key).filter({ $0.hasSuffix(".manifest.json") }) {
-            guard let data = try? await target.get(key: manifestKey), let manifest = try? SnapshotManifest.decode(data),
+            // A manifest we could not fetch fails the rebuild (could not check); one that does not decode is skipped and named.
+            let data = try await target.get(key: manifestKey)
+            guard let manifest = try? SnapshotManifest.decode(data),
                   let record = manifest.record(target: targetName, targetURL: target.displayURL, manifestKey: manifestKey,
                                                   manifestSHA256: SHA256Stream.hex(of: data)) else {
                 outcome.skipped.append((manifestKey, "not a readable manifest"))

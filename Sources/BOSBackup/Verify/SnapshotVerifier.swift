@@ -28,6 +28,15 @@ public struct VerificationResult: Sendable {
     public var verdict: Verdict { !ok ? .damaged : (unchecked.isEmpty ? .passed : .couldNotCheck) }
 }
 
+extension VerificationResult {
+    /// A snapshot that could not even be fetched or opened (network, permissions):
+    /// nothing is known about it, so nothing is damage.
+    public init(couldNotRestore snapshot: SnapshotRecord, error: Error) {
+        self.init(snapshot: snapshot, checksumOK: true, gzipOK: true, integrityOK: true, countsOK: true, seconds: 0,
+                  problems: [], unchecked: ["the snapshot: \(error)"], restoredCounts: nil)
+    }
+}
+
 /// Proves a snapshot restores: checksum of the stored bytes, gzip integrity,
 /// restore into a scratch file, `PRAGMA integrity_check`, per-table row
 /// counts equal to the catalog's. The result is recorded in the catalog.
@@ -83,7 +92,10 @@ public struct SnapshotVerifier {
             integrityOK = integrity.sound
             problems += integrity.problems.map { "integrity: \($0)" }
             unchecked = integrity.unchecked
-            let counts = try? TableCounts.count(atPath: path)
+            var counts: [String: Int64]?
+            do { counts = try TableCounts.count(atPath: path) } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
+                counts = nil   // damage; anything else (EMFILE, EIO) is "could not check" and is thrown
+            }
             countSeconds = lap()
             if let counts {
                 restored = counts
@@ -93,10 +105,10 @@ public struct SnapshotVerifier {
                     problems.append("counts: table \(row.table) has \(row.restored.map(String.init) ?? "no table") rows restored, catalog says \(row.cataloged.map(String.init) ?? "no table")")
                 }
             } else {
-                problems.append("counts: restored database cannot be read")
+                problems.append("counts: SQLite reports the restored database damaged while counting rows")
             }
         }
-        problems += await manifestProblems(snapshot, target: target)
+        problems += try await manifestProblems(snapshot, target: target)
         if let keepAt, fetched.gzipOK, fetched.checksumOK {
             // rename replaces whatever is at the name (even a symlink) instead of writing through it.
             try DurableFile.commit(temporary: path, to: keepAt)
@@ -110,8 +122,11 @@ public struct SnapshotVerifier {
 
     /// The manifest beside the object must exist and agree with the catalog,
     /// or a catalog rebuild from this target would bring back wrong facts.
-    func manifestProblems(_ snapshot: SnapshotRecord, target: Target) async -> [String] {
-        guard let data = try? await target.get(key: snapshot.manifestKey) else {
+    /// A manifest that is not there is a finding; one that could not be
+    /// fetched (network, permissions) is an error: "could not check".
+    func manifestProblems(_ snapshot: SnapshotRecord, target: Target) async throws -> [String] {
+        let data: Data
+        do { data = try await target.get(key: snapshot.manifestKey) } catch TargetError.notFound {
             return ["manifest: \(snapshot.manifestKey) is missing on \(target.displayURL)"]
         }
         if let expected = snapshot.manifestSHA256, SHA256Stream.hex(of: data) != expected {

@@ -69,25 +69,33 @@ public struct Triage {
         var verified: [Int: VerificationResult] = [:]
         try await withThrowingTaskGroup(of: (Int, VerificationResult).self) { group in
             var next = 0
-            func start() throws {
+            func start() {
                 let index = next, snapshot = snapshots[index]
-                let store = try target(snapshot)
-                group.addTask { (index, try await verifier.check(snapshot, target: store, keepAt: scratch.path(for: snapshot))) }
                 next += 1
+                let store = Result { try target(snapshot) }
+                group.addTask {
+                    // One snapshot that cannot be restored is that snapshot's answer, not the triage's end.
+                    do {
+                        return (index, try await verifier.check(snapshot, target: try store.get(), keepAt: scratch.path(for: snapshot)))
+                    } catch {
+                        return (index, VerificationResult(couldNotRestore: snapshot, error: error))
+                    }
+                }
             }
-            while next < min(concurrency, snapshots.count) { try start() }
+            while next < min(concurrency, snapshots.count) { start() }
             while let (index, result) = try await group.next() {
                 verified[index] = result
-                if next < snapshots.count { try start() }
+                if next < snapshots.count { start() }
             }
         }
         var results: [TriageResult] = []
         for (index, snapshot) in snapshots.enumerated() {
             let verification = verified[index]!
-            try verifier.record(verification)
+            if verification.verdict != .couldNotCheck { try verifier.record(verification) }
             let path = scratch.path(for: snapshot)
             var rowDiffs: [String: TableRowDiff] = [:]
-            if let live, verification.gzipOK {
+            // Rows are compared only on a copy that passed: a damaged one answers with its problems.
+            if let live, verification.ok {
                 let rows = try RowDiff(snapshotPath: path, livePath: live)
                 for table in try rows.commonTables() { rowDiffs[table] = try rows.diff(table: table, includeChanged: false) }
             }

@@ -1,0 +1,104 @@
+@testable import BOSBackup
+import Foundation
+import XCTest
+
+/// "Could not check" is never "found damage", and one bad snapshot never
+/// hides the answers about the others.
+final class HonestOutcomeTests: XCTestCase {
+    var dir: TempDir!
+    var live: String { dir.file("live.db") }
+    var catalog: String { dir.file("catalog.db") }
+    var nas: String { dir.file("nas") }
+
+    override func setUpWithError() throws {
+        dir = TempDir()
+        try Fixtures.sampleDatabase(at: live, orders: 400)
+    }
+
+    @discardableResult
+    func backup(_ source: String? = nil, expect: Int32 = 0) throws -> SnapshotRecord {
+        let result = try bosbackup("backup", "--source", source ?? live, "--target", "file://" + nas, "--catalog", catalog)
+        XCTAssertEqual(result.status, expect, result.stderr)
+        return try XCTUnwrap(try Catalog(path: catalog).snapshots().sorted { $0.takenAt < $1.takenAt }.last)
+    }
+
+    /// An object that exists but cannot be read (here a folder in its place, as
+    /// an I/O error or a network error would): the read fails, nothing is known.
+    func makeUnreadable(_ key: String) throws {
+        let path = nas + "/" + key
+        try FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    }
+
+    func testAManifestThatCannotBeFetchedIsCouldNotCheckNotMissing() throws {
+        let snapshot = try backup()
+        try makeUnreadable(snapshot.manifestKey)
+        let verify = try bosbackup("verify", "--snapshot", snapshot.id, "--catalog", catalog)
+        XCTAssertEqual(verify.status, 1, verify.stdout + verify.stderr)
+        XCTAssertFalse(verify.stdout.contains("missing"), verify.stdout)
+        XCTAssertNil(try Catalog(path: catalog).lastVerification(of: snapshot.id), "no verdict recorded about the snapshot")
+    }
+
+    /// `catalog rebuild` must not skip a manifest it could not fetch and say all is well.
+    func testRebuildFailsOnAManifestItCouldNotFetch() throws {
+        let moto = try MotoServer.shared()
+        let bucket = try runAsync { try await moto.makeBucket() }
+        let proxy = try FaultProxy(upstreamPort: moto.port)
+        addTeardownBlock { proxy.stop() }
+        let target = try moto.target(bucket: bucket, prefix: "prod", port: proxy.port)
+        let snapshot = try backup()
+        for key in [snapshot.objectKey, snapshot.manifestKey] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: nas + "/" + key))
+            try runAsync { try await target.put(key: key, data: data) }
+        }
+        proxy.inject(.status(500, code: "InternalError")) { $0.method == "GET" && $0.path.hasSuffix(".manifest.json") }
+        let rebuilt = try Catalog(path: dir.file("rebuilt.db"))
+        XCTAssertThrowsError(try runAsync { try await CatalogRebuild(catalog: rebuilt).rebuild(targetName: "cloud", target: target) })
+        proxy.clearFaults()
+        let outcome = try runAsync { try await CatalogRebuild(catalog: rebuilt).rebuild(targetName: "cloud", target: target) }
+        XCTAssertEqual(outcome.added.map(\.id), [snapshot.id])
+    }
+
+    func testVerifyLatestAnswersForEverySnapshotWithTheWorstCode() throws {
+        let first = try backup()
+        let second = try backup()
+        let third = try backup()
+        try makeUnreadable(second.objectKey)
+        var verify = try bosbackup("verify", "--latest", "3", "--catalog", catalog)
+        XCTAssertEqual(verify.status, 1, verify.stdout + verify.stderr)
+        for s in [first, third] { XCTAssertTrue(verify.stdout.contains("ok      \(s.id)"), verify.stdout) }
+        XCTAssertTrue(verify.stdout.contains("ERROR") && verify.stdout.contains(second.id), verify.stdout)
+
+        // Damage one more: now the worst answer is damage.
+        let path = nas + "/" + first.objectKey
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data[data.count / 2] ^= 0xff
+        try data.write(to: URL(fileURLWithPath: path))
+        verify = try bosbackup("verify", "--latest", "3", "--catalog", catalog, "--json")
+        XCTAssertEqual(verify.status, 4, verify.stdout + verify.stderr)
+        let results = try XCTUnwrap(try jsonObject(verify.stdout)["results"] as? [[String: Any]])
+        XCTAssertEqual(Set(results.compactMap { $0["id"] as? String }), [first.id, second.id, third.id])
+    }
+
+    /// A snapshot of a malformed database among good ones: it is FAILED, the
+    /// others answer (rows lost included), exit 4.
+    func testOneMalformedSnapshotDoesNotHideTheOthers() throws {
+        let good = try backup()
+        let damagedSource = dir.file("damaged.db")
+        try FileManager.default.copyItem(atPath: live, toPath: damagedSource)
+        try Database(path: damagedSource).execute("PRAGMA journal_mode=DELETE")
+        let page = try Database(path: damagedSource, mode: .readOnly).int("SELECT pageno FROM dbstat WHERE name = 'employees' ORDER BY pageno DESC LIMIT 1")
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: damagedSource))
+        try handle.seek(toOffset: UInt64((Int(page) - 1) * 4096))
+        try handle.write(contentsOf: Data(repeating: 0xff, count: 12))
+        try handle.close()
+        let bad = try backup(damagedSource, expect: 4)
+        XCTAssertNotEqual(bad.id, good.id)
+        try Database(path: live).execute("DELETE FROM order_items WHERE order_id IN (SELECT id FROM orders ORDER BY id DESC LIMIT 25); DELETE FROM payments WHERE order_id IN (SELECT id FROM orders ORDER BY id DESC LIMIT 25); DELETE FROM shipments WHERE order_id IN (SELECT id FROM orders ORDER BY id DESC LIMIT 25); DELETE FROM orders WHERE id IN (SELECT id FROM orders ORDER BY id DESC LIMIT 25)")
+
+        let triage = try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog)
+        XCTAssertEqual(triage.status, 4, triage.stdout + triage.stderr)
+        XCTAssertTrue(triage.stdout.contains("snapshot \(bad.id)") && triage.stdout.contains("FAILED"), triage.stdout)
+        XCTAssertTrue(triage.stdout.contains("snapshot \(good.id) holds the most rows live lost"), triage.stdout)
+    }
+}
