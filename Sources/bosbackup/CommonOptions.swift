@@ -67,9 +67,11 @@ struct Context {
         }
     }
 
-    func openCatalog() throws -> Catalog {
+    /// The catalog, created if missing; `readOnly` for commands that only look
+    /// (status, snapshots, schedule show): those never create or change it.
+    func openCatalog(readOnly: Bool = false) throws -> Catalog {
         guard let catalogPath else { throw UsageError("no catalog: give --catalog FILE or --config FILE (or set BOSBACKUP_CONFIG)") }
-        return try Catalog(path: catalogPath, clock: clock)
+        return readOnly ? try Catalog(readingAt: catalogPath, clock: clock) : try Catalog(path: catalogPath, clock: clock)
     }
 
     /// The target a snapshot lives on: by its name in the policy, else the URL the catalog recorded.

@@ -13,7 +13,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
-            let catalog = try context.openCatalog()
+            let catalog = try context.openCatalog(readOnly: true)
             let snapshots = try catalog.snapshots(job: job)
             if json {
                 Console.json(["snapshots": snapshots.map(SnapshotsCommand.json)])

@@ -15,7 +15,7 @@ struct StatusCommand: AsyncParsableCommand {
         try await reporting {
             let context = try Context(common)
             let policy = try context.requirePolicy()
-            let catalog = try context.openCatalog()
+            let catalog = try context.openCatalog(readOnly: true)
             let statuses = try StatusReport(policy: policy, catalog: catalog, clock: context.clock).jobs()
             let lastDrill = try catalog.lastDrill()
             let nextDrill = try DueJobs(policy: policy, catalog: catalog).decideDrill(at: context.clock.now())

@@ -29,6 +29,8 @@ struct VerifyCommand: AsyncParsableCommand {
                     let result = try await verifier.verify(snapshot, target: try context.target(for: snapshot))
                     results.append(result)
                     if !json { VerifyCommand.printResult(result) }
+                } catch let error as CategorizedError where error.category == .input {
+                    throw error   // a usage or config mistake is the command's answer, not one snapshot's
                 } catch {
                     errors.append((snapshot, error))
                     if !json { Console.out(Console.red("ERROR") + "   \(snapshot.id)  \(snapshot.name)  could not be checked: \(error)") }

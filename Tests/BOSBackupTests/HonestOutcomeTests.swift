@@ -102,3 +102,92 @@ final class HonestOutcomeTests: XCTestCase {
         XCTAssertTrue(triage.stdout.contains("snapshot \(good.id) holds the most rows live lost"), triage.stdout)
     }
 }
+
+/// The right exit code and a clear line for the mistakes people make.
+final class ClearWordsTests: XCTestCase {
+    var dir: TempDir!
+    var live: String { dir.file("live.db") }
+    var catalog: String { dir.file("catalog.db") }
+
+    override func setUpWithError() throws {
+        dir = TempDir()
+        try Fixtures.sampleDatabase(at: live, orders: 200)
+    }
+
+    func backup() throws -> ProcessResult {
+        try bosbackup("backup", "--source", live, "--target", "file://" + dir.file("nas"), "--catalog", catalog)
+    }
+
+    func testMistakesGetExit2AndOneLine() throws {
+        XCTAssertEqual(try backup().status, 0)
+        let id = try XCTUnwrap(try Catalog(path: catalog).snapshots().first?.id)
+        FileManager.default.createFile(atPath: dir.file("a-file"), contents: Data("x".utf8))
+        try FileManager.default.createDirectory(atPath: dir.file("a-folder"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir.file("empty.db"), contents: Data())
+        let cases: [(arguments: [String], says: String)] = [
+            (["verify", "--latest", "1", "--catalog", catalog, "--scratch", dir.file("a-file")], "not a folder"),
+            (["restore", "--snapshot", id, "--into", dir.file("a-folder"), "--catalog", catalog], "is a folder"),
+            (["restore", "--snapshot", "", "--into", dir.file("x.db"), "--catalog", catalog], "empty snapshot id"),
+            (["backup", "--source", dir.file("empty.db"), "--target", "file://" + dir.file("nas"), "--catalog", catalog], "empty"),
+            (["snapshots", "--catalog", dir.file("typo/cat.db")], "no catalog at"),
+        ]
+        for (arguments, says) in cases {
+            let result = try bosbackup(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stdout) \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains(says), "\(arguments): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(arguments): \(result.stderr)")
+        }
+        XCTAssertFalse(DurableFile.exists(dir.file("typo")), "a read-only command created nothing")
+        XCTAssertFalse(DurableFile.exists(dir.file("x.db")))
+        XCTAssertEqual(try Catalog(path: catalog).snapshots().count, 1, "the empty source stored nothing")
+    }
+
+    /// A BOS holding its database in locking_mode=EXCLUSIVE: the backup could
+    /// not run now (exit 1, saying why), it is not the operator's input error.
+    func testASourceLockedByTheBOSIsAFailureNotBadInput() throws {
+        try Database(path: live).execute("PRAGMA journal_mode=DELETE")
+        let ready = dir.file("ready"), stop = dir.file("stop")
+        let holder = try ChildProcess("/usr/bin/env", ["python3", "-c", """
+            import sqlite3, sys, os, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute("PRAGMA locking_mode=EXCLUSIVE"); c.execute("BEGIN EXCLUSIVE"); c.execute("UPDATE settings SET value = value")
+            open(sys.argv[2], "w").close()
+            deadline = time.time() + 120
+            while not os.path.exists(sys.argv[3]) and time.time() < deadline: time.sleep(0.05)
+            """, live, ready, stop])
+        let deadline = Date().addingTimeInterval(60)
+        while !DurableFile.exists(ready) && Date() < deadline && holder.isRunning { usleep(20_000) }
+        XCTAssertTrue(DurableFile.exists(ready), "the holder took its lock")
+        let result = try backup()
+        try Data().write(to: URL(fileURLWithPath: stop))
+        _ = try holder.wait(timeout: 60)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("locking_mode=EXCLUSIVE"), result.stderr)
+    }
+
+    /// An auditor who may read the catalog (0644) in a folder they cannot
+    /// write lists snapshots; read-only commands need no write access.
+    func testReadOnlyCommandsNeedOnlyReadAccess() throws {
+        let user = try HostileHostTests.otherUser()
+        XCTAssertEqual(try backup().status, 0)
+        chmod(dir.path, 0o755)
+        chmod(catalog, 0o644)
+        for suffix in ["-wal", "-shm"] { chmod(catalog + suffix, 0o644) }
+        try """
+            source: { database: live.db }
+            catalog: catalog.db
+            scratch: \(dir.file("auditor-scratch"))
+            targets: { nas: { url: nas } }
+            jobs: { nightly: { target: nas, cron: "0 22 * * *" } }
+            """.write(toFile: dir.file("bos.yml"), atomically: true, encoding: .utf8)
+        chmod(dir.file("bos.yml"), 0o644)
+        for command in [["snapshots", "--catalog", catalog], ["status", "--config", dir.file("bos.yml")]] {
+            let result = try runProcess("/usr/bin/setpriv", ["--reuid=\(user.uid)", "--regid=\(user.gid)", "--clear-groups",
+                                                             Fixtures.binary] + command)
+            // status exits 1 here by design (the nightly job never ran); what matters is that it could read.
+            XCTAssertEqual(result.status, command[0] == "status" ? 1 : 0, "\(command): \(result.stdout) \(result.stderr)")
+            XCTAssertEqual(result.stderr, "", "\(command)")
+            XCTAssertTrue(result.stdout.contains(command[0] == "status" ? "nightly" : "manual"), "\(command): \(result.stdout)")
+        }
+    }
+}

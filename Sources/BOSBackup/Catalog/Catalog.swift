@@ -9,6 +9,8 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable {
     case unknownSnapshot(String)
     case ambiguousSnapshot(String, [String])
     case unreadable(path: String, why: String)
+    case missing(path: String)
+    case emptyReference
 
     public var description: String {
         switch self {
@@ -17,6 +19,8 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable {
         case .unknownSnapshot(let id): return "no snapshot \(id) in the catalog"
         case .ambiguousSnapshot(let id, let matches): return "snapshot id \(id) is ambiguous: \(matches.joined(separator: ", "))"
         case .unreadable(let path, let why): return "catalog \(path) cannot be used: \(why)"
+        case .missing(let path): return "no catalog at \(path) (check --catalog or the policy's catalog:; a backup creates it)"
+        case .emptyReference: return "an empty snapshot id matches nothing: give an id, a unique id prefix or a name"
         }
     }
 }
@@ -50,6 +54,44 @@ public final class Catalog {
             throw CatalogError.unreadable(path: path, why: "\(error.message) (run `bosbackup catalog rebuild` to recover it from the targets)")
         }
         for suffix in ["-wal", "-shm"] { chmod(path + suffix, 0o600) }
+    }
+
+    /// Opens an existing catalog to read only: never creates a file or a
+    /// folder (a typo in --catalog is an error, not an empty catalog), never
+    /// migrates, and needs only read access (an auditor's `snapshots`).
+    public init(readingAt path: String, clock: Clock = SystemClock(), actor: String = Catalog.defaultActor()) throws {
+        self.path = path
+        self.clock = clock
+        self.actor = actor
+        guard DurableFile.exists(path) else { throw CatalogError.missing(path: path) }
+        do {
+            db = try Self.openReadOnly(path)
+            let found = Int(try db.int("PRAGMA user_version"))
+            if found > CatalogSchema.currentVersion {
+                throw CatalogError.newerSchema(path: path, found: found, supported: CatalogSchema.currentVersion)
+            }
+            if found < CatalogSchema.currentVersion {
+                throw CatalogError.unreadable(path: path, why: "schema version \(found) predates this bosbackup's \(CatalogSchema.currentVersion); any writing command (run, backup) upgrades it")
+            }
+        } catch let error as SQLiteError {
+            throw CatalogError.unreadable(path: path, why: error.isCorruptOrNotADatabase
+                ? "\(error.message) (run `bosbackup catalog rebuild` to recover it from the targets)" : error.message)
+        }
+    }
+
+    /// A reader of a WAL database normally writes its -shm file. One who may
+    /// only read the catalog (an auditor) and finds no writer's WAL left opens
+    /// it immutable: with no WAL there is nothing newer than the file to miss.
+    static func openReadOnly(_ path: String) throws -> Database {
+        let db = try Database(path: path, mode: .readOnly)
+        do {
+            _ = try db.int("PRAGMA user_version")
+            return db
+        } catch let error as SQLiteError where (error.primaryCode == SQLITE_READONLY || error.primaryCode == SQLITE_CANTOPEN)
+                                                && (DurableFile.fileSize(path + "-wal") ?? 0) == 0 {
+            let uri = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
+            return try Database(path: uri, mode: .readOnly)
+        }
     }
 
     /// Switching a new file to WAL needs a moment of exclusive access, for
@@ -155,6 +197,7 @@ public final class Catalog {
 
     /// Finds a snapshot by id, name or unique id prefix.
     public func snapshot(_ reference: String) throws -> SnapshotRecord {
+        guard !reference.isEmpty else { throw CatalogError.emptyReference }
         if let exact = try loadSnapshots(where: "id = ? OR name = ?", [.text(reference), .text(reference)]).first {
             return exact
         }

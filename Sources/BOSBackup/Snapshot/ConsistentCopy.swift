@@ -8,15 +8,23 @@ public enum SourceError: Error, CustomStringConvertible, CategorizedError, Senda
     case missing(String)
     case notADatabase(String, why: String)
     case unreadable(String, why: String)
+    /// Another process holds it locked the whole time (a BOS in locking_mode=EXCLUSIVE).
+    case locked(String, why: String)
 
     public var description: String {
         switch self {
         case .missing(let path): return "source database \(path) does not exist"
         case .notADatabase(let path, let why): return "source \(path) is not a usable SQLite database: \(why)"
         case .unreadable(let path, let why): return "cannot read source database \(path): \(why)"
+        case .locked(let path, let why):
+            return "source database \(path) stayed locked by another process for 10 s (\(why)); a BOS with PRAGMA locking_mode=EXCLUSIVE cannot be backed up while it runs"
         }
     }
-    public var category: ErrorCategory { .input }
+    /// A locked source is an operation that could not run now (try again), not bad input.
+    public var category: ErrorCategory {
+        if case .locked = self { return .failure }
+        return .input
+    }
 }
 
 /// The scratch folder could not take the copy (a failure, not bad input).
@@ -35,6 +43,8 @@ public enum ConsistentCopy {
         var st = stat()
         guard stat(path, &st) == 0 else { throw SourceError.missing(path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw SourceError.notADatabase(path, why: "not a regular file") }
+        // SQLite calls an empty file an empty database; for a BOS it is a wrong path or a truncated file.
+        guard st.st_size > 0 else { throw SourceError.notADatabase(path, why: "the file is empty (0 bytes)") }
         do {
             do {
                 let db = try Database(path: path, mode: .readOnly, busyTimeoutMs: 10_000)
@@ -52,6 +62,8 @@ public enum ConsistentCopy {
             }
         } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
             throw SourceError.notADatabase(path, why: error.message)
+        } catch let error as SQLiteError where error.isBusyOrLocked {
+            throw SourceError.locked(path, why: error.message)
         } catch let error as SQLiteError {
             throw SourceError.unreadable(path, why: error.message)
         }

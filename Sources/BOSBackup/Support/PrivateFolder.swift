@@ -21,6 +21,10 @@ public struct UnsafeFolderError: Error, CustomStringConvertible, CategorizedErro
 public enum PrivateFolder {
     /// Creates `path` (0700) if missing, then checks it and its parents.
     public static func prepare(_ path: String) throws {
+        var st = stat()
+        if stat(path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR {
+            throw UnsafeFolderError(folder: path, why: "it is a file, not a folder", fix: "give a folder (or remove the file)")
+        }
         try DurableFile.makeDirectory(path)
         try check(path)
     }
