@@ -47,13 +47,17 @@ struct RecoverCommand: AsyncParsableCommand {
             }
             if json {
                 Console.json(["snapshot": record.id, "live": livePath, "applied": apply, "sql": sql.map(Context.absolute) as Any,
-                              "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts,
+                              "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts, "triggers_not_run": plan.triggersNotRun,
                               "tables": plan.tables.map { ["name": $0.table, "rows": $0.rows, "role": $0.role] }])
                 return ExitStatus.ok
             }
             Console.out(apply ? "recovered from snapshot \(record.id) into \(livePath) (one transaction):"
                               : "plan to recover from snapshot \(record.id); statements written to \(sql!) for review:")
             for t in plan.tables { Console.out("  \(t.table): +\(t.rows) rows (\(t.role))") }
+            if !plan.triggersNotRun.isEmpty {
+                Console.out("  triggers not run (the rows come back as they were, not as new events): \(plan.triggersNotRun.joined(separator: ", "))"
+                            + (apply ? "" : "; the file drops and recreates them inside its transaction"))
+            }
             if plan.conflicts > 0 {
                 Console.out("  \(plan.conflicts) rows of \(table) exist in live with other contents: not overwritten (see `bosbackup diff`)")
             }

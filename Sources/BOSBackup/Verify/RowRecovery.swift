@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sendable {
@@ -33,6 +34,9 @@ public struct RecoveryPlan: Sendable {
     public var tables: [Table]
     /// Rows of the asked table whose key is in live with other contents: never overwritten.
     public var conflicts: Int64
+    /// Live's triggers on the tables rows go into. Recovery does not run them:
+    /// the rows come back as they were, they are not new business events.
+    public var triggersNotRun: [String] = []
     public var totalRows: Int64 { tables.reduce(0) { $0 + $1.rows } }
 }
 
@@ -49,6 +53,7 @@ public final class RowRecovery {
     private var roles: [String: String] = [:]
     private var order: [String] = []
     private var conflicts: Int64 = 0
+    private var lastPlan: RecoveryPlan?
 
     public init(snapshotPath: String, livePath: String, table: String) throws {
         self.livePath = livePath
@@ -56,6 +61,11 @@ public final class RowRecovery {
         _ = try ConsistentCopy.openSource(livePath)
         db = try Database(path: livePath, mode: .readWrite, busyTimeoutMs: 3_000)
         try db.execute("PRAGMA foreign_keys = ON")
+        // Live's triggers would treat recovered rows as new events (take stock
+        // again, log twice, or fail on the log entry the first insert made).
+        // Off on this connection only: the BOS's own connections keep them.
+        let rc = bosbackup_enable_triggers(db.handle, 0)
+        guard rc == SQLITE_OK else { throw db.error(rc) }
         try db.run("ATTACH DATABASE ? AS snap", .text("file:\(RowDiff.uriPath(snapshotPath))?mode=ro"))
     }
 
@@ -160,7 +170,17 @@ public final class RowRecovery {
             }
         }
         let tables = try order.map { RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!)"), role: roles[$0] ?? "asked for") }
-        return RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.table == table }, conflicts: conflicts)
+        var plan = RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.table == table }, conflicts: conflicts)
+        plan.triggersNotRun = try triggers(on: plan.tables.filter { $0.rows > 0 }.map(\.table)).map(\.name)
+        lastPlan = plan
+        return plan
+    }
+
+    /// Live's triggers on `tables` (SQLite matches table names case-insensitively).
+    private func triggers(on tables: [String]) throws -> [(name: String, sql: String)] {
+        try tables.flatMap { try db.rows("SELECT name, sql FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE", .text($0)) }
+            .map { (name: $0[0].string ?? "", sql: $0[1].string ?? "") }
+            .sorted { $0.name < $1.name }
     }
 
     /// Columns both copies have, so a live schema with extra columns still works.
@@ -178,8 +198,26 @@ public final class RowRecovery {
     }
 
     /// Writes the INSERT statements for review (the plan must have run).
+    ///
+    /// SQL cannot switch triggers off, so the file drops live's triggers on the
+    /// recovered tables inside its transaction and creates them again, as they
+    /// are now, before COMMIT: running it fires none of them, like `--apply`.
     public func writeSQL(to path: String, header: String) throws {
-        var text = "-- \(header)\n-- Review, then run with: sqlite3 \(livePath) < \(path)\nPRAGMA foreign_keys = ON;\nBEGIN IMMEDIATE;\nPRAGMA defer_foreign_keys = ON;\n"
+        let triggers = try triggers(on: (lastPlan?.tables ?? []).filter { $0.rows > 0 }.map(\.table))
+        var text = "-- \(header)\n-- Review, then run with: sqlite3 \(livePath) < \(path)\n"
+        if !triggers.isEmpty {
+            text += """
+                -- Live's triggers on these tables are not run, as with --apply (recovered rows are
+                -- not new events): \(triggers.map(\.name).joined(separator: ", ")).
+                -- The file drops them inside its transaction and creates them again, exactly as
+                -- they were when it was written, before COMMIT. Run it soon, or write it again.
+
+                """
+        }
+        // The shell goes on after a failed statement and would COMMIT the rest: stop instead
+        // (the open transaction is rolled back when sqlite3 exits).
+        text += ".bail on\nPRAGMA foreign_keys = ON;\nBEGIN IMMEDIATE;\nPRAGMA defer_foreign_keys = ON;\n"
+        for trigger in triggers { text += "DROP TRIGGER main.\(Database.quote(trigger.name));\n" }
         let temporary = DurableFile.temporaryName(for: path)
         let file = try FileHandleFD(creating: temporary, mode: 0o600)
         do {
@@ -193,6 +231,7 @@ public final class RowRecovery {
                     if text.utf8.count > 1 << 20 { try file.write(Array(text.utf8)); text = "" }
                 }
             }
+            for trigger in triggers { text += trigger.sql + ";\n" }
             text += "COMMIT;\n"
             try file.write(Array(text.utf8))
             try file.sync()

@@ -1,0 +1,115 @@
+@testable import BOSBackup
+import Foundation
+import XCTest
+
+/// Issue #11, "data at risk": recovery against the things a real live
+/// database has — triggers, tables keyed other than by rowid, UNIQUE columns
+/// besides the key, text with NUL bytes. Real SQLite files throughout; the
+/// review SQL is run with the real sqlite3 shell, as its header tells the operator.
+final class RecoveryHardeningTests: XCTestCase {
+    /// The sample BOS with `setup` run on it, copied as the snapshot, then `loss` run on live.
+    func scenario(setup: String, loss: String) throws -> (dir: TempDir, live: String, snapshot: String) {
+        let dir = TempDir()
+        let live = dir.file("live.db")
+        try Fixtures.sampleDatabase(at: live, orders: 200)
+        let db = try Database(path: live)
+        try db.execute(setup)
+        let snapshot = dir.file("snapshot.db")
+        try ConsistentCopy.copy(source: ConsistentCopy.openSource(live), to: snapshot)
+        try db.execute(loss)
+        return (dir, live, snapshot)
+    }
+
+    /// Runs a review file exactly as its header says: `sqlite3 LIVE < FILE`.
+    func runInShell(_ sql: String, on live: String) throws -> ProcessResult {
+        try runProcess("/bin/sh", ["-c", "exec /usr/bin/sqlite3 \"$0\" < \"$1\"", live, sql])
+    }
+
+    /// A backup with the real CLI into a file target; returns the snapshot id.
+    func backup(_ live: String, catalog: String, target: String) throws -> String {
+        let result = try bosbackup("backup", "--source", live, "--target", target, "--catalog", catalog, "--json")
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return try XCTUnwrap(try jsonObject(result.stdout)["id"] as? String)
+    }
+
+    // MARK: 6. Triggers of the live database are not run by a recovery
+
+    static let stockTrigger = """
+        CREATE TRIGGER order_items_stock AFTER INSERT ON order_items
+        BEGIN UPDATE products SET stock = stock - NEW.quantity WHERE id = NEW.product_id; END;
+        """
+    /// An audit log that keeps its entries when orders are deleted: re-running
+    /// its trigger for a recovered order clashes with the entry it made the first time.
+    static let auditTrigger = """
+        CREATE TABLE audit_log (order_id INTEGER NOT NULL UNIQUE, event TEXT NOT NULL);
+        CREATE TRIGGER orders_audit AFTER INSERT ON orders
+        BEGIN INSERT INTO audit_log VALUES (NEW.id, 'created'); END;
+        """
+    static let newOrder = """
+        INSERT INTO orders (id, customer_id, employee_id, placed_at, status, total_cents) VALUES (90001, 1, 1, '2026-11-27T10:05:00Z', 'paid', 4975);
+        INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES (90001, 3, 25, 199);
+        """
+    static let loseNewOrder = "DELETE FROM order_items WHERE order_id = 90001; DELETE FROM orders WHERE id = 90001;"
+
+    func testApplyDoesNotRunTheStockTrigger() throws {
+        let f = try scenario(setup: Self.stockTrigger + Self.newOrder, loss: Self.loseNewOrder)
+        let live = try Database(path: f.live)
+        let stock = try live.int("SELECT stock FROM products WHERE id = 3")
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        XCTAssertEqual(plan.totalRows, 2)
+        XCTAssertEqual(plan.triggersNotRun, ["order_items_stock"])
+        XCTAssertEqual(try live.int("SELECT count(*) FROM order_items WHERE order_id = 90001"), 1)
+        XCTAssertEqual(try live.int("SELECT stock FROM products WHERE id = 3"), stock, "the plan lists no products: their stock must not change")
+        XCTAssertEqual(try live.int("SELECT count(*) FROM sqlite_schema WHERE type = 'trigger'"), 1, "the trigger stays")
+    }
+
+    func testApplyIsNotStoppedByTheAuditTrigger() throws {
+        let f = try scenario(setup: Self.auditTrigger + Self.newOrder, loss: Self.loseNewOrder)
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        XCTAssertEqual(plan.triggersNotRun, ["orders_audit"])
+        let live = try Database(path: f.live)
+        XCTAssertEqual(try live.int("SELECT count(*) FROM orders WHERE id = 90001"), 1)
+        XCTAssertEqual(try live.int("SELECT count(*) FROM audit_log"), 1, "the log entry of the first insert stays the only one")
+    }
+
+    func testReviewFileNamesTheTriggersAndRunningItFiresNone() throws {
+        let f = try scenario(setup: Self.stockTrigger + Self.auditTrigger + Self.newOrder, loss: Self.loseNewOrder)
+        let live = try Database(path: f.live)
+        let stock = try live.int("SELECT stock FROM products WHERE id = 3")
+        let triggersBefore = try live.rows("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+        let sql = f.dir.file("review.sql")
+        let recovery = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders")
+        _ = try recovery.planForReview()
+        try recovery.writeSQL(to: sql, header: "test")
+        let text = try String(contentsOfFile: sql, encoding: .utf8)
+        let header = text.split(separator: "\n").prefix { $0.hasPrefix("--") }.joined(separator: "\n")
+        XCTAssertTrue(header.contains("order_items_stock") && header.contains("orders_audit"), header)
+
+        let run = try runInShell(sql, on: f.live)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stderr, "")
+        XCTAssertEqual(try live.int("SELECT count(*) FROM order_items WHERE order_id = 90001"), 1)
+        XCTAssertEqual(try live.int("SELECT stock FROM products WHERE id = 3"), stock)
+        XCTAssertEqual(try live.int("SELECT count(*) FROM audit_log"), 1)
+        XCTAssertEqual(try live.rows("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name"), triggersBefore,
+                       "the triggers are there afterwards, unchanged")
+    }
+
+    func testRecoverCommandSaysWhichTriggersItDidNotRun() throws {
+        let dir = TempDir()
+        let live = dir.file("live.db"), catalog = dir.file("catalog.db")
+        try Fixtures.sampleDatabase(at: live, orders: 200)
+        let db = try Database(path: live)
+        try db.execute(Self.stockTrigger + Self.auditTrigger + Self.newOrder)
+        let id = try backup(live, catalog: catalog, target: "file://" + dir.file("nas"))
+        try db.execute(Self.loseNewOrder)
+
+        let review = try bosbackup("recover", "--snapshot", id, "--live", live, "--table", "orders", "--sql", dir.file("review.sql"), "--catalog", catalog)
+        XCTAssertEqual(review.status, 0, review.stderr)
+        XCTAssertTrue(review.stdout.contains("triggers not run (the rows come back as they were, not as new events): order_items_stock, orders_audit; the file drops and recreates them"), review.stdout)
+        let applied = try bosbackup("recover", "--snapshot", id, "--live", live, "--table", "orders", "--apply", "--catalog", catalog, "--json")
+        XCTAssertEqual(applied.status, 0, applied.stderr)
+        XCTAssertEqual(try jsonObject(applied.stdout)["triggers_not_run"] as? [String], ["order_items_stock", "orders_audit"])
+        XCTAssertEqual(try db.int("SELECT count(*) FROM audit_log"), 1)
+    }
+}
