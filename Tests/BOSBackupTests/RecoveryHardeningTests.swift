@@ -112,4 +112,35 @@ final class RecoveryHardeningTests: XCTestCase {
         XCTAssertEqual(try jsonObject(applied.stdout)["triggers_not_run"] as? [String], ["order_items_stock", "orders_audit"])
         XCTAssertEqual(try db.int("SELECT count(*) FROM audit_log"), 1)
     }
+
+    // MARK: 9. The review SQL writes every value byte for byte
+
+    func testReviewFileKeepsTextWithNULAndOtherOddValuesExact() throws {
+        let f = try scenario(
+            setup: """
+                INSERT INTO orders (id, customer_id, employee_id, placed_at, status, total_cents, note) VALUES
+                    (90001, 1, 1, '2026-11-27T10:05:00Z', 'paid', 1999, 'ref' || char(0) || 'tail'),
+                    (90002, 1, 1, '2026-11-27T10:06:00Z', 'paid', 1999, CAST(X'63616665C3' AS TEXT)),
+                    (90003, 1, 1, '2026-11-27T10:07:00Z', 'paid', 1999, char(0));
+                CREATE TABLE readings (id INTEGER PRIMARY KEY, value REAL);
+                INSERT INTO readings VALUES (1, 9e999), (2, -9e999), (3, 0.1 + 0.2);
+                """,
+            loss: "DELETE FROM orders WHERE id >= 90001; DELETE FROM readings;")
+        let snapshot = try Database(path: f.snapshot, mode: .readOnly)
+        let live = try Database(path: f.live)
+        for (table, check) in [("orders", "SELECT id, typeof(note), hex(note) FROM orders WHERE id >= 90001 ORDER BY id"),
+                               ("readings", "SELECT id, typeof(value), value FROM readings ORDER BY id")] {
+            let sql = f.dir.file("\(table).sql")
+            let recovery = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: table)
+            _ = try recovery.planForReview()
+            try recovery.writeSQL(to: sql, header: "test")
+            let run = try runInShell(sql, on: f.live)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertEqual(try live.rows(check), try snapshot.rows(check), table)
+            if table == "orders" {
+                let text = String(decoding: try Data(contentsOf: URL(fileURLWithPath: sql)), as: UTF8.self)
+                XCTAssertTrue(text.contains("CAST(X'726566007461696C' AS TEXT)"), "'ref\\0tail' is written as its bytes: \(text)")
+            }
+        }
+    }
 }

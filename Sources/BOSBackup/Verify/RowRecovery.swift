@@ -221,25 +221,39 @@ public final class RowRecovery {
         let temporary = DurableFile.temporaryName(for: path)
         let file = try FileHandleFD(creating: temporary, mode: 0o600)
         do {
+            // Bytes, not Swift strings: text that is not valid UTF-8 is written as it is stored.
+            var buffer = Array(text.utf8)
             for table in order {
                 let (columns, from) = try selection(table)
-                let values = columns.map { "quote(\($0))" }.joined(separator: " || ', ' || ")
-                let statement = try db.prepare("SELECT 'INSERT INTO \(Database.quote(table).replacingOccurrences(of: "'", with: "''")) (\(columns.joined(separator: ", ").replacingOccurrences(of: "'", with: "''"))) VALUES (' || \(values) || ');' \(from) ORDER BY 1")
-                text += "-- \(table)\n"
+                let values = columns.map(Self.literal).joined(separator: " || ', ' || ")
+                let statement = try db.prepare("SELECT CAST('INSERT INTO \(Database.quote(table).replacingOccurrences(of: "'", with: "''")) (\(columns.joined(separator: ", ").replacingOccurrences(of: "'", with: "''"))) VALUES (' || \(values) || ');' AS BLOB) \(from) ORDER BY 1")
+                buffer += Array("-- \(table)\n".utf8)
                 while try statement.step() {
-                    text += (statement.string(at: 0) ?? "") + "\n"
-                    if text.utf8.count > 1 << 20 { try file.write(Array(text.utf8)); text = "" }
+                    if case .blob(let bytes) = statement.value(at: 0) { buffer += bytes }
+                    buffer.append(UInt8(ascii: "\n"))
+                    if buffer.count > 1 << 20 { try file.write(buffer); buffer.removeAll(keepingCapacity: true) }
                 }
             }
-            for trigger in triggers { text += trigger.sql + ";\n" }
-            text += "COMMIT;\n"
-            try file.write(Array(text.utf8))
+            for trigger in triggers { buffer += Array((trigger.sql + ";\n").utf8) }
+            buffer += Array("COMMIT;\n".utf8)
+            try file.write(buffer)
             try file.sync()
             try DurableFile.commit(temporary: temporary, to: path)
         } catch {
             unlink(temporary)
             throw error
         }
+    }
+
+    /// SQL that turns column `c` into a literal reading back byte for byte:
+    /// quote() cuts text at a NUL (so such text is written as its bytes cast to
+    /// text) and writes infinities as `Inf`, which SQL reads as a column name.
+    static func literal(_ c: String) -> String {
+        """
+        CASE WHEN typeof(\(c)) = 'text' AND instr(CAST(\(c) AS BLOB), X'00') > 0 THEN 'CAST(X''' || hex(\(c)) || ''' AS TEXT)' \
+        WHEN typeof(\(c)) = 'real' AND abs(\(c)) = 9e999 THEN (CASE WHEN \(c) > 0 THEN '9e999' ELSE '-9e999' END) \
+        ELSE quote(\(c)) END
+        """
     }
 
     /// Plans and applies in one write transaction. `beforeChange` runs once the
