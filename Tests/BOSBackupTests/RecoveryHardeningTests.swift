@@ -113,6 +113,110 @@ final class RecoveryHardeningTests: XCTestCase {
         XCTAssertEqual(try db.int("SELECT count(*) FROM audit_log"), 1)
     }
 
+    // MARK: 7. Tables keyed other than by an INTEGER PRIMARY KEY
+
+    func testTableWithoutKeyIsComparedAsAMultisetAfterVacuum() throws {
+        let f = try scenario(
+            setup: "CREATE TABLE notes (author TEXT, body TEXT); INSERT INTO notes VALUES ('ann', 'a'), ('bob', 'b'), ('cy', 'c'), ('dee', 'd'), ('dee', 'd');",
+            loss: """
+                DELETE FROM notes WHERE author = 'bob';
+                DELETE FROM notes WHERE rowid = (SELECT max(rowid) FROM notes WHERE author = 'dee');
+                VACUUM;
+                """)
+        let live = try Database(path: f.live)
+        XCTAssertEqual(try live.int("SELECT max(rowid) FROM notes"), 3, "VACUUM renumbered the rowids (the scenario is real)")
+        let diff = try RowDiff(snapshotPath: f.snapshot, livePath: f.live).diff(table: "notes", limit: nil)
+        XCTAssertTrue(diff.wholeRow)
+        XCTAssertEqual(diff.missingInLive, 2)
+        XCTAssertEqual(diff.onlyInLive, 0)
+        XCTAssertEqual(diff.missingKeys, [["bob", "b"], ["dee", "d"]])
+
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "notes").apply {}
+        XCTAssertEqual(plan.totalRows, 2)
+        let multiset = "SELECT author, body, count(*) FROM notes GROUP BY 1, 2 ORDER BY 1, 2"
+        XCTAssertEqual(try live.rows(multiset), try Database(path: f.snapshot, mode: .readOnly).rows(multiset),
+                       "bob and the second dee are back, nothing is doubled")
+        let again = try RowDiff(snapshotPath: f.snapshot, livePath: f.live).diff(table: "notes")
+        XCTAssertEqual([again.missingInLive, again.onlyInLive], [0, 0])
+    }
+
+    func testTableWithoutKeyChildrenComeBackWithTheirOrder() throws {
+        // Order notes without a key of their own: two identical ones for the lost order.
+        let f = try scenario(
+            setup: """
+                CREATE TABLE order_notes (order_id INTEGER NOT NULL REFERENCES orders(id), note TEXT);
+                INSERT INTO orders (id, customer_id, employee_id, placed_at, status, total_cents) VALUES (90001, 1, 1, '2026-11-27T10:05:00Z', 'paid', 1999);
+                INSERT INTO order_notes VALUES (1, 'old'), (90001, 'call first'), (90001, 'call first');
+                """,
+            loss: "DELETE FROM order_notes WHERE order_id = 90001; DELETE FROM orders WHERE id = 90001; VACUUM;")
+        let sql = f.dir.file("review.sql")
+        let review = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders")
+        let planned = try review.planForReview()
+        try review.writeSQL(to: sql, header: "test")
+        XCTAssertEqual(planned.tables.first { $0.table == "order_notes" }?.rows, 2)
+        let run = try runInShell(sql, on: f.live)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(try Database(path: f.live).rows("SELECT order_id, note FROM order_notes ORDER BY rowid"),
+                       [[1, "old"], [90001, "call first"], [90001, "call first"]])
+    }
+
+    func testUniqueNotNullColumnServesAsTheKey() throws {
+        // `a` is rewritten (deleted and inserted again: a new rowid), `b` is lost.
+        let f = try scenario(
+            setup: "CREATE TABLE tags (code TEXT NOT NULL UNIQUE, label TEXT); INSERT INTO tags VALUES ('a', 'A'), ('b', 'B'), ('c', 'C');",
+            loss: "DELETE FROM tags WHERE code IN ('a', 'b'); INSERT INTO tags VALUES ('a', 'A');")
+        let diff = try RowDiff(snapshotPath: f.snapshot, livePath: f.live).diff(table: "tags", limit: nil)
+        XCTAssertEqual(diff.keyColumns, ["\"code\""])
+        XCTAssertFalse(diff.wholeRow)
+        XCTAssertEqual(diff.missingKeys, [["b"]])
+        XCTAssertEqual(diff.onlyInLive, 0)
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "tags").apply {}
+        XCTAssertEqual(plan.totalRows, 1)
+        XCTAssertEqual(try Database(path: f.live).rows("SELECT code, label FROM tags ORDER BY code"), [["a", "A"], ["b", "B"], ["c", "C"]])
+    }
+
+    /// `INTEGER PRIMARY KEY DESC` is not an alias of the rowid: rows rewritten in
+    /// live have new rowids and the same ids.
+    static let ledger = """
+        CREATE TABLE ledger (id INTEGER PRIMARY KEY DESC, amount INTEGER NOT NULL);
+        INSERT INTO ledger VALUES (101, 10), (102, 20), (103, 30), (104, 40), (105, 50);
+        """
+    static let rewriteLedger = """
+        INSERT INTO ledger VALUES (106, 60);
+        CREATE TEMP TABLE kept AS SELECT * FROM ledger WHERE id <= 105;
+        DELETE FROM ledger WHERE id <= 105; INSERT INTO ledger SELECT * FROM kept; DROP TABLE kept;
+        """
+
+    func testIntegerPrimaryKeyDescIsComparedByIdNotRowid() throws {
+        let f = try scenario(setup: Self.ledger, loss: Self.rewriteLedger)
+        XCTAssertEqual(try Database(path: f.live).int("SELECT min(rowid) FROM ledger WHERE id <= 105"), 7, "rowids moved (the scenario is real)")
+        let diff = try RowDiff(snapshotPath: f.snapshot, livePath: f.live).diff(table: "ledger", limit: nil)
+        XCTAssertEqual(diff.keyColumns, ["\"id\""])
+        XCTAssertEqual(diff.missingInLive, 0, "live holds all five")
+        XCTAssertEqual(diff.newKeys, [[.integer(106)]])
+        XCTAssertEqual(diff.changed, 0)
+    }
+
+    func testTriageNamesTheSnapshotThatReallyHoldsTheLostOrder() throws {
+        let dir = TempDir()
+        let live = dir.file("live.db"), catalog = dir.file("catalog.db"), nas = "file://" + dir.file("nas")
+        try Fixtures.sampleDatabase(at: live, orders: 200)
+        let db = try Database(path: live)
+        try db.execute(Self.ledger)
+        let older = try backup(live, catalog: catalog, target: nas)
+        try db.execute(Self.rewriteLedger + "INSERT INTO orders (id, customer_id, employee_id, placed_at, status, total_cents) VALUES (90001, 1, 1, '2026-11-27T10:05:00Z', 'paid', 1999);")
+        let newer = try backup(live, catalog: catalog, target: nas)
+        try db.execute("DELETE FROM orders WHERE id = 90001")
+
+        let triage = try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog, "--json")
+        XCTAssertEqual(triage.status, 0, triage.stderr)
+        let results = try XCTUnwrap(try jsonObject(triage.stdout)["snapshots"] as? [[String: Any]])
+        XCTAssertEqual(results.map { $0["id"] as? String }, [newer, older])
+        XCTAssertEqual(results.map { $0["missing_rows"] as? Int }, [1, 0], "only the order is lost; the ledger rows are all in live")
+        let human = try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog)
+        XCTAssertTrue(human.stdout.contains("snapshot \(newer) holds the most rows live lost"), human.stdout)
+    }
+
     // MARK: 9. The review SQL writes every value byte for byte
 
     func testReviewFileKeepsTextWithNULAndOtherOddValuesExact() throws {

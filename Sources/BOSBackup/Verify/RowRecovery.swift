@@ -5,6 +5,7 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
     case liveLocked(String)
     case unknownTable(String)
     case foreignKeyViolation(String)
+    case noRowid(String)
 
     public var description: String {
         switch self {
@@ -12,11 +13,12 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
             return "live database \(path) is locked by another connection that is writing; stop the BOS (or wait) and retry — nothing was changed"
         case .unknownTable(let table): return "table \(table) is not in both the snapshot and the live database"
         case .foreignKeyViolation(let detail): return "recovery would break foreign keys, nothing was changed: \(detail)"
+        case .noRowid(let table): return "table \(table) has no key and columns named rowid, _rowid_ and oid: its rows cannot be told apart for recovery"
         }
     }
     public var category: ErrorCategory {
         switch self {
-        case .liveLocked, .foreignKeyViolation: return .failure
+        case .liveLocked, .foreignKeyViolation, .noRowid: return .failure
         case .unknownTable: return .input
         }
     }
@@ -50,6 +52,8 @@ public final class RowRecovery {
     public let livePath: String
     public let table: String
     private var keyTables: [String: String] = [:]
+    private var lostTables: [String: String] = [:]
+    private var keys: [String: TableKey] = [:]
     private var roles: [String: String] = [:]
     private var order: [String] = []
     private var conflicts: Int64 = 0
@@ -77,28 +81,39 @@ public final class RowRecovery {
             let rows = try db.rows("SELECT id, \"table\", \"from\", \"to\" FROM snap.pragma_foreign_key_list(?) ORDER BY id, seq", .text(child))
             for group in Dictionary(grouping: rows, by: { $0[0].int ?? 0 }).sorted(by: { $0.key < $1.key }).map(\.value) {
                 let parent = group[0][1].string ?? ""
+                guard try exists(parent, in: "snap"), try exists(parent, in: "main") else { continue }
                 var parentColumns = group.compactMap { $0[3].string }
                 if parentColumns.count != group.count {
-                    parentColumns = try TableKey.of(parent, schema: "snap", in: db).columns.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+                    // `REFERENCES parent` alone means the parent's primary key.
+                    parentColumns = try db.rows("SELECT name FROM snap.pragma_table_info(?) WHERE pk > 0 ORDER BY pk", .text(parent)).compactMap { $0[0].string }
+                    // No primary key: SQLite itself rejects such a foreign key ("foreign key mismatch").
+                    guard parentColumns.count == group.count else { continue }
                 }
                 result.append(ForeignKey(child: child, parent: parent, childColumns: group.compactMap { $0[2].string }, parentColumns: parentColumns))
             }
         }
-        return result.filter { (try? exists($0.parent, in: "snap")) == true && (try? exists($0.parent, in: "main")) == true }
+        return result
     }
 
     func exists(_ table: String, in schema: String) throws -> Bool {
         try db.int("SELECT count(*) FROM \(schema).sqlite_schema WHERE type = 'table' AND name = ?", .text(table)) > 0
     }
 
-    private func key(_ table: String) throws -> TableKey { try TableKey.of(table, schema: "snap", in: db) }
+    private func key(_ table: String) throws -> TableKey {
+        if let key = keys[table] { return key }
+        let key = try TableKey.of(table, schema: "snap", in: db)
+        if key.kind == .wholeRow && key.rowidName == nil { throw RecoveryError.noRowid(table) }
+        keys[table] = key
+        return key
+    }
 
     /// The temp table holding the keys to recover for `table` (created on first use).
     private func keyTable(_ table: String) throws -> String {
         if let name = keyTables[table] { return name }
         let name = "temp.bosbackup_recover_\(keyTables.count)"
         let k = try key(table)
-        // Key columns k0, k1, … with the key as primary key: planned sets are looked up, never scanned.
+        // Key columns k0, k1, … (the snapshot's rowid for a table without a key)
+        // with the key as primary key: planned sets are looked up, never scanned.
         try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (\(Self.slots(k)), via_parent INTEGER, PRIMARY KEY (\(Self.slots(k)))) WITHOUT ROWID")
         keyTables[table] = name
         order.append(table)
@@ -106,11 +121,11 @@ public final class RowRecovery {
     }
 
     /// `k0, k1` for a key's columns in a planned-keys table.
-    static func slots(_ k: TableKey) -> String { k.columns.indices.map { "k\($0)" }.joined(separator: ", ") }
+    static func slots(_ k: TableKey) -> String { k.identity.indices.map { "k\($0)" }.joined(separator: ", ") }
 
     /// `alias.col AS k0, …`: a key selected under the planned-table names.
     static func keySelect(_ k: TableKey, _ alias: String) -> String {
-        k.columns.enumerated().map { "\(alias).\($1) AS k\($0)" }.joined(separator: ", ")
+        k.identity.enumerated().map { "\(alias).\($1) AS k\($0)" }.joined(separator: ", ")
     }
 
     /// Adds rows of `table` selected by `source` (a query over snap yielding
@@ -121,14 +136,36 @@ public final class RowRecovery {
         let planned = try keyTable(table)
         // NOT EXISTS looks each key up in live's b-tree; NOT IN would copy all of live's keys first.
         let inLive = k.columns.enumerated().map { "m.\($1) = src.k\($0)" }.joined(separator: " AND ")
+        let lost = k.kind == .wholeRow ? "src.k0 IN (SELECT r FROM \(try lostCopies(table)))" : "NOT EXISTS (SELECT 1 FROM main.\(t) m WHERE \(inLive))"
         try db.execute("""
-            INSERT OR IGNORE INTO \(planned) SELECT \(Self.slots(k)), \(viaParent ? 1 : 0) FROM (\(source)) src
-            WHERE NOT EXISTS (SELECT 1 FROM main.\(t) m WHERE \(inLive))
+            INSERT OR IGNORE INTO \(planned) (\(Self.slots(k)), via_parent) SELECT \(Self.slots(k)), \(viaParent ? 1 : 0) FROM (\(source)) src
+            WHERE \(lost)
             """)
         let added = db.changes
         // The role is why the table's first rows joined the plan.
         if added > 0 && roles[table] == nil { roles[table] = role }
         return added
+    }
+
+    /// For a table without a key, the temp table (made once) of the snapshot
+    /// rowids of the copies live lacks: per distinct row (on the columns both
+    /// copies have), the snapshot's copies numbered past live's count of it.
+    private func lostCopies(_ table: String) throws -> String {
+        if let name = lostTables[table] { return name }
+        let name = "temp.bosbackup_lost_\(lostTables.count)"
+        let k = try key(table), t = Database.quote(table)
+        let cols = try sharedColumns(table).joined(separator: ", ")
+        try db.execute("""
+            DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (r INTEGER PRIMARY KEY);
+            INSERT INTO \(name) SELECT bosbackup_r FROM (
+                SELECT bosbackup_r,
+                       row_number() OVER (PARTITION BY \(cols), bosbackup_r IS NULL ORDER BY bosbackup_r) AS bosbackup_copy,
+                       count(*) OVER (PARTITION BY \(cols)) - count(bosbackup_r) OVER (PARTITION BY \(cols)) AS bosbackup_in_live
+                FROM (SELECT \(k.identity[0]) AS bosbackup_r, \(cols) FROM snap.\(t) UNION ALL SELECT NULL, \(cols) FROM main.\(t)))
+            WHERE bosbackup_r IS NOT NULL AND bosbackup_copy > bosbackup_in_live
+            """)
+        lostTables[table] = name
+        return name
     }
 
     /// Works out every row to put back. Call inside the transaction that applies it.
@@ -138,7 +175,9 @@ public final class RowRecovery {
         let t = Database.quote(table)
         _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(Self.keySelect(rootKey, "s")) FROM snap.\(t) s")
         let differs = try sharedColumns(table).map { "s.\($0) IS NOT m.\($0)" }.joined(separator: " OR ")
-        conflicts = try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
+        // Without a key, "same key, other contents" does not exist: such a row is a lost copy and a newer one.
+        conflicts = rootKey.kind == .wholeRow ? 0
+            : try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
         let edges = try foreignKeys()
         var changed = true
         var rounds = 0
@@ -191,8 +230,8 @@ public final class RowRecovery {
 
     private func selection(_ table: String) throws -> (columns: [String], from: String) {
         let k = try key(table)
-        var columns = try sharedColumns(table)
-        if k.columns == ["rowid"] { columns.insert("rowid", at: 0) }
+        // Never the rowid of a table without a key: it means nothing in live, which gives the rows new ones.
+        let columns = try sharedColumns(table)
         let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(Self.slots(k)) FROM \(keyTables[table]!))"
         return (columns, from)
     }
