@@ -217,6 +217,100 @@ final class RecoveryHardeningTests: XCTestCase {
         XCTAssertTrue(human.stdout.contains("snapshot \(newer) holds the most rows live lost"), human.stdout)
     }
 
+    // MARK: 8. A UNIQUE clash on a column besides the key
+
+    /// Two new customers, each with an order and an item; Ann's order was taken
+    /// by a new clerk. All of it is lost, then Ann registers again with her email.
+    static let twoCustomers = """
+        INSERT INTO employees VALUES (90001, 'New Clerk', 'clerk', '2026-11-01T08:00:00Z');
+        INSERT INTO customers VALUES (90001, 'Ann New', 'ann.new@example.com', 'Suzhou', '1 Lake Rd', '2026-11-27T10:00:00Z'),
+                                     (90002, 'Bo New', 'bo.new@example.com', 'Suzhou', '2 Lake Rd', '2026-11-27T10:00:00Z');
+        INSERT INTO orders (id, customer_id, employee_id, placed_at, status, total_cents) VALUES
+            (90001, 90001, 90001, '2026-11-27T10:05:00Z', 'paid', 1999), (90002, 90002, 1, '2026-11-27T10:06:00Z', 'paid', 2999);
+        INSERT INTO order_items (order_id, product_id, quantity, unit_price_cents) VALUES (90001, 3, 1, 1999), (90002, 4, 1, 2999);
+        """
+    static let loseBothAndReregisterAnn = """
+        DELETE FROM order_items WHERE order_id IN (90001, 90002); DELETE FROM orders WHERE id IN (90001, 90002);
+        DELETE FROM customers WHERE id IN (90001, 90002); DELETE FROM employees WHERE id = 90001;
+        INSERT INTO customers VALUES (90003, 'Ann New', 'ann.new@example.com', 'Suzhou', '1 Lake Rd', '2026-11-28T09:00:00Z');
+        """
+
+    func testUniqueClashHoldsBackOnlyThatRowAndWhatDependsOnIt() throws {
+        let f = try scenario(setup: Self.twoCustomers, loss: Self.loseBothAndReregisterAnn)
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        let counts = Dictionary(uniqueKeysWithValues: plan.tables.map { ($0.table, [$0.rows, $0.heldBack]) })
+        XCTAssertEqual(counts, ["orders": [1, 1], "order_items": [1, 1], "customers": [1, 1], "employees": [0, 1]], "[put back, held back]")
+        XCTAssertEqual(plan.clashes.count, 1)
+        XCTAssertEqual(plan.clashes.first?.table, "customers")
+        XCTAssertEqual(plan.clashes.first?.key, [.integer(90001)])
+        XCTAssertEqual(plan.clashes.first?.columns, ["email"])
+        XCTAssertEqual(plan.clashes.first?.values, ["ann.new@example.com"])
+        let live = try Database(path: f.live)
+        XCTAssertEqual(try live.int("SELECT count(*) FROM orders o JOIN order_items i ON i.order_id = o.id JOIN customers c ON c.id = o.customer_id WHERE o.id = 90002"), 1,
+                       "Bo's order comes back with its item and Bo")
+        XCTAssertEqual(try live.int("SELECT count(*) FROM orders WHERE id = 90001"), 0, "Ann's order would have no customer")
+        XCTAssertEqual(try live.int("SELECT count(*) FROM order_items WHERE order_id = 90001"), 0)
+        XCTAssertEqual(try live.int("SELECT count(*) FROM customers WHERE id = 90001"), 0)
+        XCTAssertEqual(try live.int("SELECT count(*) FROM employees WHERE id = 90001"), 0, "the clerk came only as the parent of Ann's order")
+        XCTAssertEqual(try live.rows("PRAGMA foreign_key_check").count, 0)
+    }
+
+    func testClashOnTheAskedTableHoldsBackItsChildren() throws {
+        let f = try scenario(setup: Self.twoCustomers, loss: Self.loseBothAndReregisterAnn)
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "customers").apply {}
+        XCTAssertEqual(plan.tables.first { $0.table == "customers" }.map { [$0.rows, $0.heldBack] }, [1, 1])
+        let live = try Database(path: f.live)
+        XCTAssertEqual(try live.rows("SELECT id FROM customers WHERE id >= 90001 ORDER BY id"), [[.integer(90002)], [.integer(90003)]])
+        XCTAssertEqual(try live.rows("PRAGMA foreign_key_check").count, 0)
+    }
+
+    func testConstraintThePlanCannotCheckStopsTheRecoveryCleanly() throws {
+        // A partial UNIQUE index: which rows it covers is SQL the plan does not evaluate.
+        let f = try scenario(setup: Self.twoCustomers, loss: """
+            DELETE FROM order_items WHERE order_id IN (90001, 90002); DELETE FROM orders WHERE id IN (90001, 90002);
+            DELETE FROM customers WHERE id IN (90001, 90002);
+            CREATE UNIQUE INDEX one_new_customer_per_city ON customers(city) WHERE id > 90000;
+            """)
+        let live = try Database(path: f.live)
+        let before = try live.int("SELECT count(*) FROM orders")
+        XCTAssertThrowsError(try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}) { error in
+            XCTAssertEqual((error as? CategorizedError)?.category, .failure)
+            XCTAssertTrue("\(error)".contains("nothing was changed"), "\(error)")
+            XCTAssertTrue("\(error)".contains("customers"), "\(error)")
+        }
+        XCTAssertEqual(try live.int("SELECT count(*) FROM orders"), before)
+    }
+
+    func testRecoverCommandListsTheClashes() throws {
+        let dir = TempDir()
+        let live = dir.file("live.db"), catalog = dir.file("catalog.db")
+        try Fixtures.sampleDatabase(at: live, orders: 200)
+        let db = try Database(path: live)
+        try db.execute(Self.twoCustomers)
+        let id = try backup(live, catalog: catalog, target: "file://" + dir.file("nas"))
+        try db.execute(Self.loseBothAndReregisterAnn)
+        let applied = try bosbackup("recover", "--snapshot", id, "--live", live, "--table", "orders", "--apply", "--catalog", catalog)
+        XCTAssertEqual(applied.status, 0, applied.stderr)
+        XCTAssertTrue(applied.stdout.contains("orders: +1 rows (asked for), 1 held back"), applied.stdout)
+        XCTAssertTrue(applied.stdout.contains("4 rows held back: live has a UNIQUE value of theirs in another row"), applied.stdout)
+        XCTAssertTrue(applied.stdout.contains("customers 90001: email = ann.new@example.com"), applied.stdout)
+    }
+
+    func testReviewFileLeavesTheClashingRowsOutAndRuns() throws {
+        let f = try scenario(setup: Self.twoCustomers, loss: Self.loseBothAndReregisterAnn)
+        let sql = f.dir.file("review.sql")
+        let recovery = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders")
+        _ = try recovery.planForReview()
+        try recovery.writeSQL(to: sql, header: "test")
+        let text = try String(contentsOfFile: sql, encoding: .utf8)
+        XCTAssertTrue(text.contains("-- Rows held back, not in this file (a UNIQUE value of theirs is in live in another row, or they depend on one): orders 1, order_items 1, employees 1, customers 1."), text)
+        let run = try runInShell(sql, on: f.live)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let live = try Database(path: f.live)
+        XCTAssertEqual(try live.rows("SELECT id FROM orders WHERE id >= 90001"), [[.integer(90002)]])
+        XCTAssertEqual(try live.rows("PRAGMA foreign_key_check").count, 0)
+    }
+
     // MARK: 9. The review SQL writes every value byte for byte
 
     func testReviewFileKeepsTextWithNULAndOtherOddValuesExact() throws {

@@ -6,6 +6,7 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
     case unknownTable(String)
     case foreignKeyViolation(String)
     case noRowid(String)
+    case constraintViolation(table: String, String)
 
     public var description: String {
         switch self {
@@ -13,12 +14,14 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
             return "live database \(path) is locked by another connection that is writing; stop the BOS (or wait) and retry — nothing was changed"
         case .unknownTable(let table): return "table \(table) is not in both the snapshot and the live database"
         case .foreignKeyViolation(let detail): return "recovery would break foreign keys, nothing was changed: \(detail)"
+        case .constraintViolation(let table, let detail):
+            return "putting rows back into \(table) breaks a constraint of live that the plan cannot check (\(detail)); nothing was changed"
         case .noRowid(let table): return "table \(table) has no key and columns named rowid, _rowid_ and oid: its rows cannot be told apart for recovery"
         }
     }
     public var category: ErrorCategory {
         switch self {
-        case .liveLocked, .foreignKeyViolation, .noRowid: return .failure
+        case .liveLocked, .foreignKeyViolation, .noRowid, .constraintViolation: return .failure
         case .unknownTable: return .input
         }
     }
@@ -32,6 +35,17 @@ public struct RecoveryPlan: Sendable {
         public var rows: Int64
         /// Why the table is involved: the table asked for, a child, or a parent.
         public var role: String
+        /// Rows not put back because of a UNIQUE clash: the clashing rows, the
+        /// rows that depend on them, and parents only those needed.
+        public var heldBack: Int64 = 0
+    }
+    /// A row whose UNIQUE value (besides its key) live already has in another row.
+    public struct UniqueClash: Sendable {
+        public var table: String
+        /// The row's key (empty for a table without one).
+        public var key: [SQLValue]
+        public var columns: [String]
+        public var values: [SQLValue]
     }
     public var tables: [Table]
     /// Rows of the asked table whose key is in live with other contents: never overwritten.
@@ -39,7 +53,10 @@ public struct RecoveryPlan: Sendable {
     /// Live's triggers on the tables rows go into. Recovery does not run them:
     /// the rows come back as they were, they are not new business events.
     public var triggersNotRun: [String] = []
+    /// Rows held back because live has one of their UNIQUE values in another row.
+    public var clashes: [UniqueClash] = []
     public var totalRows: Int64 { tables.reduce(0) { $0 + $1.rows } }
+    public var heldBack: Int64 { tables.reduce(0) { $0 + $1.heldBack } }
 }
 
 /// Puts rows that the live database lost back from a restored snapshot,
@@ -114,7 +131,8 @@ public final class RowRecovery {
         let k = try key(table)
         // Key columns k0, k1, … (the snapshot's rowid for a table without a key)
         // with the key as primary key: planned sets are looked up, never scanned.
-        try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (\(Self.slots(k)), via_parent INTEGER, PRIMARY KEY (\(Self.slots(k)))) WITHOUT ROWID")
+        // held = 1: not put back (see holdBackClashes).
+        try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (\(Self.slots(k)), via_parent INTEGER, held INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (\(Self.slots(k)))) WITHOUT ROWID")
         keyTables[table] = name
         order.append(table)
         return name
@@ -208,11 +226,92 @@ public final class RowRecovery {
                 }
             }
         }
-        let tables = try order.map { RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!)"), role: roles[$0] ?? "asked for") }
-        var plan = RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.table == table }, conflicts: conflicts)
+        let clashes = try holdBackClashes(edges)
+        let tables = try order.map {
+            RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!) WHERE held = 0"), role: roles[$0] ?? "asked for",
+                               heldBack: try db.int("SELECT count(*) FROM \(keyTables[$0]!) WHERE held = 1"))
+        }
+        var plan = RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.heldBack > 0 || $0.table == table }, conflicts: conflicts)
+        plan.clashes = clashes
         plan.triggersNotRun = try triggers(on: plan.tables.filter { $0.rows > 0 }.map(\.table)).map(\.name)
         lastPlan = plan
         return plan
+    }
+
+    /// Holds back planned rows that would break one of live's UNIQUE indexes
+    /// (a customer who registered again with the same email), instead of
+    /// letting one row fail the whole recovery. Then the rows that depend on a
+    /// held row (they would be orphans), and parents only held rows needed.
+    private func holdBackClashes(_ edges: [ForeignKey]) throws -> [RecoveryPlan.UniqueClash] {
+        var clashes: [RecoveryPlan.UniqueClash] = []
+        for table in order {
+            let k = try key(table), t = Database.quote(table), planned = keyTables[table]!
+            for index in try checkableUniqueIndexes(table) {
+                let same = index.map { "m.\(Database.quote($0.column)) = s.\(Database.quote($0.column)) COLLATE \($0.collation)" }.joined(separator: " AND ")
+                let clashing = """
+                    SELECT \(Self.keySelect(k, "s")), \(index.map { "s.\(Database.quote($0.column))" }.joined(separator: ", ")) FROM snap.\(t) s
+                    WHERE \(k.tuple(prefix: "s.")) IN (SELECT \(Self.slots(k)) FROM \(planned) WHERE held = 0)
+                      AND EXISTS (SELECT 1 FROM main.\(t) m WHERE \(same))
+                    """
+                for row in try db.rows(clashing) {
+                    clashes.append(.init(table: table, key: k.kind == .wholeRow ? [] : Array(row.prefix(k.identity.count)),
+                                         columns: index.map(\.column), values: Array(row.dropFirst(k.identity.count))))
+                }
+                try db.execute("UPDATE \(planned) SET held = 1 WHERE (\(Self.slots(k))) IN (SELECT \(Self.slots(k)) FROM (\(clashing)))")
+            }
+        }
+        guard !clashes.isEmpty else { return clashes }
+        var changed = true
+        while changed {
+            changed = false
+            for fk in edges {
+                guard let parents = keyTables[fk.parent], let children = keyTables[fk.child] else { continue }
+                let pk = try key(fk.parent), ck = try key(fk.child)
+                let (c, p) = (Database.quote(fk.child), Database.quote(fk.parent))
+                let join = zip(fk.childColumns, fk.parentColumns).map { "c.\(Database.quote($0)) = p.\(Database.quote($1))" }.joined(separator: " AND ")
+                // A child of a held row would be an orphan.
+                try db.execute("""
+                    UPDATE \(children) SET held = 1 WHERE held = 0 AND (\(Self.slots(ck))) IN (
+                        SELECT \(Self.keySelect(ck, "c")) FROM snap.\(c) c JOIN snap.\(p) p ON \(join)
+                        WHERE \(pk.tuple(prefix: "p.")) IN (SELECT \(Self.slots(pk)) FROM \(parents) WHERE held = 1))
+                    """)
+                if db.changes > 0 { changed = true }
+            }
+            // A parent that came only for rows now held is not needed either.
+            for parent in order {
+                let incoming = edges.filter { $0.parent == parent && keyTables[$0.child] != nil }
+                let pk = try key(parent)
+                let needed = try incoming.map { fk -> String in
+                    let ck = try key(fk.child)
+                    let join = zip(fk.childColumns, fk.parentColumns).map { "c.\(Database.quote($0)) = p.\(Database.quote($1))" }.joined(separator: " AND ")
+                    return """
+                        (\(Self.slots(pk))) IN (SELECT \(Self.keySelect(pk, "p")) FROM snap.\(Database.quote(parent)) p
+                            JOIN snap.\(Database.quote(fk.child)) c ON \(join)
+                            WHERE \(ck.tuple(prefix: "c.")) IN (SELECT \(Self.slots(ck)) FROM \(keyTables[fk.child]!) WHERE held = 0))
+                        """
+                }
+                try db.execute("UPDATE \(keyTables[parent]!) SET held = 1 WHERE held = 0 AND via_parent = 1 AND NOT (\(needed.isEmpty ? "0" : needed.joined(separator: " OR ")))")
+                if db.changes > 0 { changed = true }
+            }
+        }
+        return clashes
+    }
+
+    /// Live's UNIQUE indexes on `table` that comparing columns can check: not
+    /// partial, no expressions, on columns the snapshot has. SQLite still
+    /// enforces the others when the rows go in (see apply).
+    private func checkableUniqueIndexes(_ table: String) throws -> [[(column: String, collation: String)]] {
+        let snapshotColumns = Set(try key(table).allColumns)
+        var result: [[(column: String, collation: String)]] = []
+        for index in try db.rows("SELECT name FROM main.pragma_index_list(?) WHERE \"unique\" = 1 AND partial = 0 ORDER BY name", .text(table)) {
+            let parts = try db.rows("SELECT cid, name, coll FROM main.pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno", .text(index[0].string ?? ""))
+            let columns = parts.compactMap { part -> (column: String, collation: String)? in
+                guard (part[0].int ?? -1) >= 0, let name = part[1].string, snapshotColumns.contains(Database.quote(name)) else { return nil }
+                return (name, Database.quote(part[2].string ?? "BINARY"))
+            }
+            if columns.count == parts.count && !columns.isEmpty { result.append(columns) }
+        }
+        return result
     }
 
     /// Live's triggers on `tables` (SQLite matches table names case-insensitively).
@@ -232,7 +331,7 @@ public final class RowRecovery {
         let k = try key(table)
         // Never the rowid of a table without a key: it means nothing in live, which gives the rows new ones.
         let columns = try sharedColumns(table)
-        let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(Self.slots(k)) FROM \(keyTables[table]!))"
+        let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(Self.slots(k)) FROM \(keyTables[table]!) WHERE held = 0)"
         return (columns, from)
     }
 
@@ -252,6 +351,11 @@ public final class RowRecovery {
                 -- they were when it was written, before COMMIT. Run it soon, or write it again.
 
                 """
+        }
+        let held = (lastPlan?.tables ?? []).filter { $0.heldBack > 0 }
+        if !held.isEmpty {
+            text += "-- Rows held back, not in this file (a UNIQUE value of theirs is in live in another row, or they depend on one): "
+                + held.map { "\($0.table) \($0.heldBack)" }.joined(separator: ", ") + ".\n"
         }
         // The shell goes on after a failed statement and would COMMIT the rest: stop instead
         // (the open transaction is rolled back when sqlite3 exits).
@@ -311,14 +415,19 @@ public final class RowRecovery {
             try db.execute("PRAGMA defer_foreign_keys = ON")
             for table in order {
                 let (columns, from) = try selection(table)
-                try db.execute("INSERT INTO main.\(Database.quote(table)) (\(columns.joined(separator: ", "))) SELECT \(columns.joined(separator: ", ")) \(from)")
+                do {
+                    try db.execute("INSERT INTO main.\(Database.quote(table)) (\(columns.joined(separator: ", "))) SELECT \(columns.joined(separator: ", ")) \(from)")
+                } catch let error as SQLiteError where error.primaryCode == SQLITE_CONSTRAINT {
+                    // A partial or expression UNIQUE index, a CHECK live added…: the plan could not see it coming.
+                    throw RecoveryError.constraintViolation(table: table, error.message)
+                }
             }
-            do { try db.execute("COMMIT") } catch let error as SQLiteError where error.primaryCode == 19 {
+            do { try db.execute("COMMIT") } catch let error as SQLiteError where error.primaryCode == SQLITE_CONSTRAINT {
                 throw RecoveryError.foreignKeyViolation(error.message)
             }
             return plan
         } catch {
-            try? db.execute("ROLLBACK")
+            try? db.execute("ROLLBACK")     // the first error is the one to report
             throw error
         }
     }
@@ -326,7 +435,14 @@ public final class RowRecovery {
     /// Plans inside a read transaction (for `--sql`).
     public func planForReview() throws -> RecoveryPlan {
         try db.execute("BEGIN")
-        defer { try? db.execute("COMMIT") }
-        return try plan()
+        do {
+            let plan = try plan()
+            // The plan's temp tables were written in it: a failing COMMIT is reported.
+            try db.execute("COMMIT")
+            return plan
+        } catch {
+            try? db.execute("ROLLBACK")     // the first error is the one to report
+            throw error
+        }
     }
 }
