@@ -5,8 +5,12 @@ import Foundation
 struct DiffCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
-        abstract: "Row-level diff of a snapshot against the live database, by primary key.",
-        discussion: "Rows missing in live (lost), only in live (newer), and changed, per table. Live is opened read-only.")
+        abstract: "Row-level diff of a snapshot against the live database, by key.",
+        discussion: """
+            Rows missing in live (lost), only in live (newer), and changed, per table. Live is opened read-only.
+            Rows are matched by the primary key, else by a UNIQUE index on NOT NULL columns; a table with
+            neither is compared by whole rows, each copy of a duplicate counting (its keys are whole rows).
+            """)
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Snapshot id.") var snapshot: String
@@ -30,14 +34,14 @@ struct DiffCommand: AsyncParsableCommand {
             let results = try tables.map { try diff.diff(table: $0, limit: limit) }
             if json {
                 Console.json(["snapshot": record.id, "live": Context.absolute(live), "tables": results.map { r -> [String: Any] in
-                    ["name": r.table, "key": r.keyColumns, "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
+                    ["name": r.table, "key": r.keyColumns, "compared_by": r.wholeRow ? "whole row" : "key", "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
                      "changed": r.changed, "missing_keys": r.missingKeys.map(TableKey.keyValue),
                      "new_keys": r.newKeys.map(TableKey.keyValue), "changed_keys": r.changedKeys.map(TableKey.keyValue)]
                 }])
                 return ExitStatus.ok
             }
             Console.out("snapshot \(record.id) (\(record.name), taken \(context.local(record.takenAt))) vs live \(live)")
-            let rows = results.map { [$0.table, $0.keyColumns.joined(separator: ","), String($0.missingInLive), String($0.onlyInLive), String($0.changed)] }
+            let rows = results.map { [$0.table, $0.wholeRow ? "(whole row)" : $0.keyColumns.joined(separator: ","), String($0.missingInLive), String($0.onlyInLive), String($0.changed)] }
             let lines = Console.table(["TABLE", "KEY", "MISSING IN LIVE", "ONLY IN LIVE", "CHANGED"], rows, rightAligned: [2, 3, 4])
             Console.out(lines[0])
             for (line, r) in zip(lines.dropFirst(), results) { Console.out(r.missingInLive > 0 ? Console.red(line) : line) }

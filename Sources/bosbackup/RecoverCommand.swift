@@ -47,13 +47,27 @@ struct RecoverCommand: AsyncParsableCommand {
             }
             if json {
                 Console.json(["snapshot": record.id, "live": livePath, "applied": apply, "sql": sql.map(Context.absolute) as Any,
-                              "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts,
-                              "tables": plan.tables.map { ["name": $0.table, "rows": $0.rows, "role": $0.role] }])
+                              "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts, "triggers_not_run": plan.triggersNotRun,
+                              "tables": plan.tables.map { ["name": $0.table, "rows": $0.rows, "role": $0.role, "held_back": $0.heldBack] },
+                              "clashes": plan.clashes.map { ["table": $0.table, "key": TableKey.keyValue($0.key), "columns": $0.columns,
+                                                             "values": $0.values.map { TableKey.keyValue([$0]) }] }])
                 return ExitStatus.ok
             }
             Console.out(apply ? "recovered from snapshot \(record.id) into \(livePath) (one transaction):"
                               : "plan to recover from snapshot \(record.id); statements written to \(sql!) for review:")
-            for t in plan.tables { Console.out("  \(t.table): +\(t.rows) rows (\(t.role))") }
+            for t in plan.tables { Console.out("  \(t.table): +\(t.rows) rows (\(t.role))" + (t.heldBack > 0 ? ", \(t.heldBack) held back" : "")) }
+            if !plan.triggersNotRun.isEmpty {
+                Console.out("  triggers not run (the rows come back as they were, not as new events): \(plan.triggersNotRun.joined(separator: ", "))"
+                            + (apply ? "" : "; the file drops and recreates them inside its transaction"))
+            }
+            if !plan.clashes.isEmpty {
+                Console.out("  \(plan.heldBack) rows held back: live has a UNIQUE value of theirs in another row (or they depend on such a row; resolve, then run again):")
+                for clash in plan.clashes.prefix(20) {
+                    let values = zip(clash.columns, clash.values).map { "\($0) = \(TableKey.keyValue([$1]))" }.joined(separator: ", ")
+                    Console.out("    \(clash.table)" + (clash.key.isEmpty ? "" : " \(TableKey.keyValue(clash.key))") + ": \(values)")
+                }
+                if plan.clashes.count > 20 { Console.out("    … \(plan.clashes.count - 20) more (--json lists all)") }
+            }
             if plan.conflicts > 0 {
                 Console.out("  \(plan.conflicts) rows of \(table) exist in live with other contents: not overwritten (see `bosbackup diff`)")
             }

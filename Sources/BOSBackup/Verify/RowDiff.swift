@@ -13,9 +13,13 @@ public struct TableRowDiff: Sendable {
     public var missingKeys: [[SQLValue]] = []
     public var newKeys: [[SQLValue]] = []
     public var changedKeys: [[SQLValue]] = []
+    /// The table has no key: rows were compared whole, as multisets, and the
+    /// key lists hold whole rows (one entry per missing copy).
+    public var wholeRow = false
 }
 
-/// Compares a restored snapshot with the live database by primary key,
+/// Compares a restored snapshot with the live database by key (see TableKey;
+/// whole rows as multisets for a table without one),
 /// entirely inside SQLite (ATTACH and set queries): nothing is loaded into
 /// memory but the keys asked for. The live database is attached read-only.
 public final class RowDiff {
@@ -50,8 +54,9 @@ public final class RowDiff {
         let key = try TableKey.of(table, schema: "main", in: db)
         let liveKey = try TableKey.of(table, schema: "live", in: db)
         guard key.columns == liveKey.columns else {
-            throw SQLiteError(code: 1, message: "table \(table) has a different primary key in live (\(liveKey.list)) than in the snapshot (\(key.list))", path: livePath)
+            throw SQLiteError(code: 1, message: "table \(table) has a different key in live (\(liveKey.list)) than in the snapshot (\(key.list))", path: livePath)
         }
+        if key.kind == .wholeRow { return try diffWholeRows(table, snapshot: key, live: liveKey, limit: limit) }
         let t = Database.quote(table)
         // Anti-joins and joins on the key: lookups in each table's own b-tree,
         // no temporary copy of millions of keys (EXCEPT would build one).
@@ -65,7 +70,8 @@ public final class RowDiff {
         let changed = "SELECT \(s) FROM main.\(t) s JOIN live.\(t) l ON \(key.match("s", "l")) WHERE \(differs.isEmpty ? "0" : differs)"
         var result = TableRowDiff(table: table, keyColumns: key.columns, missingInLive: 0, onlyInLive: 0,
                                   changed: includeChanged ? try count(changed) : 0)
-        if try keyIsRowid(key, table: table) {
+        // Comparing rowids is only comparing keys when the key is the rowid in both copies.
+        if key.kind == .rowid && liveKey.kind == .rowid {
             try mergeRowids(table, limit: limit, into: &result)
         } else {
             result.missingInLive = try count(missing)
@@ -79,18 +85,34 @@ public final class RowDiff {
         return result
     }
 
-    /// True when the key is the rowid (or an INTEGER PRIMARY KEY, its alias) in both copies.
-    func keyIsRowid(_ key: TableKey, table: String) throws -> Bool {
-        guard key.columns.count == 1 else { return false }
-        for schema in ["main", "live"] {
-            // WITHOUT ROWID tables have no rowid to select.
-            guard (try? db.prepare("SELECT rowid FROM \(schema).\(Database.quote(table)) LIMIT 0")) != nil else { return false }
-            if key.columns[0] != "rowid" {
-                let type = try db.scalar("SELECT upper(type) FROM \(schema).pragma_table_info(?) WHERE pk = 1", .text(table))?.string
-                guard type == "INTEGER" else { return false }
+    /// A table without a key, compared as two multisets of whole rows: per
+    /// distinct row, the copies the snapshot has beyond live's are lost, and
+    /// the other way round newer. One sort of both tables, no rowids (VACUUM
+    /// renumbers them). Compares the columns both copies have.
+    func diffWholeRows(_ table: String, snapshot: TableKey, live: TableKey, limit: Int?) throws -> TableRowDiff {
+        let t = Database.quote(table)
+        let liveColumns = Set(live.allColumns)
+        let cols = snapshot.allColumns.filter(liveColumns.contains).joined(separator: ", ")
+        let copies = """
+            SELECT \(cols), sum(bosbackup_in_snapshot) AS bosbackup_s, count(*) - sum(bosbackup_in_snapshot) AS bosbackup_l
+            FROM (SELECT \(cols), 1 AS bosbackup_in_snapshot FROM main.\(t) UNION ALL SELECT \(cols), 0 FROM live.\(t)) GROUP BY \(cols)
+            """
+        let counts = try db.rows("SELECT total(max(bosbackup_s - bosbackup_l, 0)), total(max(bosbackup_l - bosbackup_s, 0)) FROM (\(copies))")[0]
+        var result = TableRowDiff(table: table, keyColumns: [], missingInLive: Int64(counts[0].double ?? 0),
+                                  onlyInLive: Int64(counts[1].double ?? 0), changed: 0, wholeRow: true)
+        guard limit != 0 else { return result }
+        func rows(_ surplus: String) throws -> [[SQLValue]] {
+            let statement = try db.prepare("SELECT \(surplus), \(cols) FROM (\(copies)) WHERE \(surplus) > 0 ORDER BY \(cols)")
+            var list: [[SQLValue]] = []
+            while limit.map({ list.count < $0 }) ?? true, try statement.step() {
+                let row = Array(statement.row().dropFirst())
+                for _ in 0..<statement.int(at: 0) where limit.map({ list.count < $0 }) ?? true { list.append(row) }
             }
+            return list
         }
-        return true
+        result.missingKeys = try rows("bosbackup_s - bosbackup_l")
+        result.newKeys = try rows("bosbackup_l - bosbackup_s")
+        return result
     }
 
     /// Both tables walked once in rowid order, side by side (a merge): two

@@ -1,9 +1,12 @@
+import CSQLite
 import Foundation
 
 public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sendable {
     case liveLocked(String)
     case unknownTable(String)
     case foreignKeyViolation(String)
+    case noRowid(String)
+    case constraintViolation(table: String, String)
 
     public var description: String {
         switch self {
@@ -11,11 +14,14 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
             return "live database \(path) is locked by another connection that is writing; stop the BOS (or wait) and retry — nothing was changed"
         case .unknownTable(let table): return "table \(table) is not in both the snapshot and the live database"
         case .foreignKeyViolation(let detail): return "recovery would break foreign keys, nothing was changed: \(detail)"
+        case .constraintViolation(let table, let detail):
+            return "putting rows back into \(table) breaks a constraint of live that the plan cannot check (\(detail)); nothing was changed"
+        case .noRowid(let table): return "table \(table) has no key and columns named rowid, _rowid_ and oid: its rows cannot be told apart for recovery"
         }
     }
     public var category: ErrorCategory {
         switch self {
-        case .liveLocked, .foreignKeyViolation: return .failure
+        case .liveLocked, .foreignKeyViolation, .noRowid, .constraintViolation: return .failure
         case .unknownTable: return .input
         }
     }
@@ -29,11 +35,28 @@ public struct RecoveryPlan: Sendable {
         public var rows: Int64
         /// Why the table is involved: the table asked for, a child, or a parent.
         public var role: String
+        /// Rows not put back because of a UNIQUE clash: the clashing rows, the
+        /// rows that depend on them, and parents only those needed.
+        public var heldBack: Int64 = 0
+    }
+    /// A row whose UNIQUE value (besides its key) live already has in another row.
+    public struct UniqueClash: Sendable {
+        public var table: String
+        /// The row's key (empty for a table without one).
+        public var key: [SQLValue]
+        public var columns: [String]
+        public var values: [SQLValue]
     }
     public var tables: [Table]
     /// Rows of the asked table whose key is in live with other contents: never overwritten.
     public var conflicts: Int64
+    /// Live's triggers on the tables rows go into. Recovery does not run them:
+    /// the rows come back as they were, they are not new business events.
+    public var triggersNotRun: [String] = []
+    /// Rows held back because live has one of their UNIQUE values in another row.
+    public var clashes: [UniqueClash] = []
     public var totalRows: Int64 { tables.reduce(0) { $0 + $1.rows } }
+    public var heldBack: Int64 { tables.reduce(0) { $0 + $1.heldBack } }
 }
 
 /// Puts rows that the live database lost back from a restored snapshot,
@@ -46,9 +69,12 @@ public final class RowRecovery {
     public let livePath: String
     public let table: String
     private var keyTables: [String: String] = [:]
+    private var lostTables: [String: String] = [:]
+    private var keys: [String: TableKey] = [:]
     private var roles: [String: String] = [:]
     private var order: [String] = []
     private var conflicts: Int64 = 0
+    private var lastPlan: RecoveryPlan?
 
     public init(snapshotPath: String, livePath: String, table: String) throws {
         self.livePath = livePath
@@ -56,6 +82,11 @@ public final class RowRecovery {
         _ = try ConsistentCopy.openSource(livePath)
         db = try Database(path: livePath, mode: .readWrite, busyTimeoutMs: 3_000)
         try db.execute("PRAGMA foreign_keys = ON")
+        // Live's triggers would treat recovered rows as new events (take stock
+        // again, log twice, or fail on the log entry the first insert made).
+        // Off on this connection only: the BOS's own connections keep them.
+        let rc = bosbackup_enable_triggers(db.handle, 0)
+        guard rc == SQLITE_OK else { throw db.error(rc) }
         try db.run("ATTACH DATABASE ? AS snap", .text("file:\(RowDiff.uriPath(snapshotPath))?mode=ro"))
     }
 
@@ -67,40 +98,52 @@ public final class RowRecovery {
             let rows = try db.rows("SELECT id, \"table\", \"from\", \"to\" FROM snap.pragma_foreign_key_list(?) ORDER BY id, seq", .text(child))
             for group in Dictionary(grouping: rows, by: { $0[0].int ?? 0 }).sorted(by: { $0.key < $1.key }).map(\.value) {
                 let parent = group[0][1].string ?? ""
+                guard try exists(parent, in: "snap"), try exists(parent, in: "main") else { continue }
                 var parentColumns = group.compactMap { $0[3].string }
                 if parentColumns.count != group.count {
-                    parentColumns = try TableKey.of(parent, schema: "snap", in: db).columns.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+                    // `REFERENCES parent` alone means the parent's primary key.
+                    parentColumns = try db.rows("SELECT name FROM snap.pragma_table_info(?) WHERE pk > 0 ORDER BY pk", .text(parent)).compactMap { $0[0].string }
+                    // No primary key: SQLite itself rejects such a foreign key ("foreign key mismatch").
+                    guard parentColumns.count == group.count else { continue }
                 }
                 result.append(ForeignKey(child: child, parent: parent, childColumns: group.compactMap { $0[2].string }, parentColumns: parentColumns))
             }
         }
-        return result.filter { (try? exists($0.parent, in: "snap")) == true && (try? exists($0.parent, in: "main")) == true }
+        return result
     }
 
     func exists(_ table: String, in schema: String) throws -> Bool {
         try db.int("SELECT count(*) FROM \(schema).sqlite_schema WHERE type = 'table' AND name = ?", .text(table)) > 0
     }
 
-    private func key(_ table: String) throws -> TableKey { try TableKey.of(table, schema: "snap", in: db) }
+    private func key(_ table: String) throws -> TableKey {
+        if let key = keys[table] { return key }
+        let key = try TableKey.of(table, schema: "snap", in: db)
+        if key.kind == .wholeRow && key.rowidName == nil { throw RecoveryError.noRowid(table) }
+        keys[table] = key
+        return key
+    }
 
     /// The temp table holding the keys to recover for `table` (created on first use).
     private func keyTable(_ table: String) throws -> String {
         if let name = keyTables[table] { return name }
         let name = "temp.bosbackup_recover_\(keyTables.count)"
         let k = try key(table)
-        // Key columns k0, k1, … with the key as primary key: planned sets are looked up, never scanned.
-        try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (\(Self.slots(k)), via_parent INTEGER, PRIMARY KEY (\(Self.slots(k)))) WITHOUT ROWID")
+        // Key columns k0, k1, … (the snapshot's rowid for a table without a key)
+        // with the key as primary key: planned sets are looked up, never scanned.
+        // held = 1: not put back (see holdBackClashes).
+        try db.execute("DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (\(Self.slots(k)), via_parent INTEGER, held INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (\(Self.slots(k)))) WITHOUT ROWID")
         keyTables[table] = name
         order.append(table)
         return name
     }
 
     /// `k0, k1` for a key's columns in a planned-keys table.
-    static func slots(_ k: TableKey) -> String { k.columns.indices.map { "k\($0)" }.joined(separator: ", ") }
+    static func slots(_ k: TableKey) -> String { k.identity.indices.map { "k\($0)" }.joined(separator: ", ") }
 
     /// `alias.col AS k0, …`: a key selected under the planned-table names.
     static func keySelect(_ k: TableKey, _ alias: String) -> String {
-        k.columns.enumerated().map { "\(alias).\($1) AS k\($0)" }.joined(separator: ", ")
+        k.identity.enumerated().map { "\(alias).\($1) AS k\($0)" }.joined(separator: ", ")
     }
 
     /// Adds rows of `table` selected by `source` (a query over snap yielding
@@ -111,14 +154,36 @@ public final class RowRecovery {
         let planned = try keyTable(table)
         // NOT EXISTS looks each key up in live's b-tree; NOT IN would copy all of live's keys first.
         let inLive = k.columns.enumerated().map { "m.\($1) = src.k\($0)" }.joined(separator: " AND ")
+        let lost = k.kind == .wholeRow ? "src.k0 IN (SELECT r FROM \(try lostCopies(table)))" : "NOT EXISTS (SELECT 1 FROM main.\(t) m WHERE \(inLive))"
         try db.execute("""
-            INSERT OR IGNORE INTO \(planned) SELECT \(Self.slots(k)), \(viaParent ? 1 : 0) FROM (\(source)) src
-            WHERE NOT EXISTS (SELECT 1 FROM main.\(t) m WHERE \(inLive))
+            INSERT OR IGNORE INTO \(planned) (\(Self.slots(k)), via_parent) SELECT \(Self.slots(k)), \(viaParent ? 1 : 0) FROM (\(source)) src
+            WHERE \(lost)
             """)
         let added = db.changes
         // The role is why the table's first rows joined the plan.
         if added > 0 && roles[table] == nil { roles[table] = role }
         return added
+    }
+
+    /// For a table without a key, the temp table (made once) of the snapshot
+    /// rowids of the copies live lacks: per distinct row (on the columns both
+    /// copies have), the snapshot's copies numbered past live's count of it.
+    private func lostCopies(_ table: String) throws -> String {
+        if let name = lostTables[table] { return name }
+        let name = "temp.bosbackup_lost_\(lostTables.count)"
+        let k = try key(table), t = Database.quote(table)
+        let cols = try sharedColumns(table).joined(separator: ", ")
+        try db.execute("""
+            DROP TABLE IF EXISTS \(name); CREATE TABLE \(name) (r INTEGER PRIMARY KEY);
+            INSERT INTO \(name) SELECT bosbackup_r FROM (
+                SELECT bosbackup_r,
+                       row_number() OVER (PARTITION BY \(cols), bosbackup_r IS NULL ORDER BY bosbackup_r) AS bosbackup_copy,
+                       count(*) OVER (PARTITION BY \(cols)) - count(bosbackup_r) OVER (PARTITION BY \(cols)) AS bosbackup_in_live
+                FROM (SELECT \(k.identity[0]) AS bosbackup_r, \(cols) FROM snap.\(t) UNION ALL SELECT NULL, \(cols) FROM main.\(t)))
+            WHERE bosbackup_r IS NOT NULL AND bosbackup_copy > bosbackup_in_live
+            """)
+        lostTables[table] = name
+        return name
     }
 
     /// Works out every row to put back. Call inside the transaction that applies it.
@@ -128,7 +193,9 @@ public final class RowRecovery {
         let t = Database.quote(table)
         _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(Self.keySelect(rootKey, "s")) FROM snap.\(t) s")
         let differs = try sharedColumns(table).map { "s.\($0) IS NOT m.\($0)" }.joined(separator: " OR ")
-        conflicts = try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
+        // Without a key, "same key, other contents" does not exist: such a row is a lost copy and a newer one.
+        conflicts = rootKey.kind == .wholeRow ? 0
+            : try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
         let edges = try foreignKeys()
         var changed = true
         var rounds = 0
@@ -159,8 +226,99 @@ public final class RowRecovery {
                 }
             }
         }
-        let tables = try order.map { RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!)"), role: roles[$0] ?? "asked for") }
-        return RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.table == table }, conflicts: conflicts)
+        let clashes = try holdBackClashes(edges)
+        let tables = try order.map {
+            RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!) WHERE held = 0"), role: roles[$0] ?? "asked for",
+                               heldBack: try db.int("SELECT count(*) FROM \(keyTables[$0]!) WHERE held = 1"))
+        }
+        var plan = RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.heldBack > 0 || $0.table == table }, conflicts: conflicts)
+        plan.clashes = clashes
+        plan.triggersNotRun = try triggers(on: plan.tables.filter { $0.rows > 0 }.map(\.table)).map(\.name)
+        lastPlan = plan
+        return plan
+    }
+
+    /// Holds back planned rows that would break one of live's UNIQUE indexes
+    /// (a customer who registered again with the same email), instead of
+    /// letting one row fail the whole recovery. Then the rows that depend on a
+    /// held row (they would be orphans), and parents only held rows needed.
+    private func holdBackClashes(_ edges: [ForeignKey]) throws -> [RecoveryPlan.UniqueClash] {
+        var clashes: [RecoveryPlan.UniqueClash] = []
+        for table in order {
+            let k = try key(table), t = Database.quote(table), planned = keyTables[table]!
+            for index in try checkableUniqueIndexes(table) {
+                let same = index.map { "m.\(Database.quote($0.column)) = s.\(Database.quote($0.column)) COLLATE \($0.collation)" }.joined(separator: " AND ")
+                let clashing = """
+                    SELECT \(Self.keySelect(k, "s")), \(index.map { "s.\(Database.quote($0.column))" }.joined(separator: ", ")) FROM snap.\(t) s
+                    WHERE \(k.tuple(prefix: "s.")) IN (SELECT \(Self.slots(k)) FROM \(planned) WHERE held = 0)
+                      AND EXISTS (SELECT 1 FROM main.\(t) m WHERE \(same))
+                    """
+                for row in try db.rows(clashing) {
+                    clashes.append(.init(table: table, key: k.kind == .wholeRow ? [] : Array(row.prefix(k.identity.count)),
+                                         columns: index.map(\.column), values: Array(row.dropFirst(k.identity.count))))
+                }
+                try db.execute("UPDATE \(planned) SET held = 1 WHERE (\(Self.slots(k))) IN (SELECT \(Self.slots(k)) FROM (\(clashing)))")
+            }
+        }
+        guard !clashes.isEmpty else { return clashes }
+        var changed = true
+        while changed {
+            changed = false
+            for fk in edges {
+                guard let parents = keyTables[fk.parent], let children = keyTables[fk.child] else { continue }
+                let pk = try key(fk.parent), ck = try key(fk.child)
+                let (c, p) = (Database.quote(fk.child), Database.quote(fk.parent))
+                let join = zip(fk.childColumns, fk.parentColumns).map { "c.\(Database.quote($0)) = p.\(Database.quote($1))" }.joined(separator: " AND ")
+                // A child of a held row would be an orphan.
+                try db.execute("""
+                    UPDATE \(children) SET held = 1 WHERE held = 0 AND (\(Self.slots(ck))) IN (
+                        SELECT \(Self.keySelect(ck, "c")) FROM snap.\(c) c JOIN snap.\(p) p ON \(join)
+                        WHERE \(pk.tuple(prefix: "p.")) IN (SELECT \(Self.slots(pk)) FROM \(parents) WHERE held = 1))
+                    """)
+                if db.changes > 0 { changed = true }
+            }
+            // A parent that came only for rows now held is not needed either.
+            for parent in order {
+                let incoming = edges.filter { $0.parent == parent && keyTables[$0.child] != nil }
+                let pk = try key(parent)
+                let needed = try incoming.map { fk -> String in
+                    let ck = try key(fk.child)
+                    let join = zip(fk.childColumns, fk.parentColumns).map { "c.\(Database.quote($0)) = p.\(Database.quote($1))" }.joined(separator: " AND ")
+                    return """
+                        (\(Self.slots(pk))) IN (SELECT \(Self.keySelect(pk, "p")) FROM snap.\(Database.quote(parent)) p
+                            JOIN snap.\(Database.quote(fk.child)) c ON \(join)
+                            WHERE \(ck.tuple(prefix: "c.")) IN (SELECT \(Self.slots(ck)) FROM \(keyTables[fk.child]!) WHERE held = 0))
+                        """
+                }
+                try db.execute("UPDATE \(keyTables[parent]!) SET held = 1 WHERE held = 0 AND via_parent = 1 AND NOT (\(needed.isEmpty ? "0" : needed.joined(separator: " OR ")))")
+                if db.changes > 0 { changed = true }
+            }
+        }
+        return clashes
+    }
+
+    /// Live's UNIQUE indexes on `table` that comparing columns can check: not
+    /// partial, no expressions, on columns the snapshot has. SQLite still
+    /// enforces the others when the rows go in (see apply).
+    private func checkableUniqueIndexes(_ table: String) throws -> [[(column: String, collation: String)]] {
+        let snapshotColumns = Set(try key(table).allColumns)
+        var result: [[(column: String, collation: String)]] = []
+        for index in try db.rows("SELECT name FROM main.pragma_index_list(?) WHERE \"unique\" = 1 AND partial = 0 ORDER BY name", .text(table)) {
+            let parts = try db.rows("SELECT cid, name, coll FROM main.pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno", .text(index[0].string ?? ""))
+            let columns = parts.compactMap { part -> (column: String, collation: String)? in
+                guard (part[0].int ?? -1) >= 0, let name = part[1].string, snapshotColumns.contains(Database.quote(name)) else { return nil }
+                return (name, Database.quote(part[2].string ?? "BINARY"))
+            }
+            if columns.count == parts.count && !columns.isEmpty { result.append(columns) }
+        }
+        return result
+    }
+
+    /// Live's triggers on `tables` (SQLite matches table names case-insensitively).
+    private func triggers(on tables: [String]) throws -> [(name: String, sql: String)] {
+        try tables.flatMap { try db.rows("SELECT name, sql FROM main.sqlite_schema WHERE type = 'trigger' AND tbl_name = ? COLLATE NOCASE", .text($0)) }
+            .map { (name: $0[0].string ?? "", sql: $0[1].string ?? "") }
+            .sorted { $0.name < $1.name }
     }
 
     /// Columns both copies have, so a live schema with extra columns still works.
@@ -171,36 +329,74 @@ public final class RowRecovery {
 
     private func selection(_ table: String) throws -> (columns: [String], from: String) {
         let k = try key(table)
-        var columns = try sharedColumns(table)
-        if k.columns == ["rowid"] { columns.insert("rowid", at: 0) }
-        let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(Self.slots(k)) FROM \(keyTables[table]!))"
+        // Never the rowid of a table without a key: it means nothing in live, which gives the rows new ones.
+        let columns = try sharedColumns(table)
+        let from = "FROM snap.\(Database.quote(table)) WHERE \(k.tuple()) IN (SELECT \(Self.slots(k)) FROM \(keyTables[table]!) WHERE held = 0)"
         return (columns, from)
     }
 
     /// Writes the INSERT statements for review (the plan must have run).
+    ///
+    /// SQL cannot switch triggers off, so the file drops live's triggers on the
+    /// recovered tables inside its transaction and creates them again, as they
+    /// are now, before COMMIT: running it fires none of them, like `--apply`.
     public func writeSQL(to path: String, header: String) throws {
-        var text = "-- \(header)\n-- Review, then run with: sqlite3 \(livePath) < \(path)\nPRAGMA foreign_keys = ON;\nBEGIN IMMEDIATE;\nPRAGMA defer_foreign_keys = ON;\n"
+        let triggers = try triggers(on: (lastPlan?.tables ?? []).filter { $0.rows > 0 }.map(\.table))
+        var text = "-- \(header)\n-- Review, then run with: sqlite3 \(livePath) < \(path)\n"
+        if !triggers.isEmpty {
+            text += """
+                -- Live's triggers on these tables are not run, as with --apply (recovered rows are
+                -- not new events): \(triggers.map(\.name).joined(separator: ", ")).
+                -- The file drops them inside its transaction and creates them again, exactly as
+                -- they were when it was written, before COMMIT. Run it soon, or write it again.
+
+                """
+        }
+        let held = (lastPlan?.tables ?? []).filter { $0.heldBack > 0 }
+        if !held.isEmpty {
+            text += "-- Rows held back, not in this file (a UNIQUE value of theirs is in live in another row, or they depend on one): "
+                + held.map { "\($0.table) \($0.heldBack)" }.joined(separator: ", ") + ".\n"
+        }
+        // The shell goes on after a failed statement and would COMMIT the rest: stop instead
+        // (the open transaction is rolled back when sqlite3 exits).
+        text += ".bail on\nPRAGMA foreign_keys = ON;\nBEGIN IMMEDIATE;\nPRAGMA defer_foreign_keys = ON;\n"
+        for trigger in triggers { text += "DROP TRIGGER main.\(Database.quote(trigger.name));\n" }
         let temporary = DurableFile.temporaryName(for: path)
         let file = try FileHandleFD(creating: temporary, mode: 0o600)
         do {
+            // Bytes, not Swift strings: text that is not valid UTF-8 is written as it is stored.
+            var buffer = Array(text.utf8)
             for table in order {
                 let (columns, from) = try selection(table)
-                let values = columns.map { "quote(\($0))" }.joined(separator: " || ', ' || ")
-                let statement = try db.prepare("SELECT 'INSERT INTO \(Database.quote(table).replacingOccurrences(of: "'", with: "''")) (\(columns.joined(separator: ", ").replacingOccurrences(of: "'", with: "''"))) VALUES (' || \(values) || ');' \(from) ORDER BY 1")
-                text += "-- \(table)\n"
+                let values = columns.map(Self.literal).joined(separator: " || ', ' || ")
+                let statement = try db.prepare("SELECT CAST('INSERT INTO \(Database.quote(table).replacingOccurrences(of: "'", with: "''")) (\(columns.joined(separator: ", ").replacingOccurrences(of: "'", with: "''"))) VALUES (' || \(values) || ');' AS BLOB) \(from) ORDER BY 1")
+                buffer += Array("-- \(table)\n".utf8)
                 while try statement.step() {
-                    text += (statement.string(at: 0) ?? "") + "\n"
-                    if text.utf8.count > 1 << 20 { try file.write(Array(text.utf8)); text = "" }
+                    if case .blob(let bytes) = statement.value(at: 0) { buffer += bytes }
+                    buffer.append(UInt8(ascii: "\n"))
+                    if buffer.count > 1 << 20 { try file.write(buffer); buffer.removeAll(keepingCapacity: true) }
                 }
             }
-            text += "COMMIT;\n"
-            try file.write(Array(text.utf8))
+            for trigger in triggers { buffer += Array((trigger.sql + ";\n").utf8) }
+            buffer += Array("COMMIT;\n".utf8)
+            try file.write(buffer)
             try file.sync()
             try DurableFile.commit(temporary: temporary, to: path)
         } catch {
             unlink(temporary)
             throw error
         }
+    }
+
+    /// SQL that turns column `c` into a literal reading back byte for byte:
+    /// quote() cuts text at a NUL (so such text is written as its bytes cast to
+    /// text) and writes infinities as `Inf`, which SQL reads as a column name.
+    static func literal(_ c: String) -> String {
+        """
+        CASE WHEN typeof(\(c)) = 'text' AND instr(CAST(\(c) AS BLOB), X'00') > 0 THEN 'CAST(X''' || hex(\(c)) || ''' AS TEXT)' \
+        WHEN typeof(\(c)) = 'real' AND abs(\(c)) = 9e999 THEN (CASE WHEN \(c) > 0 THEN '9e999' ELSE '-9e999' END) \
+        ELSE quote(\(c)) END
+        """
     }
 
     /// Plans and applies in one write transaction. `beforeChange` runs once the
@@ -219,14 +415,19 @@ public final class RowRecovery {
             try db.execute("PRAGMA defer_foreign_keys = ON")
             for table in order {
                 let (columns, from) = try selection(table)
-                try db.execute("INSERT INTO main.\(Database.quote(table)) (\(columns.joined(separator: ", "))) SELECT \(columns.joined(separator: ", ")) \(from)")
+                do {
+                    try db.execute("INSERT INTO main.\(Database.quote(table)) (\(columns.joined(separator: ", "))) SELECT \(columns.joined(separator: ", ")) \(from)")
+                } catch let error as SQLiteError where error.primaryCode == SQLITE_CONSTRAINT {
+                    // A partial or expression UNIQUE index, a CHECK live added…: the plan could not see it coming.
+                    throw RecoveryError.constraintViolation(table: table, error.message)
+                }
             }
-            do { try db.execute("COMMIT") } catch let error as SQLiteError where error.primaryCode == 19 {
+            do { try db.execute("COMMIT") } catch let error as SQLiteError where error.primaryCode == SQLITE_CONSTRAINT {
                 throw RecoveryError.foreignKeyViolation(error.message)
             }
             return plan
         } catch {
-            try? db.execute("ROLLBACK")
+            try? db.execute("ROLLBACK")     // the first error is the one to report
             throw error
         }
     }
@@ -234,7 +435,14 @@ public final class RowRecovery {
     /// Plans inside a read transaction (for `--sql`).
     public func planForReview() throws -> RecoveryPlan {
         try db.execute("BEGIN")
-        defer { try? db.execute("COMMIT") }
-        return try plan()
+        do {
+            let plan = try plan()
+            // The plan's temp tables were written in it: a failing COMMIT is reported.
+            try db.execute("COMMIT")
+            return plan
+        } catch {
+            try? db.execute("ROLLBACK")     // the first error is the one to report
+            throw error
+        }
     }
 }

@@ -5,7 +5,7 @@ public struct TriageResult: Sendable {
     public var verification: VerificationResult
     public var scratchPath: String
     public var diff: RowCountDiff
-    /// Per table, rows this snapshot has that live lacks, and rows only live has (by primary key).
+    /// Per table, rows this snapshot has that live lacks, and rows only live has (by key, see TableKey).
     public var rowDiffs: [String: TableRowDiff]
     public var snapshot: SnapshotRecord { verification.snapshot }
 
@@ -34,7 +34,7 @@ extension Int64 {
 
 /// Incident triage: restores snapshots into the scratch folder (kept for the
 /// next step) concurrently, verifies each, and compares them with the live
-/// database — counts and rows by primary key. Live is opened read-only.
+/// database — counts, and rows by key (see TableKey). Live is opened read-only.
 public struct Triage {
     public let verifier: SnapshotVerifier
     public var concurrency = max(1, ProcessInfo.processInfo.activeProcessorCount)
