@@ -17,7 +17,7 @@ struct ScheduleCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                guard let zone = TimeZone(identifier: tz) else { throw UsageError("unknown time zone \"\(tz)\" (use an IANA name like Asia/Shanghai)") }
+                let zone = try TimeZoneName.resolve(tz)
                 guard (1...1000).contains(n) else { throw UsageError("-n must be 1-1000") }
                 let expression = try CronExpression(cron)
                 let start = try after.map { text -> Date in

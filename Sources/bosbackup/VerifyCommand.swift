@@ -33,7 +33,8 @@ struct VerifyCommand: AsyncParsableCommand {
                     throw error   // a usage or config mistake is the command's answer, not one snapshot's
                 } catch {
                     errors.append((snapshot, error))
-                    if !json { Console.out(Console.red("ERROR") + "   \(snapshot.id)  \(snapshot.name)  could not be checked: \(error)") }
+                    // A diagnostic, on stderr; the others' results still follow on stdout.
+                    Console.error("snapshot \(snapshot.id) (\(snapshot.name)) could not be checked: \(error)")
                 }
             }
             if json {

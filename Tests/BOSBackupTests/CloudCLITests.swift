@@ -78,6 +78,35 @@ final class CloudCLITests: XCTestCase {
         XCTAssertTrue(objects.allSatisfy { $0.hasSuffix(".db.gz.enc") }, "\(objects)")
     }
 
+    /// `check` tries everything the policy needs; a missing bucket or a key
+    /// file others can read is one FAIL line and exit 1.
+    func testCheckTriesEveryPartOfThePolicy() throws {
+        var result = try run("check", "--config", config)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        let lines = result.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 5, result.stdout)   // source, catalog folder, scratch, nas, cloud
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("ok") }, result.stdout)
+        XCTAssertTrue(result.stdout.contains("WAL"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("target cloud: reachable, probe written, read back and deleted"), result.stdout)
+        let leftovers = try runAsync { try await self.moto.target(bucket: self.bucket, prefix: "prod").list(prefix: "") }
+        XCTAssertEqual(leftovers.map(\.key), [], "the probe was deleted")
+
+        try writePolicy(bucket: "no-such-bucket-\(UInt32.random(in: 0...UInt32.max))")
+        chmod(dir.file("cloud.key"), 0o644)
+        result = try run("check", "--config", config)
+        XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("FAIL  target cloud"), result.stdout)
+        chmod(dir.file("cloud.key"), 0o600)
+        result = try run("check", "--config", config)
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stdout.contains("FAIL  target cloud") && result.stdout.contains("NoSuchBucket"), result.stdout)
+
+        // backup finds it before it compresses anything: the access check is what fails.
+        let backup = try run("backup", "--config", config, "--job", "cloud-daily")
+        XCTAssertEqual(backup.status, 1, backup.stderr)
+        XCTAssertTrue(backup.stderr.contains("access check") && backup.stderr.contains("NoSuchBucket"), backup.stderr)
+    }
+
     func testEncryptedMultipartCycleThroughS3() throws {
         let first = try run("run", "--config", config, "--now", "2026-11-29T22:05:00+08:00")
         XCTAssertEqual(first.status, 0, first.stdout + first.stderr)

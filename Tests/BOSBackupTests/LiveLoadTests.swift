@@ -32,7 +32,7 @@ final class LiveLoadTests: XCTestCase {
     /// Waits (bounded) until the writer has committed `more` orders beyond `from`.
     func waitForOrders(_ live: String, from: Int64, more: Int64) throws {
         let deadline = Date().addingTimeInterval(120)
-        let db = try Database(path: live, mode: .readOnly)
+        let db = try Database(path: live, mode: .readOnly, busyTimeoutMs: 60_000)
         while Date() < deadline, try db.int("SELECT count(*) FROM orders") < from + more {}
     }
 
@@ -42,12 +42,12 @@ final class LiveLoadTests: XCTestCase {
             let live = dir.file("live.db"), stop = dir.file("stop")
             try Fixtures.sampleDatabase(at: live, orders: 6_000, wal: wal)
             // Baseline: the same writer for 1,500 orders with no backup running.
-            var orders = try Database(path: live, mode: .readOnly).int("SELECT count(*) FROM orders")
+            var orders = try Database(path: live, mode: .readOnly, busyTimeoutMs: 60_000).int("SELECT count(*) FROM orders")
             let baselineWriter = try writer(live, stopFile: stop)
             try waitForOrders(live, from: orders, more: 1_500)
             let baseline = try finish(baselineWriter, stopFile: stop)
 
-            orders = try Database(path: live, mode: .readOnly).int("SELECT count(*) FROM orders")
+            orders = try Database(path: live, mode: .readOnly, busyTimeoutMs: 60_000).int("SELECT count(*) FROM orders")
             let loaded = try writer(live, stopFile: stop)
             try waitForOrders(live, from: orders, more: 50)
             var snapshots: [[String: Any]] = []

@@ -58,7 +58,8 @@ public struct PolicyLoader {
         var policy = Policy()
         if let node = top["timezone"] {
             let name = try string(node, "timezone")
-            guard let zone = TimeZone(identifier: name) else { throw fail(node, "timezone", "unknown time zone \"\(name)\" (use an IANA name like Asia/Shanghai)") }
+            let zone: TimeZone
+            do { zone = try TimeZoneName.resolve(name) } catch let error as TimeZoneError { throw fail(node, "timezone", error.description) }
             policy.timeZone = zone
         }
         if let node = top["source"] {

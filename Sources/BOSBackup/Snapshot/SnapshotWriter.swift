@@ -62,6 +62,7 @@ public struct SnapshotWriter {
                        progress: ((BackupProgress) -> Void)? = nil) async throws -> SnapshotRecord {
         let started = clock.now()
         let source = try ConsistentCopy.openSource(request.sourcePath)
+        try await target.checkAccess()
         try PrivateFolder.prepare(request.scratch)
         let id = try newID()
         let image = try ConsistentImage.take(

@@ -54,6 +54,10 @@ public protocol Target: AnyObject {
     func list(prefix: String) async throws -> [ObjectInfo]
     /// Deletes an object; deleting a missing object is not an error.
     func delete(key: String) async throws
+    /// The cheap check before a backup starts compressing: the place exists
+    /// and our credentials are accepted (a missing bucket, a wrong key or an
+    /// unmounted folder fails here, in a second, not after the whole snapshot).
+    func checkAccess() async throws
 }
 
 /// Opens the right target for a URL, or for a policy's target (with its

@@ -34,6 +34,16 @@ public final class FileTarget: Target {
         }
     }
 
+    /// The root folder, or the folder it will be made in, exists and is ours to write.
+    public func checkAccess() async throws {
+        var existing = root
+        while !DurableFile.exists(existing) && existing != "/" { existing = (existing as NSString).deletingLastPathComponent }
+        if existing == root { try PrivateFolder.check(root) }
+        guard access(existing, W_OK) == 0 else {
+            throw TargetError.notWritable("target folder \(existing) is not writable: \(String(cString: strerror(errno)))")
+        }
+    }
+
     public func put(key: String, data: Data) async throws {
         let final = path(for: key)
         let folder = (final as NSString).deletingLastPathComponent

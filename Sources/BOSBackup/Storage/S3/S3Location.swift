@@ -17,7 +17,7 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     }
 
     public static let defaultRegion = "us-east-1"
-    public static let queryParameters = ["region", "endpoint", "addressing", "credentials_file", "profile", "part_size"]
+    public static let queryParameters = ["region", "endpoint", "addressing", "credentials_file", "profile", "part_size", "retry_for"]
 
     public let bucket: String
     /// Key prefix without leading or trailing `/`; empty for the bucket root.
@@ -30,6 +30,8 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     public let profile: String?
     /// Multipart part size asked for in the URL (`part_size=16MiB`), if any.
     public var partSize: Int?
+    /// How long one request may keep retrying a throttling or failing server (`retry_for=2m`).
+    public var retryFor: TimeInterval?
 
     public init(bucket: String, prefix: String = "", region: String? = nil, endpoint: URL? = nil,
                 addressing: Addressing? = nil, credentialsFile: String? = nil, profile: String? = nil) throws {
@@ -114,6 +116,12 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
                 throw S3LocationError("invalid part_size '\(raw)': use 5MiB to 5GiB, e.g. part_size=16MiB")
             }
             partSize = size
+        }
+        if let raw = params["retry_for"] {
+            guard let seconds = Duration.parse(raw), seconds <= 86_400 else {
+                throw S3LocationError("invalid retry_for '\(raw)': a duration such as 2m, 90s or 10m (at most 1d)")
+            }
+            retryFor = seconds
         }
     }
 

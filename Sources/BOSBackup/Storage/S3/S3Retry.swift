@@ -9,6 +9,11 @@ import Foundation
 /// (`sleep = random(0, min(maxDelay, baseDelay × 2^(retry-1)))`), bounded both in attempts
 /// and in total time since the first attempt. Everything else (400, 403, 404, signature and
 /// credential errors, ...) fails at once. Every attempt is signed anew, with a fresh date.
+///
+/// Throttling (429, 503, `SlowDown`, a 500 asking to "reduce your request rate") is the
+/// server telling us to wait, not failing: it is retried by time alone — until
+/// `maxTotalTime` (the target's `retry_for`, 2 minutes unless set), waiting what the
+/// server's `Retry-After` asks where it says — not given up after a few attempts.
 public struct S3RetryPolicy: Sendable {
     /// Total attempts, the first included (1 = no retry).
     public var maxAttempts: Int
@@ -75,10 +80,25 @@ struct S3Failure: Error {
     /// Server message or network error text; never contains a credential.
     var detail: String
     var retryable: Bool
+    /// The server asks us to slow down: retried by time, not by attempts.
+    var throttled = false
+    /// Seconds the server's `Retry-After` asked for.
+    var retryAfter: Double?
 
-    static func http(status: Int, code: String?, message: String?) -> S3Failure {
-        S3Failure(kind: .http(status: status, code: code), detail: message ?? "",
-                  retryable: isRetryable(status: status, code: code))
+    static func http(status: Int, code: String?, message: String?, retryAfter: Double? = nil) -> S3Failure {
+        var failure = S3Failure(kind: .http(status: status, code: code), detail: message ?? "",
+                                retryable: isRetryable(status: status, code: code))
+        failure.throttled = isThrottling(status: status, code: code, message: message)
+        failure.retryAfter = retryAfter
+        return failure
+    }
+
+    static let throttlingCodes: Set<String> = ["SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable"]
+
+    static func isThrottling(status: Int, code: String?, message: String?) -> Bool {
+        if let code, throttlingCodes.contains(code) { return true }
+        if status == 429 || status == 503 { return true }
+        return status == 500 && (message ?? "").lowercased().contains("reduce your request rate")
     }
 
     static func network(_ detail: String) -> S3Failure {
@@ -198,11 +218,11 @@ extension S3RetryPolicy {
                                      attempts: number, elapsed: elapsed, gaveUp: gaveUp)
                 }
                 guard failure.retryable else { throw fail(nil) }
-                guard number < maxAttempts else {
+                guard number < maxAttempts || (failure.throttled && maxAttempts > 1) else {
                     throw fail(maxAttempts > 1 ? "giving up: \(maxAttempts) attempts" : nil)
                 }
                 try Task.checkCancellation()
-                let pause = delay(beforeRetry: number)
+                let pause = failure.retryAfter.map { min($0, maxDelay) } ?? delay(beforeRetry: number)
                 guard elapsed + pause < maxTotalTime else {
                     throw fail("giving up: retry time limit \(Int(maxTotalTime))s reached")
                 }

@@ -83,6 +83,7 @@ public final class S3Target: Target {
                                                      profile: location.profile)
         var options = options
         if let partSize = location.partSize { options.partSize = partSize }
+        if let retryFor = location.retryFor { options.retry.maxTotalTime = retryFor }
         return S3Target(location: location, credentials: credentials, options: options)
     }
 
@@ -177,6 +178,20 @@ public final class S3Target: Target {
         }
     }
 
+    /// One ListObjectsV2 of at most one key: answers NoSuchBucket, AccessDenied or a bad
+    /// signature without moving data.
+    public func checkAccess() async throws {
+        try await mapErrors {
+            var query = [URLQueryItem(name: "list-type", value: "2"), URLQueryItem(name: "max-keys", value: "1")]
+            let prefix = location.objectKey("")
+            if !prefix.isEmpty { query.append(URLQueryItem(name: "prefix", value: prefix)) }
+            let url = location.bucketURL(query: query)
+            _ = try await options.retry.run(operation: "ListObjectsV2 (access check)", resource: bucketResource) { _ in
+                try await send(.GET, url: url)
+            }
+        }
+    }
+
     public func list(prefix: String) async throws -> [ObjectInfo] {
         let fullPrefix = location.objectKey(prefix)
         let strip = location.prefix.isEmpty ? 0 : location.prefix.count + 1
@@ -201,11 +216,21 @@ public final class S3Target: Target {
     }
 
     /// Aborts every multipart upload in progress under the target's prefix; returns how many.
+    /// Housekeeping, not the job: it gets `budget` seconds in all (with its retries), so an
+    /// unreachable endpoint costs a run seconds, not minutes; what is left, the next run aborts.
     @discardableResult
-    public func abortStaleUploads() async throws -> Int {
-        try await mapErrors {
-            let uploads = try await listMultipartUploads(fullPrefix: location.objectKey(""))
-            for upload in uploads { try await abortMultipartUpload(fullKey: upload.key, uploadID: upload.uploadID) }
+    public func abortStaleUploads(budget: Double = 20) async throws -> Int {
+        var bounded = options
+        bounded.retry.maxTotalTime = min(bounded.retry.maxTotalTime, budget)
+        bounded.retry.maxAttempts = min(bounded.retry.maxAttempts, 3)
+        bounded.requestTimeout = min(bounded.requestTimeout, budget / 2)   // a silent server, not only a refusing one
+        let housekeeping = S3Target(location: location, credentials: credentials, options: bounded)
+        let deadline = S3RetryPolicy.monotonicSeconds() + budget
+        return try await mapErrors {
+            let uploads = try await housekeeping.listMultipartUploads(fullPrefix: location.objectKey(""))
+            for upload in uploads where S3RetryPolicy.monotonicSeconds() < deadline {
+                try await housekeeping.abortMultipartUpload(fullKey: upload.key, uploadID: upload.uploadID)
+            }
             return uploads.count
         }
     }
@@ -263,7 +288,8 @@ public final class S3Target: Target {
         }
         let status = Int(response.status.code)
         guard (200..<300).contains(status) else {
-            throw Self.httpFailure(status: status, reason: response.status.reasonPhrase, body: data)
+            throw Self.httpFailure(status: status, reason: response.status.reasonPhrase, body: data,
+                                   retryAfter: response.headers.first(name: "retry-after"))
         }
         return Response(status: status, headers: response.headers, body: data)
     }
@@ -295,12 +321,14 @@ public final class S3Target: Target {
         }
     }
 
-    static func httpFailure(status: Int, reason: String, body: Data) -> S3Failure {
+    static func httpFailure(status: Int, reason: String, body: Data, retryAfter: String? = nil) -> S3Failure {
+        // Retry-After in seconds (the HTTP-date form is rare from S3 servers and is ignored).
+        let wait = retryAfter.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }.map { max(0, $0) }
         if let document = S3XML.error(body) {
-            return .http(status: status, code: document.code, message: document.message)
+            return .http(status: status, code: document.code, message: document.message, retryAfter: wait)
         }
         // HEAD answers, and some proxies, have no XML body.
-        return .http(status: status, code: nil, message: reason)
+        return .http(status: status, code: nil, message: reason, retryAfter: wait)
     }
 
     static func transportFailure(_ error: Error, while doing: String) -> Error {
@@ -386,7 +414,8 @@ public final class S3Target: Target {
                     throw S3Failure(kind: .integrity, detail: "the object changed while it was being downloaded",
                                     retryable: false)
                 }
-                throw Self.httpFailure(status: status, reason: response.status.reasonPhrase, body: body)
+                throw Self.httpFailure(status: status, reason: response.status.reasonPhrase, body: body,
+                                       retryAfter: response.headers.first(name: "retry-after"))
             }
             let length = response.headers.first(name: "content-length").flatMap { Int64($0) }
             if received == 0 {

@@ -1,0 +1,123 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One line of `bosbackup check`.
+public struct PreflightCheck: Sendable {
+    public var subject: String
+    public var ok: Bool
+    public var detail: String
+}
+
+/// Everything a policy needs, tried before the night it is needed: the
+/// source readable (and in which journal mode), the catalog and scratch
+/// folders usable and private, every target reachable and writable (a small
+/// probe object written, read back and deleted), its key file private, and
+/// room for the next snapshot on local disks.
+public struct Preflight {
+    public let policy: Policy
+    public let catalogPath: String?
+    public let scratch: String
+    public let clock: Clock
+    /// Opens a policy target (with its key and credentials).
+    public let open: (Policy.TargetConfig) throws -> Target
+
+    public init(policy: Policy, catalogPath: String?, scratch: String, clock: Clock,
+                open: @escaping (Policy.TargetConfig) throws -> Target) {
+        self.policy = policy
+        self.catalogPath = catalogPath
+        self.scratch = scratch
+        self.clock = clock
+        self.open = open
+    }
+
+    public func run() async -> [PreflightCheck] {
+        var checks: [PreflightCheck] = []
+        let sizes = lastSnapshotSizes()
+        checks.append(source())
+        checks.append(folder("catalog folder", catalogPath.map { ($0 as NSString).deletingLastPathComponent }))
+        checks.append(folder("scratch", scratch, needs: sizes.largestDatabase))
+        for target in policy.targets {
+            checks.append(await self.target(target, needs: sizes.stored[target.name] ?? 0))
+        }
+        return checks
+    }
+
+    private func source() -> PreflightCheck {
+        guard let path = policy.sourceDatabase else { return PreflightCheck(subject: "source", ok: false, detail: "the policy names no source database") }
+        do {
+            let db = try ConsistentCopy.openSource(path)
+            let mode = try db.scalar("PRAGMA journal_mode")?.string ?? "?"
+            let size = DurableFile.fileSize(path) ?? 0
+            let note = mode == "wal" ? "WAL: snapshots read it directly, no scratch copy" : "\(mode) journal: each snapshot is copied to scratch first"
+            return PreflightCheck(subject: "source \(path)", ok: true, detail: "readable, \(Self.bytes(size)), \(note)")
+        } catch {
+            return PreflightCheck(subject: "source \(path)", ok: false, detail: "\(error)")
+        }
+    }
+
+    /// A folder bosbackup writes into: private (or its parent, if it is still to be made), with room.
+    private func folder(_ what: String, _ path: String?, needs: Int64 = 0) -> PreflightCheck {
+        guard let path else { return PreflightCheck(subject: what, ok: false, detail: "not configured") }
+        do {
+            var existing = path
+            while !DurableFile.exists(existing) && existing != "/" { existing = (existing as NSString).deletingLastPathComponent }
+            if existing == path { try PrivateFolder.check(path) }
+            guard access(existing, W_OK) == 0 else { throw FileError("write into", existing) }
+            let free = Self.freeBytes(existing)
+            if let free, free < needs {
+                return PreflightCheck(subject: "\(what) \(path)", ok: false,
+                                      detail: "\(Self.bytes(free)) free, the last snapshot needed \(Self.bytes(needs))")
+            }
+            let made = existing == path ? "" : " (will be created)"
+            return PreflightCheck(subject: "\(what) \(path)", ok: true, detail: "private, writable\(made)" + (free.map { ", \(Self.bytes($0)) free" } ?? ""))
+        } catch {
+            return PreflightCheck(subject: "\(what) \(path)", ok: false, detail: "\(error)")
+        }
+    }
+
+    private func target(_ config: Policy.TargetConfig, needs: Int64) async -> PreflightCheck {
+        let subject = "target \(config.name)"
+        let began = Date()
+        do {
+            let target = try open(config)    // loads the key file: refused unless it is private
+            try await target.checkAccess()
+            let key = ".bosbackup-probe-\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let probe = Data("bosbackup check \(ISO8601.string(clock.now()))\n".utf8)
+            try await target.put(key: key, data: probe)
+            let back = try await target.get(key: key)
+            try await target.delete(key: key)
+            guard back == probe else { return PreflightCheck(subject: subject, ok: false, detail: "the probe object read back differs") }
+            var detail = "reachable, probe written, read back and deleted in \(String(format: "%.1f", Date().timeIntervalSince(began))) s"
+            if config.encryptionKeyFile != nil { detail += "; key file private" }
+            if let folder = (target.backend as? FileTarget)?.root, let free = Self.freeBytes(folder) {
+                if free < needs {
+                    return PreflightCheck(subject: subject, ok: false, detail: "\(Self.bytes(free)) free, the last snapshot took \(Self.bytes(needs))")
+                }
+                detail += ", \(Self.bytes(free)) free"
+            }
+            return PreflightCheck(subject: subject, ok: true, detail: detail)
+        } catch {
+            return PreflightCheck(subject: subject, ok: false, detail: "\(error)")
+        }
+    }
+
+    /// From the catalog, when there is one: the newest snapshot's size per target, and the
+    /// largest database. A hint for the space checks only: no catalog yet means no estimate.
+    private func lastSnapshotSizes() -> (stored: [String: Int64], largestDatabase: Int64) {
+        guard let catalogPath, let catalog = try? Catalog(readingAt: catalogPath, clock: clock),
+              let snapshots = try? catalog.snapshots() else { return ([:], 0) }
+        var stored: [String: Int64] = [:]
+        for s in snapshots.sorted(by: { $0.takenAt < $1.takenAt }) { stored[s.target] = s.storedBytes }
+        return (stored, snapshots.map(\.bytes).max() ?? 0)
+    }
+
+    static func freeBytes(_ path: String) -> Int64? {
+        var st = statvfs()
+        guard statvfs(path, &st) == 0 else { return nil }
+        return Int64(st.f_bavail) * Int64(st.f_frsize)
+    }
+
+    static func bytes(_ n: Int64) -> String { ByteCount.format(n) }
+}
