@@ -133,12 +133,16 @@ final class CloudCLITests: XCTestCase {
         let catalogBytes = try Data(contentsOf: URL(fileURLWithPath: dir.file("catalog.db")))
         XCTAssertNil(catalogBytes.range(of: Data(MotoServer.credentials.secretAccessKey.utf8)))
 
-        // The wrong key: exit 4, "wrong key", never a crash.
+        // The wrong key: a configuration error (exit 2) that says "key", and no damage verdict
+        // on the healthy snapshot (it once was exit 4, recorded FAILED, status red for a week).
+        let verdictBefore = try Catalog(path: dir.file("catalog.db")).lastVerification(of: cloud.id)
         XCTAssertEqual(try run("key", "generate", dir.file("other.key")).status, 0)
         try writePolicy(bucket: bucket, key: "other.key")
         let wrong = try run("verify", "--snapshot", cloud.id, "--config", config)
-        XCTAssertEqual(wrong.status, 4, wrong.stdout + wrong.stderr)
-        XCTAssertTrue(wrong.stdout.contains("wrong key"), wrong.stdout)
+        XCTAssertEqual(wrong.status, 2, wrong.stdout + wrong.stderr)
+        XCTAssertTrue(wrong.stderr.contains("wrong key"), wrong.stderr)
+        XCTAssertEqual(wrong.stderr.split(separator: "\n").count, 1, wrong.stderr)
+        XCTAssertEqual(try Catalog(path: dir.file("catalog.db")).lastVerification(of: cloud.id), verdictBefore, "nothing recorded")
     }
 
     func testPlainMultipartCycleThroughS3IsGzipAtRest() throws {

@@ -220,7 +220,7 @@ final class EncryptionTests: XCTestCase {
             let text = "\(error!)"
             XCTAssertTrue(text.contains("wrong key"), text)
             XCTAssertTrue(text.contains("encrypted with key \(key.id), not with \(other.id)"), text)
-            XCTAssertEqual((error as? CategorizedError)?.category, .mismatch)
+            XCTAssertEqual((error as? CategorizedError)?.category, .input, "a configuration mistake, not damage")
         }
         // Even when the stream is cut before its first chunk is complete.
         let cut = Array(blob[..<(H + 10)])
@@ -481,10 +481,11 @@ final class EncryptionTests: XCTestCase {
 
     func testErrorsAreMismatchAndNamed() {
         let errors: [EncryptionError] = [
-            .badHeader("x"), .unsupportedVersion(9), .keyMismatch(streamKeyID: "aaaaaaaa", givenKeyID: "bbbbbbbb"),
-            .authenticationFailed(chunk: 3), .truncated("x"), .corrupted("x"),
+            .badHeader("x"), .unsupportedVersion(9), .authenticationFailed(chunk: 3), .truncated("x"), .corrupted("x"),
         ]
         for error in errors { XCTAssertEqual(error.category, .mismatch, "\(error)") }
+        // A wrong key is the configuration's mistake, not the snapshot's damage.
+        XCTAssertEqual(EncryptionError.keyMismatch(streamKeyID: "aaaaaaaa", givenKeyID: "bbbbbbbb").category, .input)
         XCTAssertTrue("\(EncryptionError.authenticationFailed(chunk: 3))".contains("wrong key or corrupted"))
         XCTAssertTrue("\(EncryptionError.truncated("x"))".contains("truncated"))
         XCTAssertEqual(EncryptionError.invalidChunkSize(0).category, .input)

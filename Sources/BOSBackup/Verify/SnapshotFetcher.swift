@@ -79,6 +79,9 @@ public struct SnapshotFetcher {
             _ = parallel?.finish()
             if case .notFound = error { outcome.problems.append("missing: \(error)"); return outcome }
             throw error
+        } catch let error as EncryptionError where error.category == .input {
+            _ = parallel?.finish()
+            throw error     // a wrong key: no verdict on the snapshot
         } catch let error as EncryptionError {
             // Wrong key, or the encrypted object was damaged or cut short.
             outcome.problems.append("decrypt: \(error)")

@@ -23,7 +23,9 @@ public enum EncryptionError: Error, CategorizedError, CustomStringConvertible, S
 
     public var category: ErrorCategory {
         switch self {
-        case .invalidChunkSize: return .input
+        // The policy gives another key than the one the snapshot was made with: the
+        // operator's configuration, which says nothing about the snapshot's health.
+        case .invalidChunkSize, .keyMismatch: return .input
         case .misuse: return .failure
         default: return .mismatch
         }
