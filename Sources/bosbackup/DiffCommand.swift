@@ -7,9 +7,10 @@ struct DiffCommand: AsyncParsableCommand {
         commandName: "diff",
         abstract: "Row-level diff of a snapshot against the live database, by key.",
         discussion: """
-            Rows missing in live (lost), only in live (newer), and changed, per table. Live is opened read-only.
-            Rows are matched by the primary key, else by a UNIQUE index on NOT NULL columns; a table with
-            neither is compared by whole rows, each copy of a duplicate counting (its keys are whole rows).
+            Rows missing in live (lost), only in live (newer), and changed, per table.
+            Live is opened read-only. Rows are matched by the primary key, else by a
+            UNIQUE index on NOT NULL columns; a table with neither is compared by whole
+            rows, each copy of a duplicate counting (its keys are whole rows).
             """)
 
     @OptionGroup var common: CommonOptions

@@ -7,9 +7,10 @@ struct DrillCommand: AsyncParsableCommand {
         commandName: "drill",
         abstract: "The quarterly restore drill: restore from every target, time each phase, compare with the RTO.",
         discussion: """
-            From every target the newest snapshot and one random older one are fetched, decrypted,
-            decompressed, checksummed, integrity-checked and counted. Writes drill-<time>.md and .html
-            (for an auditor) and records the drill in the catalog. Exits 4 on any failure.
+            From every target the newest snapshot and one random older one are fetched,
+            decrypted, decompressed, checksummed, integrity-checked and counted. Writes
+            drill-<time>.md and .html (for an auditor) and records the drill in the
+            catalog. Exits 4 on any failure.
             """)
 
     @OptionGroup var common: CommonOptions

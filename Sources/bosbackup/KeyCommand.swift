@@ -16,8 +16,10 @@ struct KeyCommand: AsyncParsableCommand {
             try await reporting {
                 let key = EncryptionKey.generate()
                 let folder = (Context.absolute(path) as NSString).deletingLastPathComponent
+                let made = !DurableFile.exists(folder)
                 try DurableFile.makeDirectory(folder)      // 0700 where it creates one
                 try key.write(to: Context.absolute(path))
+                if made { Console.out("created folder \(folder) (mode 0700)") }
                 Console.out("wrote key \(key.id) to \(Context.absolute(path)) (mode 0600); keep a copy apart from the backups")
                 return ExitStatus.ok
             }

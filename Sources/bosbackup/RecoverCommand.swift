@@ -7,10 +7,11 @@ struct RecoverCommand: AsyncParsableCommand {
         commandName: "recover",
         abstract: "Put rows that live lost back from a snapshot, with their dependent rows, without touching newer ones.",
         discussion: """
-            Follows foreign keys: an order comes back with its items, payments and shipments, and with
-            any parent row live lost too. A row whose key exists in live is never overwritten.
-            --sql FILE writes the statements for review; --apply copies the live database aside
-            and then inserts everything in one transaction.
+            Follows foreign keys: an order comes back with its items, payments and
+            shipments, and with any parent row live lost too. A row whose key exists in
+            live is never overwritten. --sql FILE writes the statements for review;
+            --apply copies the live database aside and then inserts everything in one
+            transaction.
             """)
 
     @OptionGroup var common: CommonOptions

@@ -8,11 +8,13 @@ struct RestoreCommand: AsyncParsableCommand {
         abstract: "Triage (--latest N [--live DB]) or a real restore (--snapshot ID --into PATH).",
         discussion: """
             restore --latest 3 --live /var/lib/bos/bos.db
-                restores the 3 newest snapshots into the scratch folder, verifies each and shows
-                per-table rows: cataloged, restored, live, delta = live − restored. Live is read-only.
+                restores the 3 newest snapshots into the scratch folder, verifies each
+                and shows per-table rows: cataloged, restored, live, delta = live −
+                restored. Live is read-only.
             restore --snapshot ID --into PATH [--force]
-                restores one snapshot to PATH; an existing file is only replaced with --force,
-                and is first copied aside (the new path is printed). Stop the BOS first.
+                restores one snapshot to PATH; an existing file is only replaced with
+                --force, and is first copied aside (the new path is printed). Stop the
+                BOS first.
             """)
 
     @OptionGroup var common: CommonOptions

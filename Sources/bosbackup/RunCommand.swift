@@ -7,9 +7,10 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "The cron entry point: run every due job of the policy, then apply retention.",
         discussion: """
-            A job is due when its latest fire time at or before now has no successful run; missed
-            fires coalesce into one catch-up run, and a job that never ran is due at once. One run at
-            a time: a second concurrent run exits 3 at once. Exits 1 if any job failed.
+            A job is due when its latest fire time at or before now has no successful
+            run; missed fires coalesce into one catch-up run, and a job that never ran
+            is due at once. One run at a time: a second concurrent run exits 3 at once.
+            Exits 1 if any job failed.
             """)
 
     @OptionGroup var common: CommonOptions

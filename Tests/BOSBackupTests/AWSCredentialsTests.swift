@@ -21,6 +21,7 @@ final class AWSCredentialsTests: XCTestCase {
     func write(_ text: String, name: String = "credentials") throws -> String {
         let url = tempDir.appendingPathComponent(name)
         try text.write(to: url, atomically: true, encoding: .utf8)
+        chmod(url.path, 0o600)   // as a credentials file must be
         return url.path
     }
 
@@ -143,8 +144,13 @@ final class AWSCredentialsTests: XCTestCase {
         try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: unreadable)
         let notUTF8 = tempDir.appendingPathComponent("binary")
         try Data([0x5B, 0xFF, 0xFE, 0x5D]).write(to: notUTF8)
+        chmod(notUTF8.path, 0o600)
+        let shared = try write("[default]\naws_access_key_id = a\naws_secret_access_key = \(Self.secret)\n", name: "shared")
+        chmod(shared, 0o644)
 
         var cases: [(String, String, AWSCredentialsError)] = [
+            // A secret others can read is refused, as a key file is.
+            (shared, "default", .fileUnreadable(path: shared, reason: "group or others may read it (mode 644); chmod 600 \(shared)")),
             (path, "nosuch", .profileNotFound(profile: "nosuch", path: path)),
             (path, "incomplete", .missingKey(key: "aws_secret_access_key", profile: "incomplete", path: path)),
             (missing, "default", .fileUnreadable(path: missing, reason: "no such file")),
@@ -174,6 +180,7 @@ final class AWSCredentialsTests: XCTestCase {
         let home = tempDir.appendingPathComponent("home")
         try FileManager.default.createDirectory(at: home.appendingPathComponent(".aws"), withIntermediateDirectories: true)
         try Self.sampleFile.write(to: home.appendingPathComponent(".aws/credentials"), atomically: true, encoding: .utf8)
+        chmod(home.appendingPathComponent(".aws/credentials").path, 0o600)
         let other = try write("[default]\naws_access_key_id = AKIAOTHERFILEEXAMPL5\naws_secret_access_key = s\n", name: "other")
         let env = ["HOME": home.path, "AWS_ACCESS_KEY_ID": "AKIAENVIRONMENTEXMP6", "AWS_SECRET_ACCESS_KEY": "s"]
 

@@ -193,3 +193,25 @@ final class ClearWordsTests: XCTestCase {
         }
     }
 }
+
+/// Help reads as written: no paragraph wrapped once by us and again by the
+/// terminal-width wrapper (a word or two orphaned on a line of their own).
+final class HelpTextTests: XCTestCase {
+    func testNoHelpTextIsWrappedTwice() throws {
+        let top = try bosbackup("--help").stdout
+        let commands = top.components(separatedBy: "SUBCOMMANDS:").last!.split(separator: "\n")
+            .compactMap { $0.split(separator: " ").first.map(String.init) }
+            .filter { $0.allSatisfy { $0.isLetter || $0 == "-" } && !$0.isEmpty }
+        XCTAssertGreaterThan(commands.count, 15, top)
+        for command in commands {
+            let lines = try bosbackup("help", command).stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            for (i, line) in lines.enumerated() where i > 0 && i + 1 < lines.count {
+                let words = line.split(separator: " ").count
+                let indent = { (s: String) in s.prefix { $0 == " " }.count }
+                let orphan = words > 0 && words < 3 && lines[i - 1].count >= 70 && indent(lines[i + 1]) > indent(line)
+                    && !line.hasSuffix(":")
+                XCTAssertFalse(orphan, "bosbackup help \(command): orphaned \"\(line)\" after \"\(lines[i - 1])\"")
+            }
+        }
+    }
+}

@@ -23,7 +23,9 @@ public final class Database {
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK, let db else {
-            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            var message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            // "unable to open database file" hides the reason the system gave (permission denied, no such folder).
+            if let db, sqlite3_system_errno(db) != 0 { message += ": " + String(cString: strerror(sqlite3_system_errno(db))) }
             if let db { sqlite3_close_v2(db) }
             throw SQLiteError(code: rc, message: message, path: path)
         }

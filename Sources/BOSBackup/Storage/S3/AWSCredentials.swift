@@ -122,6 +122,11 @@ extension AWSCredentials {
         guard !isDirectory.boolValue else {
             throw AWSCredentialsError.fileUnreadable(path: path, reason: "is a directory")
         }
+        // A secret others can read is refused, as a key file is (ssh does the same).
+        var st = stat()
+        if stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
+            throw AWSCredentialsError.fileUnreadable(path: path, reason: "group or others may read it (mode \(String(st.st_mode & 0o777, radix: 8))); chmod 600 \(path)")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw AWSCredentialsError.fileUnreadable(path: path, reason: "permission denied or I/O error")
         }
