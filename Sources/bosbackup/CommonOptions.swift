@@ -129,4 +129,11 @@ struct Context {
     }
 
     func local(_ date: Date) -> String { ISO8601.string(date, in: timeZone) }
+
+    /// A verifier with this command's scratch and clock, reporting to `progress`.
+    func verifier(_ catalog: Catalog, progress: ProgressLine? = nil) -> SnapshotVerifier {
+        var verifier = SnapshotVerifier(catalog: catalog, clock: clock, scratch: scratch)
+        verifier.progress = progress?.handler
+        return verifier
+    }
 }

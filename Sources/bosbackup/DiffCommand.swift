@@ -25,7 +25,9 @@ struct DiffCommand: AsyncParsableCommand {
             let context = try Context(common)
             let catalog = try context.openCatalog()
             let record = try catalog.snapshot(snapshot)
-            let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+            let progress = ProgressLine()
+            defer { progress.clear() }
+            let verifier = context.verifier(catalog, progress: progress)
             let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
             let diff = try RowDiff(snapshotPath: copy, livePath: Context.absolute(live))
             let tables = try table.map { name -> [String] in

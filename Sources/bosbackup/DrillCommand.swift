@@ -25,7 +25,9 @@ struct DrillCommand: AsyncParsableCommand {
             let lock = try context.lock()
             defer { withExtendedLifetime(lock) {} }
             let folder = report.map(Context.absolute) ?? (catalog.path as NSString).deletingLastPathComponent + "/drills"
-            let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+            let progress = ProgressLine()
+            defer { progress.clear() }
+            let verifier = context.verifier(catalog, progress: progress)
             let outcome = try await DrillJob(verifier: verifier, policy: policy, reportFolder: folder)
                 .run(scheduledFor: nil) { try context.target(for: $0) }
             let result = outcome.result

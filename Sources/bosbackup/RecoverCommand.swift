@@ -28,7 +28,9 @@ struct RecoverCommand: AsyncParsableCommand {
             let context = try Context(common)
             let catalog = try context.openCatalog()
             let record = try catalog.snapshot(snapshot)
-            let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+            let progress = ProgressLine()
+            defer { progress.clear() }
+            let verifier = context.verifier(catalog, progress: progress)
             let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
             let livePath = Context.absolute(live)
             let recovery = try RowRecovery(snapshotPath: copy, livePath: livePath, table: table)

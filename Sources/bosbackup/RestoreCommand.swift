@@ -42,9 +42,12 @@ struct RestoreCommand: AsyncParsableCommand {
 
     private func restoreInto(_ context: Context, _ catalog: Catalog, snapshot id: String, path: String) async throws -> Int32 {
         let record = try catalog.snapshot(id)
+        let progress = ProgressLine()
         var restorer = SnapshotRestorer(catalog: catalog, clock: context.clock)
         restorer.scratch = context.scratch
+        restorer.progress = progress.handler
         let outcome = try await restorer.restore(record, from: try context.target(for: record), into: path, force: force, fullCheck: fullCheck)
+        progress.clear()
         if json {
             Console.json(["id": record.id, "path": outcome.path, "safety_copy": outcome.safetyCopy as Any,
                           "bytes": outcome.bytes, "tables": outcome.tables])
@@ -68,7 +71,9 @@ struct RestoreCommand: AsyncParsableCommand {
         guard count > 0 else { throw UsageError("--latest must be at least 1") }
         let snapshots = Triage.newest(count, from: try catalog.snapshots())
         guard !snapshots.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
-        var verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+        let progress = ProgressLine()
+        defer { progress.clear() }
+        var verifier = context.verifier(catalog, progress: progress)
         // During an incident the question is "which snapshot has my rows"; the full
         // index-content check (minutes per GB on two cores) is for verify and drills.
         verifier.quick = !fullCheck

@@ -19,7 +19,8 @@ struct VerifyCommand: AsyncParsableCommand {
             let context = try Context(common)
             let catalog = try context.openCatalog()
             let snapshots = try context.selectSnapshots(catalog, id: snapshot, latest: latest)
-            var verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
+            let progress = ProgressLine()
+            var verifier = context.verifier(catalog, progress: progress)
             verifier.quick = quick
             var results: [VerificationResult] = []
             var errors: [(snapshot: SnapshotRecord, error: Error)] = []
@@ -27,11 +28,13 @@ struct VerifyCommand: AsyncParsableCommand {
             for snapshot in snapshots {
                 do {
                     let result = try await verifier.verify(snapshot, target: try context.target(for: snapshot))
+                    progress.clear()
                     results.append(result)
                     if !json { VerifyCommand.printResult(result) }
                 } catch let error as CategorizedError where error.category == .input {
                     throw error   // a usage or config mistake is the command's answer, not one snapshot's
                 } catch {
+                    progress.clear()
                     errors.append((snapshot, error))
                     // A diagnostic, on stderr; the others' results still follow on stdout.
                     Console.error("snapshot \(snapshot.id) (\(snapshot.name)) could not be checked: \(error)")

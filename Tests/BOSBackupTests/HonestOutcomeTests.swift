@@ -215,3 +215,28 @@ final class HelpTextTests: XCTestCase {
         }
     }
 }
+
+/// Long commands show where they are on a terminal, and stay quiet in a pipe.
+final class ProgressLineTests: XCTestCase {
+    func testVerifyAndRestoreShowProgressOnATerminalOnly() throws {
+        let dir = TempDir()
+        let live = dir.file("live.db"), catalog = dir.file("catalog.db")
+        try Fixtures.sampleDatabase(at: live, orders: 4_000)
+        XCTAssertEqual(try bosbackup("backup", "--source", live, "--target", "file://" + dir.file("nas"), "--catalog", catalog).status, 0)
+        let commands = [["verify", "--latest", "1", "--catalog", catalog],
+                        ["restore", "--latest", "1", "--live", live, "--catalog", catalog],
+                        ["restore", "--snapshot", try XCTUnwrap(try Catalog(path: catalog).snapshots().first?.id), "--into", dir.file("back.db"), "--catalog", catalog]]
+        for command in commands {
+            let piped = try bosbackup(command)
+            XCTAssertEqual(piped.status, 0, piped.stderr)
+            XCTAssertFalse(piped.stderr.contains("fetching"), "no progress into a pipe: \(piped.stderr)")
+            unlink(dir.file("back.db"))
+            // Under a pseudo-terminal (util-linux `script`), as an operator sees it.
+            let line = ([Fixtures.binary] + command).map { "'\($0)'" }.joined(separator: " ")
+            let terminal = try runProcess("/usr/bin/script", ["-qfec", line, "/dev/null"])
+            XCTAssertEqual(terminal.status, 0, terminal.stdout)
+            XCTAssertTrue(terminal.stdout.contains("\r\u{1B}[Kfetching snapshot") && terminal.stdout.contains("% ("), "\(command): \(terminal.stdout.prefix(400))")
+            unlink(dir.file("back.db"))
+        }
+    }
+}

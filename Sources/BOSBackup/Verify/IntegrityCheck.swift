@@ -40,7 +40,8 @@ public enum IntegrityCheck {
     /// table. The pieces run on `jobs` read connections, biggest first, each
     /// taken by the next free connection. `quick: true` runs `quick_check` alone.
     public static func run(path: String, quick: Bool = false, jobs: Int = BlockGzipWriter.defaultJobs,
-                           weights: [String: Int64] = [:], maxErrors: Int = 20) -> IntegrityReport {
+                           weights: [String: Int64] = [:], maxErrors: Int = 20,
+                           progress: ProgressHandler? = nil, phase: String = "checking integrity") -> IntegrityReport {
         if quick { return pragma("quick_check(\(maxErrors))", path: path, standIn: true) }
         let plans: [(table: String, indexes: [IndexContentCheck.Index]?)]
         do {
@@ -92,12 +93,15 @@ public enum IntegrityCheck {
             }
         }
         work.sort { $0.weight > $1.weight }
-        let next = Locked(0)
+        let next = Locked(0), finished = Locked(Int64(0))
+        let total = Int64(work.count)
         DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, work.count))) { _ in
             while true {
                 let i = next.withValue { value -> Int in defer { value += 1 }; return value }
                 guard i < work.count else { return }
                 work[i].run()
+                let done = finished.withValue { value -> Int64 in value += 1; return value }
+                progress?(ProgressUpdate(phase: phase, done: done, total: total, unit: .items))
             }
         }
         var findings = results.value

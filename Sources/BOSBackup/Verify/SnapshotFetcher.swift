@@ -20,7 +20,12 @@ public struct FetchOutcome: Sendable {
 /// One pass over the data; memory is one chunk, not the snapshot.
 public struct SnapshotFetcher {
     public var jobs: Int
-    public init(jobs: Int = BlockGzipWriter.defaultJobs) { self.jobs = jobs }
+    /// Told the stored bytes read so far, against the stored size.
+    public var progress: ProgressHandler?
+    public init(jobs: Int = BlockGzipWriter.defaultJobs, progress: ProgressHandler? = nil) {
+        self.jobs = jobs
+        self.progress = progress
+    }
 
     /// Restores into `path`, inflating blocks on all cores when the manifest's
     /// block table fits the object, sequentially (zlib, one stream) otherwise.
@@ -62,8 +67,10 @@ public struct SnapshotFetcher {
             try output.write(bytes)
         }
         do {
+            let phase = "fetching snapshot \(snapshot.id)"
             try await target.read(key: snapshot.objectKey) { chunk in
                 stored.update(chunk)
+                progress?(ProgressUpdate(phase: phase, done: stored.count, total: snapshot.storedBytes, unit: .bytes))
                 if let parallel { parallel.feed(chunk); return }
                 // Keep reading after a gzip error so the checksum still covers every byte.
                 if gzipError == nil, let inflater {

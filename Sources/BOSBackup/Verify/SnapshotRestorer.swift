@@ -60,6 +60,7 @@ public struct SnapshotRestorer {
     /// Where the temporary files written beside the destination are listed
     /// while they exist, so a sweep removes them if this process is killed.
     public var scratch: String?
+    public var progress: ProgressHandler?
 
     public init(catalog: Catalog, clock: Clock) {
         self.catalog = catalog
@@ -87,13 +88,14 @@ public struct SnapshotRestorer {
         let temporary = DurableFile.temporaryName(for: path)
         try inflight?.register(temporary)
         defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
-        let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: temporary)
+        let fetched = try await SnapshotFetcher(progress: progress).fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
         var unchecked: [String] = []
         let verified = fullCheck ? nil : try catalog.lastVerification(of: snapshot.id).flatMap { $0.ok ? $0.verifiedAt : nil }
         let structure: StructureCheck = verified.map { .verified(at: $0) } ?? (fullCheck ? .integrityCheck : .quickCheck)
         if fetched.gzipOK && verified == nil {
-            let integrity = IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables)
+            let integrity = IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables,
+                                               progress: progress, phase: "checking snapshot \(snapshot.id)")
             problems += integrity.problems.map { "integrity: \($0)" }
             // Not damage: the bytes are the backup's (SHA-256); say what was not proven.
             unchecked = integrity.unchecked

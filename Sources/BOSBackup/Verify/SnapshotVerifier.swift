@@ -45,6 +45,8 @@ public struct SnapshotVerifier {
     public let clock: Clock
     public let scratch: String
     public var quick = false
+    /// Told how the fetch and the check advance (a progress line).
+    public var progress: ProgressHandler?
 
     public init(catalog: Catalog, clock: Clock, scratch: String) {
         self.catalog = catalog
@@ -78,7 +80,7 @@ public struct SnapshotVerifier {
         defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) } }
         var phase = Date()
         func lap() -> Double { defer { phase = Date() }; return Date().timeIntervalSince(phase) }
-        let fetched = try await SnapshotFetcher().fetch(snapshot, from: target, into: path)
+        let fetched = try await SnapshotFetcher(progress: progress).fetch(snapshot, from: target, into: path)
         let restoreSeconds = lap()
         var integritySeconds = 0.0, countSeconds = 0.0
         var problems = fetched.problems
@@ -87,7 +89,8 @@ public struct SnapshotVerifier {
         var countsOK = false
         var restored: [String: Int64]?
         if fetched.gzipOK {
-            let integrity = IntegrityCheck.run(path: path, quick: quick, weights: snapshot.tables)
+            let integrity = IntegrityCheck.run(path: path, quick: quick, weights: snapshot.tables,
+                                               progress: progress, phase: "checking snapshot \(snapshot.id)")
             integritySeconds = lap()
             integrityOK = integrity.sound
             problems += integrity.problems.map { "integrity: \($0)" }
