@@ -28,7 +28,8 @@ struct StatusCommand: AsyncParsableCommand {
                      "last_success": s.lastSuccess.map { ISO8601.string($0.finishedAt ?? $0.startedAt) } as Any,
                      "last_snapshot_id": s.lastSnapshot?.id as Any, "next": s.next.map(ISO8601.string) as Any,
                      "last_run_status": s.lastRun?.status.rawValue as Any, "last_error": s.lastRun?.error as Any,
-                     "last_verification": s.lastVerification.map { ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt)] } as Any]
+                     "last_verification": s.lastVerification.map { ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt)] } as Any,
+                     "future_runs": s.futureRuns.map { ISO8601.string($0.startedAt) }]
                 }, "drill": ["last": lastDrill.map { ["at": ISO8601.string($0.startedAt), "ok": $0.ok, "report": $0.report as Any,
                                                       "summary": $0.summary] } as Any,
                              "due": nextDrill?.due as Any, "next": nextDrill?.next.map(ISO8601.string) as Any]])
@@ -46,6 +47,12 @@ struct StatusCommand: AsyncParsableCommand {
                     Console.out("drill: last \(last); " + (nextDrill?.due == true ? "DUE now" : "next \(nextDrill?.next.map(context.local) ?? "never")"))
                 }
                 for s in statuses where s.lastRunFailed { Console.out("\(s.job): last run \(s.lastRun?.status.rawValue ?? ""): \(s.lastRun?.error ?? "")") }
+                for s in statuses {
+                    guard let latest = s.futureRuns.first else { continue }
+                    let count = s.futureRuns.count == 1 ? "a run" : "\(s.futureRuns.count) runs"
+                    Console.out("\(s.job): \(count) recorded in the future (latest \(context.local(latest.startedAt))): clock jumped? "
+                        + "ignored for the schedule")
+                }
             }
             let drillFailed = lastDrill.map { !$0.ok } ?? false
             return statuses.contains { $0.overdue || $0.lastRunFailed } || drillFailed ? ExitStatus.failed : ExitStatus.ok

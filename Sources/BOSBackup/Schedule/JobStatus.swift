@@ -11,6 +11,8 @@ public struct JobStatus: Sendable {
     public var next: Date?
     /// No successful run covers the latest fire time that is older than the grace period.
     public var overdue: Bool
+    /// Runs recorded after now, newest first (a clock that was ahead): ignored above, flagged.
+    public var futureRuns: [RunRecord]
     public var lastRunFailed: Bool { lastRun.map { $0.status == .failed || $0.status == .abandoned } ?? false }
 }
 
@@ -29,18 +31,16 @@ public struct StatusReport {
     public func jobs() throws -> [JobStatus] {
         let now = clock.now()
         return try policy.jobs.map { job in
-            let runs = try catalog.runs(job: job.name)
-            let lastSuccess = runs.first { $0.status == .success }
+            let runs = RunHistory(try catalog.runs(job: job.name), at: now)
             let lastSnapshot = try catalog.snapshots(job: job.name).last
             let verification = try lastSnapshot.flatMap { try catalog.lastVerification(of: $0.id) }
             var overdue = false
             if let mustHaveRun = job.cron.previous(atOrBefore: now.addingTimeInterval(-job.grace), in: policy.timeZone) {
-                let covered = runs.filter { $0.status == .success }.map { $0.scheduledFor ?? $0.startedAt }.max()
-                overdue = covered.map { $0 < mustHaveRun } ?? true
+                overdue = runs.coveredFire.map { $0 < mustHaveRun } ?? true
             }
-            return JobStatus(job: job.name, target: job.target, lastRun: runs.first, lastSuccess: lastSuccess,
+            return JobStatus(job: job.name, target: job.target, lastRun: runs.past.first, lastSuccess: runs.lastSuccess,
                              lastSnapshot: lastSnapshot, lastVerification: verification,
-                             next: job.cron.next(after: now, in: policy.timeZone), overdue: overdue)
+                             next: job.cron.next(after: now, in: policy.timeZone), overdue: overdue, futureRuns: runs.future)
         }
     }
 }
@@ -69,6 +69,9 @@ public enum StatusMetrics {
             $0.lastVerification.map { $0.ok ? 1 : 0 }
         }
         metric("next_run_timestamp_seconds", "Unix time of the job's next fire.") { $0.next?.timeIntervalSince1970 }
+        metric("future_runs", "Runs recorded after now (the clock was ahead or jumped); ignored for the schedule.") {
+            Double($0.futureRuns.count)
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 
