@@ -2,7 +2,8 @@
 import Foundation
 import XCTest
 
-/// Issue #12 item 2: a run stamped after now never covers a fire time.
+/// Issue #12 items 2 and 3: a run stamped after now never covers a fire time, and a clock
+/// stepping back never makes retention delete the backup just taken.
 final class ClockJumpTests: ScheduleCLITestCase {
     // MARK: item 2: a clock ahead
 
@@ -37,5 +38,29 @@ final class ClockJumpTests: ScheduleCLITestCase {
         let overdue = try run("status", "--config", config, "--now", "2026-12-13T12:00:00+08:00", "--json")
         XCTAssertEqual(overdue.status, 1)
         XCTAssertEqual((try jsonObject(overdue.stdout)["jobs"] as? [[String: Any]])?.map { $0["overdue"] as? Bool }, [true, true])
+    }
+
+    // MARK: item 3: a clock stepping back
+
+    func testClockSteppingBackNeverDeletesTheBackupJustTaken() throws {
+        try writePolicy()
+        XCTAssertEqual(try run("run", "--config", config, "--now", "2026-12-02T22:30:00+08:00").status, 0)
+        // The clock steps back a day; the run is due (a later-stamped run is from the future).
+        let back = try run("run", "--config", config, "--now", "2026-12-01T22:30:00+08:00")
+        XCTAssertEqual(back.status, 0, back.stdout + back.stderr)
+        let justTaken = try XCTUnwrap(try catalog().runs(job: "cloud-daily").first { $0.startedAt == ISO8601.parse("2026-12-01T22:30:00+08:00") }?.snapshotID,
+                                      back.stdout)
+        XCTAssertEqual(try catalog().snapshots(job: "cloud-daily").map(\.id), [justTaken], "keep_last 1 kept the backup just taken")
+    }
+
+    /// `backup` with the clock behind, then `prune`: newest means last cataloged, not latest stamp.
+    func testPruneKeepsTheLastCatalogedSnapshotNotTheLatestStamped() throws {
+        try writePolicy()
+        XCTAssertEqual(try run("run", "--config", config, "--now", "2026-12-02T22:30:00+08:00").status, 0)
+        let manual = try run("backup", "--config", config, "--job", "cloud-daily", "--now", "2026-11-30T10:00:00+08:00", "--json")
+        XCTAssertEqual(manual.status, 0, manual.stderr)
+        let manualID = try XCTUnwrap(try jsonObject(manual.stdout)["id"] as? String)
+        XCTAssertEqual(try run("prune", "--config", config, "--job", "cloud-daily").status, 0)
+        XCTAssertEqual(try catalog().snapshots(job: "cloud-daily").map(\.id), [manualID])
     }
 }

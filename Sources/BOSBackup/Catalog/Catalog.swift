@@ -148,6 +148,12 @@ public final class Catalog {
         return try loadSnapshots(where: "1", [], suffix: "ORDER BY taken_at, name")
     }
 
+    /// A job's snapshots in the order they were cataloged (rowid), oldest first. This,
+    /// not `taken_at`, says which is newest when the clock stepped back or jumped ahead.
+    public func snapshotsInCatalogOrder(job: String) throws -> [SnapshotRecord] {
+        try loadSnapshots(where: "job = ?", [.text(job)], suffix: "ORDER BY rowid")
+    }
+
     /// The `count` newest snapshots, newest first.
     public func latest(_ count: Int, job: String? = nil) throws -> [SnapshotRecord] {
         Array(try snapshots(job: job).reversed().prefix(count))

@@ -32,7 +32,7 @@ public struct StatusReport {
         let now = clock.now()
         return try policy.jobs.map { job in
             let runs = RunHistory(try catalog.runs(job: job.name), at: now)
-            let lastSnapshot = try catalog.snapshots(job: job.name).last
+            let lastSnapshot = try catalog.snapshotsInCatalogOrder(job: job.name).last
             let verification = try lastSnapshot.flatMap { try catalog.lastVerification(of: $0.id) }
             var overdue = false
             if let mustHaveRun = job.cron.previous(atOrBefore: now.addingTimeInterval(-job.grace), in: policy.timeZone) {

@@ -11,8 +11,12 @@ public struct RetentionDecision: Sendable {
 /// `keep_daily: n` keeps, for each of the last n days that have snapshots, the
 /// newest snapshot of that day (days in the policy's time zone); the same for
 /// ISO weeks and months. A snapshot kept by any rule is kept. The job's newest
-/// snapshot and its newest verified one are always kept. No rule at all keeps
-/// everything.
+/// snapshot, its newest verified one and the one just taken are always kept. No
+/// rule at all keeps everything.
+///
+/// "Newest" is the catalog's order, not `taken_at`: after the clock stepped back,
+/// the snapshot just taken has an older stamp than the one before it, and
+/// `keep_last: 1` must keep it. Days, weeks and months are still those of `taken_at`.
 public struct RetentionPlanner {
     public let rules: Policy.Retention
     public let timeZone: TimeZone
@@ -22,8 +26,9 @@ public struct RetentionPlanner {
         self.timeZone = timeZone
     }
 
-    public func plan(_ snapshots: [SnapshotRecord], newestVerified: String?) -> [RetentionDecision] {
-        let newestFirst = snapshots.sorted { ($0.takenAt, $0.name) > ($1.takenAt, $1.name) }
+    /// `snapshots` in the order they were cataloged, oldest first (`Catalog.snapshotsInCatalogOrder`).
+    public func plan(_ snapshots: [SnapshotRecord], newestVerified: String?, justTaken: String? = nil) -> [RetentionDecision] {
+        let newestFirst = Array(snapshots.reversed())
         var reasons: [String: [String]] = [:]
         func keep(_ id: String, _ why: String) { reasons[id, default: []].append(why) }
 
@@ -49,6 +54,7 @@ public struct RetentionPlanner {
         }
         if let newest = newestFirst.first { keep(newest.id, "newest snapshot of the job") }
         if let newestVerified { keep(newestVerified, "newest verified snapshot") }
+        if let justTaken { keep(justTaken, "the snapshot just taken") }
         return newestFirst.map { RetentionDecision(snapshot: $0, keep: reasons[$0.id] != nil,
                                                    reasons: reasons[$0.id] ?? ["not kept by any rule"]) }
     }

@@ -80,7 +80,7 @@ public struct ScheduledRun {
                                             level: policy.compressionLevel, blockSize: policy.blockSize)
                 outcome.snapshot = try await JobRunner(catalog: catalog, clock: clock)
                     .backup(request, to: try openTarget(job.target), scheduledFor: decision.scheduledFor) { progress?(job.name, $0) }
-                (outcome.retention, outcome.deleted) = try await applyRetention(job)
+                (outcome.retention, outcome.deleted) = try await applyRetention(job, justTaken: outcome.snapshot?.id)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -111,16 +111,17 @@ public struct ScheduledRun {
         return outcome
     }
 
-    /// The retention plan of one job (what `prune --dry-run` shows).
-    public func retentionPlan(_ job: Policy.Job) throws -> [RetentionDecision] {
-        let snapshots = try catalog.snapshots(job: job.name)
+    /// The retention plan of one job (what `prune --dry-run` shows); `justTaken` is always kept.
+    public func retentionPlan(_ job: Policy.Job, justTaken: String? = nil) throws -> [RetentionDecision] {
+        let snapshots = try catalog.snapshotsInCatalogOrder(job: job.name)
         let newestVerified = try snapshots.reversed().first { try catalog.lastVerification(of: $0.id)?.ok == true }?.id
-        return RetentionPlanner(rules: job.retention, timeZone: policy.timeZone).plan(snapshots, newestVerified: newestVerified)
+        return RetentionPlanner(rules: job.retention, timeZone: policy.timeZone)
+            .plan(snapshots, newestVerified: newestVerified, justTaken: justTaken)
     }
 
     /// Applies retention to one job; returns the plan and what was deleted.
-    public func applyRetention(_ job: Policy.Job) async throws -> ([RetentionDecision], [SnapshotRecord]) {
-        let plan = try retentionPlan(job)
+    public func applyRetention(_ job: Policy.Job, justTaken: String? = nil) async throws -> ([RetentionDecision], [SnapshotRecord]) {
+        let plan = try retentionPlan(job, justTaken: justTaken)
         let pruner = Pruner(catalog: catalog, openTarget: openTarget)
         var deleted: [SnapshotRecord] = []
         for decision in plan where !decision.keep {
