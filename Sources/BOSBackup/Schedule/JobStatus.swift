@@ -16,6 +16,17 @@ public struct JobStatus: Sendable {
     public var lastRunFailed: Bool { lastRun.map { $0.status == .failed || $0.status == .abandoned } ?? false }
 }
 
+/// The deletions waiting on one target.
+public struct TargetDeletions: Sendable {
+    public var target: String
+    /// Marked `deleting`, oldest first: a crash interrupted them or the target refused.
+    public var pending: [PendingDeletion]
+    /// Those whose last attempt failed: someone should look (a WORM bucket, a target gone).
+    public var failing: [PendingDeletion] { pending.filter { $0.failures > 0 } }
+    /// The most recent failure.
+    public var lastFailure: PendingDeletion? { failing.max { ($0.lastFailedAt ?? .distantPast) < ($1.lastFailedAt ?? .distantPast) } }
+}
+
 /// Builds `status` for every job of the policy.
 public struct StatusReport {
     public let policy: Policy
@@ -43,11 +54,20 @@ public struct StatusReport {
                              next: job.cron.next(after: now, in: policy.timeZone), overdue: overdue, futureRuns: runs.future)
         }
     }
+
+    /// Pending deletions per target: every policy target (none pending is news too, for a
+    /// metric), then any other target the catalog still has marked snapshots on.
+    public func deletions() throws -> [TargetDeletions] {
+        let pending = try catalog.pendingDeletions()
+        var names = policy.targets.map(\.name)
+        for item in pending where !names.contains(item.target) { names.append(item.target) }
+        return names.map { name in TargetDeletions(target: name, pending: pending.filter { $0.target == name }) }
+    }
 }
 
 /// Prometheus textfile-collector format (node_exporter's --collector.textfile).
 public enum StatusMetrics {
-    public static func render(_ statuses: [JobStatus]) -> String {
+    public static func render(_ statuses: [JobStatus], deletions: [TargetDeletions] = []) -> String {
         var lines: [String] = []
         func metric(_ name: String, _ help: String, _ value: (JobStatus) -> Double?) {
             lines.append("# HELP bosbackup_\(name) \(help)")
@@ -71,6 +91,17 @@ public enum StatusMetrics {
         metric("next_run_timestamp_seconds", "Unix time of the job's next fire.") { $0.next?.timeIntervalSince1970 }
         metric("future_runs", "Runs recorded after now (the clock was ahead or jumped); ignored for the schedule.") {
             Double($0.futureRuns.count)
+        }
+        func targetMetric(_ name: String, _ help: String, _ value: (TargetDeletions) -> Double) {
+            lines.append("# HELP bosbackup_\(name) \(help)")
+            lines.append("# TYPE bosbackup_\(name) gauge")
+            for target in deletions { lines.append("bosbackup_\(name){target=\"\(escape(target.target))\"} \(format(value(target)))") }
+        }
+        targetMetric("pending_deletions", "Snapshots marked for deletion whose objects may still be on the target; every run retries them.") {
+            Double($0.pending.count)
+        }
+        targetMetric("failed_deletions", "Pending deletions whose last attempt failed (the target refused or could not be reached).") {
+            Double($0.failing.count)
         }
         return lines.joined(separator: "\n") + "\n"
     }

@@ -60,40 +60,74 @@ public struct RetentionPlanner {
     }
 }
 
+/// A snapshot its target did not delete (a bucket that denies DeleteObject, a target
+/// that cannot be reached or opened). It stays marked `deleting` in the catalog, with
+/// the error, and later runs try again: the target's problem, never the schedule's.
+public struct DeletionFailure: Sendable {
+    public var snapshot: SnapshotRecord
+    public var error: String
+    public var category: ErrorCategory
+}
+
+/// What retention did to one job.
+public struct RetentionOutcome: Sendable {
+    public var plan: [RetentionDecision] = []
+    public var deleted: [SnapshotRecord] = []
+    public var failed: [DeletionFailure] = []
+}
+
 /// Deletes snapshots crash-safely: the catalog marks the row, the objects are
 /// deleted from the target, then the row is removed (with an audit entry). A
-/// crash in between leaves a marked row that the next run finishes.
+/// crash or a failure in between leaves a marked row that later runs finish.
 public struct Pruner {
     public let catalog: Catalog
-    public let openTarget: (String) throws -> Target
+    /// The target that holds a snapshot (the CLI falls back to the URL the catalog
+    /// recorded when its target is no longer in the policy).
+    public let openTarget: (SnapshotRecord) throws -> Target
 
-    public init(catalog: Catalog, openTarget: @escaping (String) throws -> Target) {
+    public init(catalog: Catalog, openTarget: @escaping (SnapshotRecord) throws -> Target) {
         self.catalog = catalog
         self.openTarget = openTarget
     }
 
-    public func delete(_ snapshot: SnapshotRecord, reason: String) async throws {
+    /// Deletes one snapshot. Returns nil when it is gone, or why its target did not
+    /// delete it. Throws only when the catalog itself fails.
+    public func delete(_ snapshot: SnapshotRecord, reason: String) async throws -> DeletionFailure? {
         try catalog.markDeleting(snapshot.id)
-        try await finish(id: snapshot.id, target: snapshot.target, objectKey: snapshot.objectKey,
-                         manifestKey: snapshot.manifestKey, reason: reason)
+        return try await finish(snapshot, reason: reason)
     }
 
-    /// Completes deletions a crashed run left half done; returns how many.
-    public func resumePending() async throws -> Int {
-        let pending = try catalog.pendingDeletions()
-        for item in pending {
-            try await finish(id: item.id, target: item.target, objectKey: item.objectKey,
-                             manifestKey: item.manifestKey, reason: "deletion resumed after an interrupted run")
+    /// Tries again every deletion left marked by an earlier run (crashed or refused),
+    /// except those in `skipping` (already tried in this run); only `jobs`' when given.
+    public func resumePending(skipping: Set<String> = [], jobs: Set<String>? = nil) async throws
+        -> (finished: [SnapshotRecord], failed: [DeletionFailure]) {
+        var finished: [SnapshotRecord] = []
+        var failed: [DeletionFailure] = []
+        for pending in try catalog.pendingDeletions()
+        where !skipping.contains(pending.id) && jobs.map({ $0.contains(pending.snapshot.job) }) ?? true {
+            if let failure = try await finish(pending.snapshot, reason: "deletion resumed after an interrupted or failed attempt") {
+                failed.append(failure)
+            } else {
+                finished.append(pending.snapshot)
+            }
         }
-        return pending.count
+        return (finished, failed)
     }
 
-    private func finish(id: String, target: String, objectKey: String, manifestKey: String, reason: String) async throws {
-        let store = try openTarget(target)
-        // The manifest goes first: a crash between the two leaves an orphan object
-        // (wasted space), never a manifest that a catalog rebuild would take for a backup.
-        try await store.delete(key: manifestKey)
-        try await store.delete(key: objectKey)
-        try catalog.confirmDeleted(id, reason: reason)
+    private func finish(_ snapshot: SnapshotRecord, reason: String) async throws -> DeletionFailure? {
+        do {
+            let store = try openTarget(snapshot)
+            // The manifest goes first: a crash between the two leaves an orphan object
+            // (wasted space), never a manifest that a catalog rebuild would take for a backup.
+            try await store.delete(key: snapshot.manifestKey)
+            try await store.delete(key: snapshot.objectKey)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            try catalog.recordDeletionFailure(snapshot.id, error: "\(error)")
+            return DeletionFailure(snapshot: snapshot, error: "\(error)", category: (error as? CategorizedError)?.category ?? .failure)
+        }
+        try catalog.confirmDeleted(snapshot.id, reason: reason)
+        return nil
     }
 }
