@@ -7,7 +7,7 @@ import Glibc
 
 /// Issue #12 items 1 and 9: a deletion that cannot finish is its target's problem. Every
 /// later run still runs every job; the failure is reported (stderr after the jobs, exit 1,
-/// `status`, metrics) and retried; `run --json` always prints one document.
+/// `status`, metrics, `snapshots`) and retried; `run --json` always prints one document.
 final class DeletionOutcomeTests: ScheduleCLITestCase {
     // MARK: item 1 (and 9): a deletion that cannot finish
 
@@ -64,6 +64,11 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         let text = try run("status", "--config", config, "--now", "2026-12-06T00:10:00+08:00")
         XCTAssertTrue(text.stdout.contains("cloud") && text.stdout.contains(firstCloud.id), text.stdout)
 
+        // snapshots: the stuck ones are listed, as deleting.
+        let listing = try run("snapshots", "--config", config)
+        let stuckLine = listing.stdout.split(separator: "\n").first { $0.contains(firstCloud.id) }
+        XCTAssertTrue(stuckLine?.contains("deleting") == true, listing.stdout)
+
         // Deletes allowed again: the next run finishes both, and all is well.
         s3.proxy.clearFaults()
         let fourth = try run("run", "--config", config, "--now", "2026-12-06T00:15:00+08:00")
@@ -119,6 +124,10 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         XCTAssertEqual(try catalog().snapshots(job: "local-weekly").count, 1, "and its retention still applies")
         let lines = third.stderr.split(separator: "\n")
         XCTAssertTrue(lines.contains { $0.contains(firstCloud.id) && $0.contains("cloud") }, third.stderr)
+        let listing = try run("snapshots", "--config", config, "--json")
+        let listed = try XCTUnwrap(try jsonObject(listing.stdout)["deleting"] as? [[String: Any]], listing.stdout)
+        XCTAssertEqual(listed.map { $0["id"] as? String }, [firstCloud.id], "\(listed)")
+        XCTAssertEqual(listed.first?["state"] as? String, "deleting", "\(listed)")
 
         // S3 back (the same bucket, reached directly): the cloud job catches up, the deletion finishes.
         try writePolicy(cloudURL: "s3://\(s3.bucket)/prod?endpoint=http://127.0.0.1:\(try MotoServer.shared().port)")
