@@ -6,7 +6,11 @@ struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Take a consistent, compressed, checksummed snapshot of the live database now.",
-        discussion: "Either --job NAME (from the policy file) or --source DB --target URL|NAME.")
+        discussion: """
+            Either --job NAME (from the policy file: its source and target) or --source DB --target URL|NAME \
+            (recorded as job "manual"). --job with --target only to that job's own target. Usage mistakes \
+            exit 2 and record no run.
+            """)
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Job from the policy file (its target and source).") var job: String?

@@ -6,7 +6,11 @@ struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
         abstract: "Apply each job's retention (keep_last/daily/weekly/monthly, restic's meaning).",
-        discussion: "The newest snapshot of a job and its newest verified one are never deleted.")
+        discussion: """
+            The newest snapshot of a job (the last cataloged) and its newest verified one are never deleted. \
+            Also retries the deletions earlier runs left unfinished. A snapshot its target does not delete \
+            stays marked for deletion: a line on stderr names target and snapshot, and prune exits 1.
+            """)
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Only this job.") var job: String?
