@@ -90,19 +90,16 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         XCTAssertEqual(first.status, 0, first.stdout + first.stderr)
         let firstCloud = try XCTUnwrap(try catalog().snapshots(job: "cloud-daily").first)
 
-        final class Child: @unchecked Sendable { let lock = NSLock(); var pid: pid_t = 0 }
+        final class Child: @unchecked Sendable { var pid: pid_t = 0; let started = DispatchSemaphore(value: 0) }
         let child = Child()
         s3.proxy.inject(.status(503, code: "ServiceUnavailable")) { request in
             guard Self.isDeleteObject(request) else { return false }
             // The request is here, so the process marked the snapshot and waits for the answer.
-            // Its pid is set right after it was started (bounded wait for that moment).
-            var pid: pid_t = 0
-            for _ in 0..<1_000 {
-                pid = child.lock.withLock { child.pid }
-                if pid > 0 { break }
-                usleep(10_000)
+            // Its pid is known once it was started (bounded wait; signalled right after).
+            if child.started.wait(timeout: .now() + 30) == .success {
+                kill(child.pid, SIGKILL)
+                child.started.signal()  // later DELETEs (none expected) find it set too
             }
-            if pid > 0 { kill(pid, SIGKILL) }
             return true
         }
         let prune = Process()
@@ -112,7 +109,8 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         prune.standardOutput = FileHandle.nullDevice
         prune.standardError = FileHandle.nullDevice
         try prune.run()
-        child.lock.withLock { child.pid = prune.processIdentifier }
+        child.pid = prune.processIdentifier
+        child.started.signal()
         prune.waitUntilExit()
         XCTAssertEqual(prune.terminationReason, .uncaughtSignal, "killed mid-prune")
         XCTAssertEqual(try catalog().pendingDeletions().map(\.id), [firstCloud.id], "the crash left the deletion half done")
