@@ -6,7 +6,11 @@ struct BackupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
         abstract: "Take a consistent, compressed, checksummed snapshot of the live database now.",
-        discussion: "Either --job NAME (from the policy file) or --source DB --target URL|NAME.")
+        discussion: """
+            Either --job NAME (from the policy file: its source and target) or --source DB --target URL|NAME \
+            (recorded as job "manual"). --job with --target only to that job's own target. Usage mistakes \
+            exit 2 and record no run.
+            """)
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Job from the policy file (its target and source).") var job: String?
@@ -19,24 +23,12 @@ struct BackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            // Every mistake in the flags is found before the catalog is touched: a usage
+            // error records no run (a production job's failed run would turn status red).
+            let (request, destination) = try validatedRequest(context)
             let catalog = try context.openCatalog()
             let lock = try context.lock()
             defer { withExtendedLifetime(lock) {} }
-            let policy = context.policy
-            let policyJob = job.flatMap { policy?.job(named: $0) }
-            guard let sourcePath = (source.map(Context.absolute) ?? policy?.sourceDatabase) else {
-                throw UsageError("no source database: give --source DB or a policy file with source.database")
-            }
-            let jobName = job ?? "manual"
-            guard Policy.isValidName(jobName) else { throw UsageError("job name \"\(jobName)\" must be letters, digits, '-', '_' or '.'") }
-            let (targetName, destination) = try resolveTarget(context, policyJob: policyJob)
-            var request = BackupRequest(sourcePath: sourcePath, job: jobName, targetName: targetName, scratch: context.scratch,
-                                        level: level ?? policy?.compressionLevel ?? BlockGzipWriter.defaultLevel,
-                                        blockSize: policy?.blockSize ?? BlockGzipWriter.defaultBlockSize)
-            if let jobs {
-                guard jobs >= 1 else { throw UsageError("--jobs must be at least 1") }
-                request.jobs = jobs
-            }
             let runner = JobRunner(catalog: catalog, clock: context.clock)
             let progress = ProgressLine()
             let began = Date()
@@ -53,11 +45,44 @@ struct BackupCommand: AsyncParsableCommand {
         }
     }
 
+    /// The backup the flags ask for, or a usage error.
+    private func validatedRequest(_ context: Context) throws -> (BackupRequest, Target) {
+        let policy = context.policy
+        if let level, !(1...9).contains(level) { throw UsageError("--level must be 1-9, got \(level)") }
+        if let jobs, jobs < 1 { throw UsageError("--jobs must be at least 1") }
+        let policyJob = try job.map { name -> Policy.Job in
+            guard let policy else { throw UsageError("--job \(name) needs the policy file that defines it (--config FILE)") }
+            guard let found = policy.job(named: name) else {
+                throw UsageError("no job \"\(name)\" in \(policy.file ?? "the policy") (jobs: \(policy.jobs.map(\.name).joined(separator: ", ")))")
+            }
+            return found
+        }
+        guard let sourcePath = (source.map(Context.absolute) ?? policy?.sourceDatabase) else {
+            throw UsageError("no source database: give --source DB or a policy file with source.database")
+        }
+        let (targetName, destination) = try resolveTarget(context, policyJob: policyJob)
+        var request = BackupRequest(sourcePath: sourcePath, job: policyJob?.name ?? Policy.manualJobName, targetName: targetName,
+                                    scratch: context.scratch,
+                                    level: level ?? policy?.compressionLevel ?? BlockGzipWriter.defaultLevel,
+                                    blockSize: policy?.blockSize ?? BlockGzipWriter.defaultBlockSize)
+        if let jobs { request.jobs = jobs }
+        return (request, destination)
+    }
+
     private func resolveTarget(_ context: Context, policyJob: Policy.Job?) throws -> (String, Target) {
-        if let target { return try context.target(nameOrURL: target) }
-        if let policyJob { return (policyJob.target, try context.target(named: policyJob.target)) }
-        if let job { throw UsageError("no job \"\(job)\" in the policy file and no --target given") }
-        throw UsageError("give --job NAME (from the policy file) or --source DB --target URL")
+        guard let target else {
+            if let policyJob { return (policyJob.target, try context.target(named: policyJob.target)) }
+            throw UsageError("give --job NAME (from the policy file) or --source DB --target URL")
+        }
+        let resolved = try context.target(nameOrURL: target)
+        // A job's backup stored elsewhere is no backup of that job: it would count as the job's
+        // success while the job's own target got nothing, and the job's retention would weigh it
+        // (keep_daily could delete that day's copy on the job's real target in its favour).
+        if let policyJob, resolved.name != policyJob.target {
+            throw UsageError("job \(policyJob.name) stores to target \(policyJob.target), not \(target); "
+                + "for a one-off backup there, leave out --job (it is recorded as \(Policy.manualJobName))")
+        }
+        return resolved
     }
 
     static func describe(_ event: BackupProgress) -> String {

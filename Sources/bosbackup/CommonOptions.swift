@@ -71,7 +71,13 @@ struct Context {
     /// (status, snapshots, schedule show): those never create or change it.
     func openCatalog(readOnly: Bool = false) throws -> Catalog {
         guard let catalogPath else { throw UsageError("no catalog: give --catalog FILE or --config FILE (or set BOSBACKUP_CONFIG)") }
-        return readOnly ? try Catalog(readingAt: catalogPath, clock: clock) : try Catalog(path: catalogPath, clock: clock)
+        guard readOnly else { return try Catalog(path: catalogPath, clock: clock) }
+        do {
+            return try Catalog(readingAt: catalogPath, clock: clock)
+        } catch CatalogError.olderSchema where access(catalogPath, W_OK) == 0 {
+            // Just upgraded bosbackup: whoever may write the catalog migrates it, as any command would.
+            return try Catalog(path: catalogPath, clock: clock)
+        }
     }
 
     /// The target a snapshot lives on: by its name in the policy, else the URL the catalog recorded.

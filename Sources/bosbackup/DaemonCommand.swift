@@ -44,16 +44,20 @@ struct DaemonCommand: AsyncParsableCommand {
             do {
                 let catalog = try context.openCatalog()
                 let lock = try context.lock()
-                let scheduled = try context.scheduledRun(catalog)
-                _ = try await scheduled.recoverFromCrash()
+                let scheduled = try context.scheduler(catalog)
                 for decision in try scheduled.decide() where decision.due { log("\(decision.job): \(decision.explanation)") }
-                for outcome in try await scheduled.execute() where outcome.decision.due {
+                let report = try await scheduled.run()
+                for outcome in report.jobs where outcome.decision.due {
                     if let s = outcome.snapshot {
                         log("\(s.job): snapshot \(s.id) stored on \(s.target) (\(s.storedBytes) bytes)")
                     } else {
                         log("\(outcome.decision.job): FAILED: \(outcome.error ?? "unknown error")")
                     }
                 }
+                if !report.resumedDeletions.isEmpty {
+                    log("finished deletions an earlier run left: \(report.resumedDeletions.map(\.id).joined(separator: ", "))")
+                }
+                for line in RunCommand.warnings(report) { log(line) }
                 withExtendedLifetime(lock) {}
             } catch let busy as LockBusyError {
                 log("\(busy)")

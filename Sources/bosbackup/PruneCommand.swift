@@ -6,7 +6,11 @@ struct PruneCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
         abstract: "Apply each job's retention (keep_last/daily/weekly/monthly, restic's meaning).",
-        discussion: "The newest snapshot of a job and its newest verified one are never deleted.")
+        discussion: """
+            The newest snapshot of a job (the last cataloged) and its newest verified one are never deleted. \
+            Also retries the deletions earlier runs left unfinished. A snapshot its target does not delete \
+            stays marked for deletion: a line on stderr names target and snapshot, and prune exits 1.
+            """)
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Only this job.") var job: String?
@@ -18,27 +22,48 @@ struct PruneCommand: AsyncParsableCommand {
             let context = try Context(common)
             let policy = try context.requirePolicy()
             let catalog = try context.openCatalog()
-            let scheduled = try context.scheduledRun(catalog)
+            let scheduled = try context.scheduler(catalog)
             let jobs = try policy.jobs.filter { job == nil || $0.name == job }.nonEmpty(or: UsageError("no job \"\(job ?? "")\" in the policy"))
             let lock = dryRun ? nil : try context.lock()
             defer { withExtendedLifetime(lock) {} }
-            if !dryRun { _ = try await scheduled.recoverFromCrash() }
+            let cleanupProblems = dryRun ? [] : try await scheduled.recoverFromCrash().problems
             var report: [[String: Any]] = []
+            var failures: [DeletionFailure] = []
             for job in jobs {
-                let plan = dryRun ? try scheduled.retentionPlan(job) : try await scheduled.applyRetention(job).0
+                var plan = try scheduled.retentionPlan(job)
+                var notDeleted: Set<String> = []
+                if !dryRun {
+                    let outcome = try await scheduled.applyRetention(job)
+                    plan = outcome.plan
+                    failures += outcome.failed
+                    notDeleted = Set(outcome.failed.map(\.snapshot.id))
+                }
                 report.append(["job": job.name, "snapshots": plan.map {
-                    ["id": $0.snapshot.id, "name": $0.snapshot.name, "keep": $0.keep, "reasons": $0.reasons] as [String: Any]
+                    ["id": $0.snapshot.id, "name": $0.snapshot.name, "keep": $0.keep, "reasons": $0.reasons,
+                     "not_deleted": notDeleted.contains($0.snapshot.id)] as [String: Any]
                 }])
                 if !json {
-                    let deleted = plan.filter { !$0.keep }.count
-                    Console.out("\(job.name): keep \(plan.count - deleted), \(dryRun ? "would delete" : "deleted") \(deleted)")
+                    let deleted = plan.filter { !$0.keep && !notDeleted.contains($0.snapshot.id) }.count
+                    Console.out("\(job.name): keep \(plan.count - deleted - notDeleted.count), \(dryRun ? "would delete" : "deleted") \(deleted)"
+                        + (notDeleted.isEmpty ? "" : ", could not delete \(notDeleted.count)"))
                     for d in plan {
-                        Console.out("  \(d.keep ? "keep  " : (dryRun ? "delete" : "deleted")) \(d.snapshot.id)  \(context.local(d.snapshot.takenAt))  \(d.reasons.joined(separator: ", "))")
+                        let action = d.keep ? "keep  " : dryRun ? "delete" : notDeleted.contains(d.snapshot.id) ? "NOT deleted" : "deleted"
+                        Console.out("  \(action) \(d.snapshot.id)  \(context.local(d.snapshot.takenAt))  \(d.reasons.joined(separator: ", "))")
                     }
                 }
             }
-            if json { Console.json(["dry_run": dryRun, "jobs": report]) }
-            return ExitStatus.ok
+            // Deletions earlier runs left marked, of these jobs only.
+            let resumed = dryRun ? (finished: [], failed: [])
+                : try await scheduled.resumePendingDeletions(skipping: Set(failures.map(\.snapshot.id)), jobs: Set(jobs.map(\.name)))
+            failures += resumed.failed
+            if json {
+                Console.json(["dry_run": dryRun, "jobs": report, "resumed_deletions": resumed.finished.map(\.id),
+                              "deletion_failures": failures.map(RunCommand.json)])
+            } else if !resumed.finished.isEmpty {
+                Console.out("finished \(resumed.finished.count) deletions an earlier run left: \(resumed.finished.map(\.id).joined(separator: ", "))")
+            }
+            for line in cleanupProblems.map({ "warning: \($0)" }) + RunCommand.deletionWarnings(failures) { Console.error(line) }
+            return failures.isEmpty ? ExitStatus.ok : ExitStatus.failed
         }
     }
 }

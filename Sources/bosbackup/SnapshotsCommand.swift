@@ -15,9 +15,23 @@ struct SnapshotsCommand: AsyncParsableCommand {
             let context = try Context(common)
             let catalog = try context.openCatalog(readOnly: true)
             let snapshots = try catalog.snapshots(job: job)
+            // Marked for deletion but still (maybe) on their target: listed apart, never offered for use.
+            let deleting = try catalog.pendingDeletions().filter { job == nil || $0.snapshot.job == job }
             if json {
-                Console.json(["snapshots": snapshots.map(SnapshotsCommand.json)])
+                Console.json(["snapshots": snapshots.map(SnapshotsCommand.json),
+                              "deleting": deleting.map { pending -> [String: Any] in
+                                  var item = SnapshotsCommand.json(pending.snapshot)
+                                  item["state"] = "deleting"
+                                  item["delete_error"] = pending.lastError as Any
+                                  return item
+                              }])
                 return ExitStatus.ok
+            }
+            defer {
+                for pending in deleting {
+                    Console.out("deleting \(pending.id)  \(context.local(pending.snapshot.takenAt))  \(pending.snapshot.job)  \(pending.target)  "
+                        + (pending.lastError.map { "not deleted yet: \($0)" } ?? "interrupted; the next run finishes it"))
+                }
             }
             guard !snapshots.isEmpty else {
                 Console.out("no snapshots in \(catalog.path)" + (job.map { " for job \($0)" } ?? ""))
@@ -43,6 +57,6 @@ struct SnapshotsCommand: AsyncParsableCommand {
         ["id": s.id, "name": s.name, "job": s.job, "target": s.target, "target_url": s.targetURL,
          "taken_at": ISO8601.string(s.takenAt), "bytes": s.bytes, "stored_bytes": s.storedBytes, "sha256": s.sha256,
          "database_sha256": s.databaseSHA256, "object_key": s.objectKey, "level": s.level, "block_size": s.blockSize,
-         "encrypted": s.encrypted, "tables": s.tables]
+         "encrypted": s.encrypted, "tables": s.tables, "state": "complete"]
     }
 }

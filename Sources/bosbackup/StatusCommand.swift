@@ -5,7 +5,7 @@ import Foundation
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Per job: last success, next fire, overdue, last verification. Exits 1 if a job is overdue or failed.")
+        abstract: "Per job: last success, next fire, overdue, last verification. Exits 1 if a job is overdue or failed, or a deletion failed.")
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Also write Prometheus textfile-collector metrics to FILE (atomically).") var metrics: String?
@@ -16,11 +16,13 @@ struct StatusCommand: AsyncParsableCommand {
             let context = try Context(common)
             let policy = try context.requirePolicy()
             let catalog = try context.openCatalog(readOnly: true)
-            let statuses = try StatusReport(policy: policy, catalog: catalog, clock: context.clock).jobs()
+            let statusReport = StatusReport(policy: policy, catalog: catalog, clock: context.clock)
+            let statuses = try statusReport.jobs()
+            let deletions = try statusReport.deletions()
             let lastDrill = try catalog.lastDrill()
             let nextDrill = try DueJobs(policy: policy, catalog: catalog).decideDrill(at: context.clock.now())
             if let metrics {
-                try DurableFile.write(Data(StatusMetrics.render(statuses).utf8), to: Context.absolute(metrics), mode: 0o644)
+                try DurableFile.write(Data(StatusMetrics.render(statuses, deletions: deletions).utf8), to: Context.absolute(metrics), mode: 0o644)
             }
             if json {
                 Console.json(["now": context.local(context.clock.now()), "jobs": statuses.map { s -> [String: Any] in
@@ -28,10 +30,16 @@ struct StatusCommand: AsyncParsableCommand {
                      "last_success": s.lastSuccess.map { ISO8601.string($0.finishedAt ?? $0.startedAt) } as Any,
                      "last_snapshot_id": s.lastSnapshot?.id as Any, "next": s.next.map(ISO8601.string) as Any,
                      "last_run_status": s.lastRun?.status.rawValue as Any, "last_error": s.lastRun?.error as Any,
-                     "last_verification": s.lastVerification.map { ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt)] } as Any]
+                     "last_verification": s.lastVerification.map { ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt)] } as Any,
+                     "future_runs": s.futureRuns.map { ISO8601.string($0.startedAt) }]
                 }, "drill": ["last": lastDrill.map { ["at": ISO8601.string($0.startedAt), "ok": $0.ok, "report": $0.report as Any,
                                                       "summary": $0.summary] } as Any,
-                             "due": nextDrill?.due as Any, "next": nextDrill?.next.map(ISO8601.string) as Any]])
+                             "due": nextDrill?.due as Any, "next": nextDrill?.next.map(ISO8601.string) as Any],
+                              "pending_deletions": deletions.filter { !$0.pending.isEmpty }.map { t -> [String: Any] in
+                                  ["target": t.target, "snapshots": t.pending.map(\.id), "failing": t.failing.map(\.id),
+                                   "error": t.lastFailure?.lastError as Any,
+                                   "last_failed_at": t.lastFailure?.lastFailedAt.map { ISO8601.string($0) } as Any]
+                              }])
             } else {
                 let rows = statuses.map { s -> [String] in
                     [s.job, s.target,
@@ -46,9 +54,24 @@ struct StatusCommand: AsyncParsableCommand {
                     Console.out("drill: last \(last); " + (nextDrill?.due == true ? "DUE now" : "next \(nextDrill?.next.map(context.local) ?? "never")"))
                 }
                 for s in statuses where s.lastRunFailed { Console.out("\(s.job): last run \(s.lastRun?.status.rawValue ?? ""): \(s.lastRun?.error ?? "")") }
+                for s in statuses {
+                    guard let latest = s.futureRuns.first else { continue }
+                    let count = s.futureRuns.count == 1 ? "a run" : "\(s.futureRuns.count) runs"
+                    Console.out("\(s.job): \(count) recorded in the future (latest \(context.local(latest.startedAt))): clock jumped? "
+                        + "ignored for the schedule")
+                }
+                for t in deletions where !t.pending.isEmpty {
+                    let ids = t.pending.map(\.id).joined(separator: ", ")
+                    let why = t.lastFailure.map { f in
+                        "last attempt \(f.lastFailedAt.map(context.local) ?? "?") failed: \(f.lastError ?? "")"
+                    } ?? "interrupted; the next run finishes it"
+                    Console.out("target \(t.target): \(t.pending.count) snapshot\(t.pending.count == 1 ? "" : "s") not deleted yet (\(ids)): \(why)")
+                }
             }
             let drillFailed = lastDrill.map { !$0.ok } ?? false
-            return statuses.contains { $0.overdue || $0.lastRunFailed } || drillFailed ? ExitStatus.failed : ExitStatus.ok
+            // A deletion merely interrupted by a crash is finished by the next run; one that failed needs a person.
+            let deletionFailed = deletions.contains { !$0.failing.isEmpty }
+            return statuses.contains { $0.overdue || $0.lastRunFailed } || drillFailed || deletionFailed ? ExitStatus.failed : ExitStatus.ok
         }
     }
 }

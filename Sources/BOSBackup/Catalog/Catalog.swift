@@ -11,6 +11,7 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable {
     case unreadable(path: String, why: String)
     case missing(path: String)
     case emptyReference
+    case olderSchema(path: String, found: Int, supported: Int)
 
     public var description: String {
         switch self {
@@ -21,6 +22,8 @@ public enum CatalogError: Error, CustomStringConvertible, Sendable {
         case .unreadable(let path, let why): return "catalog \(path) cannot be used: \(why)"
         case .missing(let path): return "no catalog at \(path) (check --catalog or the policy's catalog:; a backup creates it)"
         case .emptyReference: return "an empty snapshot id matches nothing: give an id, a unique id prefix or a name"
+        case .olderSchema(let path, let found, let supported):
+            return "catalog \(path) has schema version \(found), older than this bosbackup's \(supported); a user who may write it upgrades it by running any command (run, backup)"
         }
     }
 }
@@ -71,7 +74,7 @@ public final class Catalog {
                 throw CatalogError.newerSchema(path: path, found: found, supported: CatalogSchema.currentVersion)
             }
             if found < CatalogSchema.currentVersion {
-                throw CatalogError.unreadable(path: path, why: "schema version \(found) predates this bosbackup's \(CatalogSchema.currentVersion); any writing command (run, backup) upgrades it")
+                throw CatalogError.olderSchema(path: path, found: found, supported: CatalogSchema.currentVersion)
             }
         } catch let error as SQLiteError {
             throw CatalogError.unreadable(path: path, why: error.isCorruptOrNotADatabase
@@ -160,8 +163,9 @@ public final class Catalog {
         sha256, database_sha256, page_size, block_size, level, encrypted, manifest_sha256
         """
 
-    private func loadSnapshots(where clause: String, _ arguments: [SQLValue], suffix: String = "") throws -> [SnapshotRecord] {
-        let statement = try db.prepare("SELECT \(Self.snapshotColumns) FROM snapshots WHERE state = 'complete' AND \(clause) \(suffix)")
+    private func loadSnapshots(where clause: String, _ arguments: [SQLValue], suffix: String = "",
+                               state: String = "complete") throws -> [SnapshotRecord] {
+        let statement = try db.prepare("SELECT \(Self.snapshotColumns) FROM snapshots WHERE state = '\(state)' AND \(clause) \(suffix)")
         try statement.bind(arguments)
         var records: [SnapshotRecord] = []
         while try statement.step() {
@@ -188,6 +192,12 @@ public final class Catalog {
     public func snapshots(job: String? = nil) throws -> [SnapshotRecord] {
         if let job { return try loadSnapshots(where: "job = ?", [.text(job)], suffix: "ORDER BY taken_at, name") }
         return try loadSnapshots(where: "1", [], suffix: "ORDER BY taken_at, name")
+    }
+
+    /// A job's snapshots in the order they were cataloged (rowid), oldest first. This,
+    /// not `taken_at`, says which is newest when the clock stepped back or jumped ahead.
+    public func snapshotsInCatalogOrder(job: String) throws -> [SnapshotRecord] {
+        try loadSnapshots(where: "job = ?", [.text(job)], suffix: "ORDER BY rowid")
     }
 
     /// The `count` newest snapshots, newest first.
@@ -222,11 +232,23 @@ public final class Catalog {
         try db.run("UPDATE snapshots SET state = 'deleting' WHERE id = ?", .text(id))
     }
 
-    /// Snapshots whose deletion was started but not confirmed (a crash in between).
-    public func pendingDeletions() throws -> [(id: String, target: String, objectKey: String, manifestKey: String)] {
-        try db.rows("SELECT id, target, object_key, manifest_key FROM snapshots WHERE state = 'deleting'").map {
-            ($0[0].string!, $0[1].string!, $0[2].string!, $0[3].string!)
+    /// Snapshots whose deletion was started but not confirmed (a crash in between, or a
+    /// target that refused or could not be reached), in catalog order.
+    public func pendingDeletions() throws -> [PendingDeletion] {
+        let failures = Dictionary(uniqueKeysWithValues: try db.rows(
+            "SELECT id, delete_error, delete_failed_at, delete_failures FROM snapshots WHERE state = 'deleting'").map {
+            ($0[0].string!, (error: $0[1].string, at: $0[2].double.map(Date.init(timeIntervalSince1970:)), count: Int($0[3].int ?? 0)))
+        })
+        return try loadSnapshots(where: "1", [], suffix: "ORDER BY rowid", state: "deleting").map { snapshot in
+            let failure = failures[snapshot.id]
+            return PendingDeletion(snapshot: snapshot, lastError: failure?.error, lastFailedAt: failure?.at, failures: failure?.count ?? 0)
         }
+    }
+
+    /// An attempt to delete a marked snapshot failed; it stays marked, with why.
+    public func recordDeletionFailure(_ id: String, error: String) throws {
+        try db.run("UPDATE snapshots SET delete_error = ?, delete_failed_at = ?, delete_failures = delete_failures + 1 WHERE id = ? AND state = 'deleting'",
+                   .text(error), .real(clock.now().timeIntervalSince1970), .text(id))
     }
 
     public func confirmDeleted(_ id: String, reason: String) throws {

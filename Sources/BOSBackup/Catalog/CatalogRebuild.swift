@@ -18,12 +18,19 @@ public struct CatalogRebuild {
         let objects = try await target.list(prefix: "")
         let sizes = Dictionary(objects.map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
         for manifestKey in objects.map(\.key).filter({ $0.hasSuffix(".manifest.json") }) {
-            // A manifest we could not fetch fails the rebuild (could not check); one that does not decode is skipped and named.
+            // A manifest that cannot be fetched fails the rebuild (try again); one that is no
+            // manifest is skipped, with why.
             let data = try await target.get(key: manifestKey)
-            guard let manifest = try? SnapshotManifest.decode(data),
-                  let record = manifest.record(target: targetName, targetURL: target.displayURL, manifestKey: manifestKey,
-                                                  manifestSHA256: SHA256Stream.hex(of: data)) else {
-                outcome.skipped.append((manifestKey, "not a readable manifest"))
+            let record: SnapshotRecord
+            do {
+                guard let found = try SnapshotManifest.decode(data).record(target: targetName, targetURL: target.displayURL,
+                                                                           manifestKey: manifestKey, manifestSHA256: SHA256Stream.hex(of: data)) else {
+                    outcome.skipped.append((manifestKey, "not a readable manifest: it names no snapshot"))
+                    continue
+                }
+                record = found
+            } catch {
+                outcome.skipped.append((manifestKey, "not a readable manifest: \(error)"))
                 continue
             }
             if try catalog.containsSnapshot(id: record.id) { outcome.alreadyKnown += 1; continue }

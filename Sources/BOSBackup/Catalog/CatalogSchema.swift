@@ -82,6 +82,13 @@ enum CatalogSchema {
         """,
         // 3: the manifest's own checksum, so a changed manifest is caught like a changed snapshot.
         "ALTER TABLE snapshots ADD COLUMN manifest_sha256 TEXT;",
+        // 4: why a deletion could not finish (a WORM bucket, a target that is gone), so
+        // status can say so while later runs retry it.
+        """
+        ALTER TABLE snapshots ADD COLUMN delete_error TEXT;
+        ALTER TABLE snapshots ADD COLUMN delete_failed_at REAL;
+        ALTER TABLE snapshots ADD COLUMN delete_failures INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

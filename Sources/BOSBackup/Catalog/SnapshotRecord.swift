@@ -63,3 +63,16 @@ public struct RunRecord: Equatable, Sendable {
     public var snapshotID: String?
     public var seconds: Double?
 }
+
+/// A snapshot marked `deleting` whose objects may still be on its target.
+public struct PendingDeletion: Sendable {
+    public var snapshot: SnapshotRecord
+    /// Why the last attempt failed; nil when none failed (a crash interrupted it).
+    public var lastError: String?
+    public var lastFailedAt: Date?
+    /// How many attempts failed so far.
+    public var failures: Int
+
+    public var id: String { snapshot.id }
+    public var target: String { snapshot.target }
+}

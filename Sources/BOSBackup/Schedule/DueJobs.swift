@@ -14,10 +14,17 @@ public struct DueDecision: Sendable {
     public var scheduledFor: Date?
     public var reason: Reason
     public var next: Date?
+    /// The latest run recorded after now (a clock that was ahead, or jumped): ignored.
+    public var futureRun: Date?
 
     public var explanation: String { explanation(in: TimeZone(identifier: "UTC")!) }
 
     public func explanation(in zone: TimeZone) -> String {
+        let ignored = futureRun.map { "; a run recorded in the future (\(ISO8601.string($0, in: zone))) is ignored: clock jumped?" } ?? ""
+        return reasonText(in: zone) + ignored
+    }
+
+    func reasonText(in zone: TimeZone) -> String {
         switch reason {
         case .neverRan: return "never ran: due now"
         case .missed(let fires) where fires > 1: return "missed \(fires) fire times: one catch-up run"
@@ -66,20 +73,14 @@ public struct DueJobs {
         let zone = policy.timeZone
         let latestFire = cron.previous(atOrBefore: now, in: zone)
         let next = cron.next(after: now, in: zone)
-        let successes = try catalog.runs(job: name).filter { $0.status == .success }
-        guard let lastSuccess = successes.first else {
-            return DueDecision(job: name, due: true, scheduledFor: latestFire ?? now, reason: .neverRan, next: next)
+        let runs = try RunHistory(catalog.runs(job: name), at: now)
+        func decision(_ due: Bool, _ scheduledFor: Date?, _ reason: DueDecision.Reason) -> DueDecision {
+            DueDecision(job: name, due: due, scheduledFor: scheduledFor, reason: reason, next: next, futureRun: runs.future.first?.startedAt)
         }
-        guard let latestFire else {
-            return DueDecision(job: name, due: false, scheduledFor: nil, reason: .notYetFired, next: next)
-        }
-        // The fire a successful run covered: its scheduled time, or (manual runs) when it started.
-        let covered = successes.map { $0.scheduledFor ?? $0.startedAt }.max() ?? lastSuccess.startedAt
-        if covered >= latestFire {
-            return DueDecision(job: name, due: false, scheduledFor: nil, reason: .upToDate(lastSuccess: covered), next: next)
-        }
-        return DueDecision(job: name, due: true, scheduledFor: latestFire,
-                           reason: .missed(fires: missedFires(cron, after: covered, upTo: latestFire)), next: next)
+        guard let covered = runs.coveredFire else { return decision(true, latestFire ?? now, .neverRan) }
+        guard let latestFire else { return decision(false, nil, .notYetFired) }
+        if covered >= latestFire { return decision(false, nil, .upToDate(lastSuccess: covered)) }
+        return decision(true, latestFire, .missed(fires: missedFires(cron, after: covered, upTo: latestFire)))
     }
 
     /// How many fire times fell in (after, upTo], counted up to a cap (for the message only).
@@ -91,5 +92,28 @@ public struct DueJobs {
             cursor = fire
         }
         return max(count, 1)
+    }
+}
+
+/// A job's runs as of `now`. A run recorded after now was stamped by a clock that was
+/// ahead (or jumped): it covers no fire time, or one run with `--now 2035-01-01` would
+/// make every later run "up to date" for years. Such runs are kept apart, to be flagged.
+struct RunHistory {
+    /// Runs started at or before now, newest first.
+    let past: [RunRecord]
+    /// Runs started after now, newest first.
+    let future: [RunRecord]
+
+    init(_ runs: [RunRecord], at now: Date) {
+        past = runs.filter { $0.startedAt <= now }
+        future = runs.filter { $0.startedAt > now }
+    }
+
+    var lastSuccess: RunRecord? { past.first { $0.status == .success } }
+
+    /// The latest fire time a successful run covered: its scheduled time, or (manual
+    /// runs) when it started.
+    var coveredFire: Date? {
+        past.filter { $0.status == .success }.map { $0.scheduledFor ?? $0.startedAt }.max()
     }
 }

@@ -20,12 +20,26 @@ public struct JobRunner {
             try catalog.finishRun(runID, status: .success, error: nil, snapshotID: record.id, seconds: Date().timeIntervalSince(began), at: clock.now())
             return record
         } catch is CancellationError {
+            // Stopping: if even this cannot be recorded, the run stays 'running' and the next
+            // run marks it abandoned, which says the same.
             try? catalog.finishRun(runID, status: .abandoned, error: "stopped before the snapshot was complete; nothing was cataloged",
                                    snapshotID: nil, seconds: Date().timeIntervalSince(began), at: clock.now())
             throw CancellationError()
         } catch {
-            try? catalog.finishRun(runID, status: .failed, error: "\(error)", snapshotID: nil, seconds: Date().timeIntervalSince(began), at: clock.now())
+            do {
+                try catalog.finishRun(runID, status: .failed, error: "\(error)", snapshotID: nil, seconds: Date().timeIntervalSince(began), at: clock.now())
+            } catch let recording {
+                throw RunNotRecordedError(failure: error, recording: recording)
+            }
             throw error
         }
     }
+}
+
+/// A backup failed and the catalog could not record that either: both are said.
+public struct RunNotRecordedError: Error, CustomStringConvertible, CategorizedError {
+    public let failure: Error
+    public let recording: Error
+    public var description: String { "\(failure) (and the catalog could not record the failed run: \(recording))" }
+    public var category: ErrorCategory { (failure as? CategorizedError)?.category ?? .failure }
 }

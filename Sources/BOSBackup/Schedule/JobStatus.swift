@@ -11,7 +11,20 @@ public struct JobStatus: Sendable {
     public var next: Date?
     /// No successful run covers the latest fire time that is older than the grace period.
     public var overdue: Bool
+    /// Runs recorded after now, newest first (a clock that was ahead): ignored above, flagged.
+    public var futureRuns: [RunRecord]
     public var lastRunFailed: Bool { lastRun.map { $0.status == .failed || $0.status == .abandoned } ?? false }
+}
+
+/// The deletions waiting on one target.
+public struct TargetDeletions: Sendable {
+    public var target: String
+    /// Marked `deleting`, oldest first: a crash interrupted them or the target refused.
+    public var pending: [PendingDeletion]
+    /// Those whose last attempt failed: someone should look (a WORM bucket, a target gone).
+    public var failing: [PendingDeletion] { pending.filter { $0.failures > 0 } }
+    /// The most recent failure.
+    public var lastFailure: PendingDeletion? { failing.max { ($0.lastFailedAt ?? .distantPast) < ($1.lastFailedAt ?? .distantPast) } }
 }
 
 /// Builds `status` for every job of the policy.
@@ -29,25 +42,32 @@ public struct StatusReport {
     public func jobs() throws -> [JobStatus] {
         let now = clock.now()
         return try policy.jobs.map { job in
-            let runs = try catalog.runs(job: job.name)
-            let lastSuccess = runs.first { $0.status == .success }
-            let lastSnapshot = try catalog.snapshots(job: job.name).last
+            let runs = RunHistory(try catalog.runs(job: job.name), at: now)
+            let lastSnapshot = try catalog.snapshotsInCatalogOrder(job: job.name).last
             let verification = try lastSnapshot.flatMap { try catalog.lastVerification(of: $0.id) }
             var overdue = false
             if let mustHaveRun = job.cron.previous(atOrBefore: now.addingTimeInterval(-job.grace), in: policy.timeZone) {
-                let covered = runs.filter { $0.status == .success }.map { $0.scheduledFor ?? $0.startedAt }.max()
-                overdue = covered.map { $0 < mustHaveRun } ?? true
+                overdue = runs.coveredFire.map { $0 < mustHaveRun } ?? true
             }
-            return JobStatus(job: job.name, target: job.target, lastRun: runs.first, lastSuccess: lastSuccess,
+            return JobStatus(job: job.name, target: job.target, lastRun: runs.past.first, lastSuccess: runs.lastSuccess,
                              lastSnapshot: lastSnapshot, lastVerification: verification,
-                             next: job.cron.next(after: now, in: policy.timeZone), overdue: overdue)
+                             next: job.cron.next(after: now, in: policy.timeZone), overdue: overdue, futureRuns: runs.future)
         }
+    }
+
+    /// Pending deletions per target: every policy target (none pending is news too, for a
+    /// metric), then any other target the catalog still has marked snapshots on.
+    public func deletions() throws -> [TargetDeletions] {
+        let pending = try catalog.pendingDeletions()
+        var names = policy.targets.map(\.name)
+        for item in pending where !names.contains(item.target) { names.append(item.target) }
+        return names.map { name in TargetDeletions(target: name, pending: pending.filter { $0.target == name }) }
     }
 }
 
 /// Prometheus textfile-collector format (node_exporter's --collector.textfile).
 public enum StatusMetrics {
-    public static func render(_ statuses: [JobStatus]) -> String {
+    public static func render(_ statuses: [JobStatus], deletions: [TargetDeletions] = []) -> String {
         var lines: [String] = []
         func metric(_ name: String, _ help: String, _ value: (JobStatus) -> Double?) {
             lines.append("# HELP bosbackup_\(name) \(help)")
@@ -69,6 +89,20 @@ public enum StatusMetrics {
             $0.lastVerification.map { $0.ok ? 1 : 0 }
         }
         metric("next_run_timestamp_seconds", "Unix time of the job's next fire.") { $0.next?.timeIntervalSince1970 }
+        metric("future_runs", "Runs recorded after now (the clock was ahead or jumped); ignored for the schedule.") {
+            Double($0.futureRuns.count)
+        }
+        func targetMetric(_ name: String, _ help: String, _ value: (TargetDeletions) -> Double) {
+            lines.append("# HELP bosbackup_\(name) \(help)")
+            lines.append("# TYPE bosbackup_\(name) gauge")
+            for target in deletions { lines.append("bosbackup_\(name){target=\"\(escape(target.target))\"} \(format(value(target)))") }
+        }
+        targetMetric("pending_deletions", "Snapshots marked for deletion whose objects may still be on the target; every run retries them.") {
+            Double($0.pending.count)
+        }
+        targetMetric("failed_deletions", "Pending deletions whose last attempt failed (the target refused or could not be reached).") {
+            Double($0.failing.count)
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

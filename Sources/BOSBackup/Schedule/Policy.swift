@@ -56,6 +56,20 @@ public struct Policy: Sendable {
     public func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
     public func job(named name: String) -> Job? { jobs.first { $0.name == name } }
 
+    /// The job name of ad hoc backups (`backup --source … --target …` without `--job`).
+    public static let manualJobName = "manual"
+
+    /// Run names bosbackup records for itself: a policy job of the same name would
+    /// share their runs (and so their due-ness and status). Compared ignoring case,
+    /// as snapshot folders on a case-insensitive NAS share would be.
+    public static let reservedJobNames: [String: String] = [
+        DrillJob.runName: "the restore drill's runs", manualJobName: "ad hoc backups (backup without --job)",
+    ]
+
+    public static func reservation(ofJobName name: String) -> String? {
+        reservedJobNames.first { $0.key.caseInsensitiveCompare(name) == .orderedSame }?.value
+    }
+
     /// Names usable as folder names on a target and in snapshot names.
     public static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, CharacterSet.alphanumerics.contains(first), name.count <= 64 else { return false }

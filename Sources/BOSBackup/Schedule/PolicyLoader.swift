@@ -99,7 +99,7 @@ public struct PolicyLoader {
             }
         }
         if let node = top["jobs"] {
-            for (name, value) in try namedEntries(node, "jobs") {
+            for (name, value) in try namedEntries(node, "jobs", reserved: Policy.reservation(ofJobName:)) {
                 let key = "jobs.\(name)"
                 let job = try mapping(value, key, allowed: ["target", "cron", "retention", "grace"])
                 guard let targetNode = job["target"] else { throw fail(value, key, "missing target") }
@@ -152,7 +152,9 @@ public struct PolicyLoader {
         return result
     }
 
-    private func namedEntries(_ node: Node, _ keyPath: String) throws -> [(String, Node)] {
+    /// The entries of a mapping of names; `reserved` says why a name may not be used (nil: it may).
+    private func namedEntries(_ node: Node, _ keyPath: String,
+                              reserved: (String) -> String? = { _ in nil }) throws -> [(String, Node)] {
         guard case .mapping(let mapping) = node else { throw fail(node, keyPath, "expected a mapping of names") }
         var seen = Set<String>()
         return try mapping.map { key, value in
@@ -160,6 +162,9 @@ public struct PolicyLoader {
                 throw fail(key, keyPath, "name \"\(key.string ?? "?")\" must be letters, digits, '-', '_' or '.'")
             }
             guard seen.insert(name).inserted else { throw fail(key, "\(keyPath).\(name)", "defined twice") }
+            if let owner = reserved(name) {
+                throw fail(key, "\(keyPath).\(name)", "the name \"\(name)\" is reserved for \(owner); rename the job")
+            }
             return (name, value)
         }
     }

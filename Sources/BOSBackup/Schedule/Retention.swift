@@ -11,8 +11,12 @@ public struct RetentionDecision: Sendable {
 /// `keep_daily: n` keeps, for each of the last n days that have snapshots, the
 /// newest snapshot of that day (days in the policy's time zone); the same for
 /// ISO weeks and months. A snapshot kept by any rule is kept. The job's newest
-/// snapshot and its newest verified one are always kept. No rule at all keeps
-/// everything.
+/// snapshot, its newest verified one and the one just taken are always kept. No
+/// rule at all keeps everything.
+///
+/// "Newest" is the catalog's order, not `taken_at`: after the clock stepped back,
+/// the snapshot just taken has an older stamp than the one before it, and
+/// `keep_last: 1` must keep it. Days, weeks and months are still those of `taken_at`.
 public struct RetentionPlanner {
     public let rules: Policy.Retention
     public let timeZone: TimeZone
@@ -22,8 +26,9 @@ public struct RetentionPlanner {
         self.timeZone = timeZone
     }
 
-    public func plan(_ snapshots: [SnapshotRecord], newestVerified: String?) -> [RetentionDecision] {
-        let newestFirst = snapshots.sorted { ($0.takenAt, $0.name) > ($1.takenAt, $1.name) }
+    /// `snapshots` in the order they were cataloged, oldest first (`Catalog.snapshotsInCatalogOrder`).
+    public func plan(_ snapshots: [SnapshotRecord], newestVerified: String?, justTaken: String? = nil) -> [RetentionDecision] {
+        let newestFirst = Array(snapshots.reversed())
         var reasons: [String: [String]] = [:]
         func keep(_ id: String, _ why: String) { reasons[id, default: []].append(why) }
 
@@ -49,45 +54,80 @@ public struct RetentionPlanner {
         }
         if let newest = newestFirst.first { keep(newest.id, "newest snapshot of the job") }
         if let newestVerified { keep(newestVerified, "newest verified snapshot") }
+        if let justTaken { keep(justTaken, "the snapshot just taken") }
         return newestFirst.map { RetentionDecision(snapshot: $0, keep: reasons[$0.id] != nil,
                                                    reasons: reasons[$0.id] ?? ["not kept by any rule"]) }
     }
 }
 
+/// A snapshot its target did not delete (a bucket that denies DeleteObject, a target
+/// that cannot be reached or opened). It stays marked `deleting` in the catalog, with
+/// the error, and later runs try again: the target's problem, never the schedule's.
+public struct DeletionFailure: Sendable {
+    public var snapshot: SnapshotRecord
+    public var error: String
+    public var category: ErrorCategory
+}
+
+/// What retention did to one job.
+public struct RetentionOutcome: Sendable {
+    public var plan: [RetentionDecision] = []
+    public var deleted: [SnapshotRecord] = []
+    public var failed: [DeletionFailure] = []
+}
+
 /// Deletes snapshots crash-safely: the catalog marks the row, the objects are
 /// deleted from the target, then the row is removed (with an audit entry). A
-/// crash in between leaves a marked row that the next run finishes.
+/// crash or a failure in between leaves a marked row that later runs finish.
 public struct Pruner {
     public let catalog: Catalog
-    public let openTarget: (String) throws -> Target
+    /// The target that holds a snapshot (the CLI falls back to the URL the catalog
+    /// recorded when its target is no longer in the policy).
+    public let openTarget: (SnapshotRecord) throws -> Target
 
-    public init(catalog: Catalog, openTarget: @escaping (String) throws -> Target) {
+    public init(catalog: Catalog, openTarget: @escaping (SnapshotRecord) throws -> Target) {
         self.catalog = catalog
         self.openTarget = openTarget
     }
 
-    public func delete(_ snapshot: SnapshotRecord, reason: String) async throws {
+    /// Deletes one snapshot. Returns nil when it is gone, or why its target did not
+    /// delete it. Throws only when the catalog itself fails.
+    public func delete(_ snapshot: SnapshotRecord, reason: String) async throws -> DeletionFailure? {
         try catalog.markDeleting(snapshot.id)
-        try await finish(id: snapshot.id, target: snapshot.target, objectKey: snapshot.objectKey,
-                         manifestKey: snapshot.manifestKey, reason: reason)
+        return try await finish(snapshot, reason: reason)
     }
 
-    /// Completes deletions a crashed run left half done; returns how many.
-    public func resumePending() async throws -> Int {
-        let pending = try catalog.pendingDeletions()
-        for item in pending {
-            try await finish(id: item.id, target: item.target, objectKey: item.objectKey,
-                             manifestKey: item.manifestKey, reason: "deletion resumed after an interrupted run")
+    /// Tries again every deletion left marked by an earlier run (crashed or refused),
+    /// except those in `skipping` (already tried in this run); only `jobs`' when given.
+    public func resumePending(skipping: Set<String> = [], jobs: Set<String>? = nil) async throws
+        -> (finished: [SnapshotRecord], failed: [DeletionFailure]) {
+        var finished: [SnapshotRecord] = []
+        var failed: [DeletionFailure] = []
+        for pending in try catalog.pendingDeletions()
+        where !skipping.contains(pending.id) && jobs.map({ $0.contains(pending.snapshot.job) }) ?? true {
+            if let failure = try await finish(pending.snapshot, reason: "deletion resumed after an interrupted or failed attempt") {
+                failed.append(failure)
+            } else {
+                finished.append(pending.snapshot)
+            }
         }
-        return pending.count
+        return (finished, failed)
     }
 
-    private func finish(id: String, target: String, objectKey: String, manifestKey: String, reason: String) async throws {
-        let store = try openTarget(target)
-        // The manifest goes first: a crash between the two leaves an orphan object
-        // (wasted space), never a manifest that a catalog rebuild would take for a backup.
-        try await store.delete(key: manifestKey)
-        try await store.delete(key: objectKey)
-        try catalog.confirmDeleted(id, reason: reason)
+    private func finish(_ snapshot: SnapshotRecord, reason: String) async throws -> DeletionFailure? {
+        do {
+            let store = try openTarget(snapshot)
+            // The manifest goes first: a crash between the two leaves an orphan object
+            // (wasted space), never a manifest that a catalog rebuild would take for a backup.
+            try await store.delete(key: snapshot.manifestKey)
+            try await store.delete(key: snapshot.objectKey)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            try catalog.recordDeletionFailure(snapshot.id, error: "\(error)")
+            return DeletionFailure(snapshot: snapshot, error: "\(error)", category: (error as? CategorizedError)?.category ?? .failure)
+        }
+        try catalog.confirmDeleted(snapshot.id, reason: reason)
+        return nil
     }
 }

@@ -10,18 +10,52 @@ public struct JobOutcome: Sendable {
     public var deleted: [SnapshotRecord]
     /// For the drill: its HTML report.
     public var report: String?
+    /// Retention failed after the backup succeeded (the catalog could not be read);
+    /// deletions a target refused are in `deletionFailures`.
+    public var retentionError: String?
+    public var deletionFailures: [DeletionFailure] = []
+    /// The job did what was due: its backup (or drill) succeeded. Retention's problems are
+    /// reported beside it, not as a failed backup.
     public var succeeded: Bool { !decision.due || error == nil }
 }
 
-/// Everything one `bosbackup run` does, under the run lock: finish what a
-/// crashed run left (abandoned runs, half-done deletions, temporary files),
-/// decide due jobs, run them, and apply each job's retention after success.
+/// What crash recovery found and cleaned up before the jobs.
+public struct Recovery: Sendable {
+    public var abandonedRuns = 0
+    public var temporaryFiles = 0
+    /// Clean-ups that could not be done (a target that could not be opened or listed);
+    /// nothing depends on them, and the next run tries again.
+    public var problems: [String] = []
+}
+
+/// Everything one `run` did.
+public struct RunReport: Sendable {
+    public var recovery: Recovery
+    public var jobs: [JobOutcome]
+    /// Deletions an earlier run left marked that this run finished.
+    public var resumedDeletions: [SnapshotRecord]
+    /// Every deletion that failed in this run: retention's and the resumed ones.
+    public var deletionFailures: [DeletionFailure]
+
+    /// Everything that was due succeeded and nothing is left half deleted by this run.
+    public var succeeded: Bool {
+        jobs.allSatisfy { $0.succeeded && $0.retentionError == nil } && deletionFailures.isEmpty
+    }
+}
+
+/// Everything one `bosbackup run` does, under the run lock: clean up what a
+/// crashed run left (abandoned runs, temporary files), decide due jobs, run them,
+/// apply each job's retention after its backup, then retry unfinished deletions.
 public struct ScheduledRun {
     public let policy: Policy
     public let catalog: Catalog
     public let clock: Clock
     public let scratch: String
     public let openTarget: (String) throws -> Target
+    /// The target that holds a cataloged snapshot, for deleting it. By default the policy
+    /// target of its name; the CLI also opens the URL the catalog recorded, so snapshots
+    /// on a target renamed or removed from the policy can still be deleted.
+    public var openSnapshotTarget: (SnapshotRecord) throws -> Target
     /// Where drill reports go.
     public var reportFolder: String
 
@@ -33,6 +67,7 @@ public struct ScheduledRun {
         self.clock = clock
         self.scratch = scratch
         self.openTarget = openTarget
+        openSnapshotTarget = { try openTarget($0.target) }
     }
 
     /// Every job's decision, and the drill's last when the policy has one.
@@ -41,22 +76,46 @@ public struct ScheduledRun {
         return try due.decide(at: clock.now()) + [try due.decideDrill(at: clock.now())].compactMap { $0 }
     }
 
-    /// Leftovers of a killed process. Safe only under the run lock.
-    public func recoverFromCrash() async throws -> (abandonedRuns: Int, resumedDeletions: Int, temporaryFiles: Int) {
-        let abandoned = try catalog.abandonStaleRuns()
-        let resumed = try await Pruner(catalog: catalog, openTarget: openTarget).resumePending()
-        var removed = 0
+    /// One `run`: recover from a crash, run every due job (each followed by its
+    /// retention), then retry the deletions earlier runs left marked. A deletion that
+    /// fails is its target's problem: it never stops a job, and is retried next time.
+    /// The retries come after the jobs: a target that cannot delete holds up no backup.
+    public func run(progress: ((String, BackupProgress) -> Void)? = nil) async throws -> RunReport {
+        let recovery = try await recoverFromCrash()
+        let jobs = try await execute(progress: progress)
+        let triedNow = Set(jobs.flatMap { $0.deletionFailures.map(\.snapshot.id) })
+        let (resumed, failed) = try await pruner.resumePending(skipping: triedNow)
+        return RunReport(recovery: recovery, jobs: jobs, resumedDeletions: resumed,
+                         deletionFailures: jobs.flatMap(\.deletionFailures) + failed)
+    }
+
+    var pruner: Pruner { Pruner(catalog: catalog, openTarget: openSnapshotTarget) }
+
+    /// Leftovers of a killed process: runs left 'running', temporary files and uploads.
+    /// Half-done deletions are left to `run` (after the jobs). Safe only under the run lock.
+    public func recoverFromCrash() async throws -> Recovery {
+        var recovery = Recovery(abandonedRuns: try catalog.abandonStaleRuns())
         for target in policy.targets {
-            guard let backend = try? openTarget(target.name).backend else { continue }
-            if let folder = backend as? FileTarget {
-                for file in folder.staleTemporaryFiles() where unlink(file) == 0 { removed += 1 }
-            } else if let bucket = backend as? S3Target {
-                // Parts of an upload a killed run never completed or aborted cost money and hide nothing.
-                removed += (try? await bucket.abortStaleUploads()) ?? 0
+            do {
+                let backend = try openTarget(target.name).backend
+                if let folder = backend as? FileTarget {
+                    for file in folder.staleTemporaryFiles() where unlink(file) == 0 { recovery.temporaryFiles += 1 }
+                } else if let bucket = backend as? S3Target {
+                    // Parts of an upload a killed run never completed or aborted cost money and hide nothing.
+                    recovery.temporaryFiles += try await bucket.abortStaleUploads()
+                }
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                recovery.problems.append("target \(target.name): could not look for leftovers of interrupted runs: \(error)")
             }
         }
-        removed += (try? ScratchFolder(path: scratch).removeTemporaryCopies()) ?? 0
-        return (abandoned, resumed, removed)
+        do {
+            recovery.temporaryFiles += try ScratchFolder(path: scratch).removeTemporaryCopies()
+        } catch {
+            recovery.problems.append("scratch \(scratch): could not remove temporary copies: \(error)")
+        }
+        return recovery
     }
 
     /// Runs every due job; a failed job does not stop the others.
@@ -78,9 +137,18 @@ public struct ScheduledRun {
             do {
                 let request = BackupRequest(sourcePath: source, job: job.name, targetName: job.target, scratch: scratch,
                                             level: policy.compressionLevel, blockSize: policy.blockSize)
-                outcome.snapshot = try await JobRunner(catalog: catalog, clock: clock)
+                let snapshot = try await JobRunner(catalog: catalog, clock: clock)
                     .backup(request, to: try openTarget(job.target), scheduledFor: decision.scheduledFor) { progress?(job.name, $0) }
-                (outcome.retention, outcome.deleted) = try await applyRetention(job)
+                outcome.snapshot = snapshot
+                // The backup is done and recorded; what retention does next is reported beside it.
+                do {
+                    let retention = try await applyRetention(job, justTaken: snapshot.id)
+                    (outcome.retention, outcome.deleted, outcome.deletionFailures) = (retention.plan, retention.deleted, retention.failed)
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    outcome.retentionError = "\(error)"
+                }
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -111,22 +179,32 @@ public struct ScheduledRun {
         return outcome
     }
 
-    /// The retention plan of one job (what `prune --dry-run` shows).
-    public func retentionPlan(_ job: Policy.Job) throws -> [RetentionDecision] {
-        let snapshots = try catalog.snapshots(job: job.name)
+    /// The retention plan of one job (what `prune --dry-run` shows); `justTaken` is always kept.
+    public func retentionPlan(_ job: Policy.Job, justTaken: String? = nil) throws -> [RetentionDecision] {
+        let snapshots = try catalog.snapshotsInCatalogOrder(job: job.name)
         let newestVerified = try snapshots.reversed().first { try catalog.lastVerification(of: $0.id)?.ok == true }?.id
-        return RetentionPlanner(rules: job.retention, timeZone: policy.timeZone).plan(snapshots, newestVerified: newestVerified)
+        return RetentionPlanner(rules: job.retention, timeZone: policy.timeZone)
+            .plan(snapshots, newestVerified: newestVerified, justTaken: justTaken)
     }
 
-    /// Applies retention to one job; returns the plan and what was deleted.
-    public func applyRetention(_ job: Policy.Job) async throws -> ([RetentionDecision], [SnapshotRecord]) {
-        let plan = try retentionPlan(job)
-        let pruner = Pruner(catalog: catalog, openTarget: openTarget)
-        var deleted: [SnapshotRecord] = []
-        for decision in plan where !decision.keep {
-            try await pruner.delete(decision.snapshot, reason: "retention of job \(job.name): \(decision.reasons.joined(separator: ", "))")
-            deleted.append(decision.snapshot)
+    /// Applies retention to one job: the plan, what was deleted, and what its target did
+    /// not delete (left marked for a later run). Throws only when the catalog fails.
+    public func applyRetention(_ job: Policy.Job, justTaken: String? = nil) async throws -> RetentionOutcome {
+        var outcome = RetentionOutcome(plan: try retentionPlan(job, justTaken: justTaken))
+        for decision in outcome.plan where !decision.keep {
+            let reason = "retention of job \(job.name): \(decision.reasons.joined(separator: ", "))"
+            if let failure = try await pruner.delete(decision.snapshot, reason: reason) {
+                outcome.failed.append(failure)
+            } else {
+                outcome.deleted.append(decision.snapshot)
+            }
         }
-        return (plan, deleted)
+        return outcome
+    }
+
+    /// Retries the deletions earlier runs left marked (what `prune` does after retention).
+    public func resumePendingDeletions(skipping: Set<String> = [], jobs: Set<String>? = nil) async throws
+        -> (finished: [SnapshotRecord], failed: [DeletionFailure]) {
+        try await pruner.resumePending(skipping: skipping, jobs: jobs)
     }
 }

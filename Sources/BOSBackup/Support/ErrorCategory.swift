@@ -19,7 +19,7 @@ public protocol CategorizedError: Error {
 extension CatalogError: CategorizedError {
     public var category: ErrorCategory {
         switch self {
-        case .unknownSnapshot, .ambiguousSnapshot, .newerSchema, .missing, .emptyReference: return .input
+        case .unknownSnapshot, .ambiguousSnapshot, .newerSchema, .missing, .emptyReference, .olderSchema: return .input
         case .unreadable: return .failure
         }
     }
