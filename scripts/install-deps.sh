@@ -17,6 +17,7 @@ done
 # Tests also need a real browser for the drill report screenshot test.
 if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
   dpkg -s chromium-headless-shell >/dev/null 2>&1 || missing+=("chromium-headless-shell")
+  dpkg -s prometheus >/dev/null 2>&1 || missing+=("prometheus")
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

@@ -95,3 +95,32 @@ final class ProgressLine: @unchecked Sendable {
         lock.withLock { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
+
+/// Log lines for cron's log file and for journald: one event per line.
+extension Console {
+    /// syslog priorities, which journald reads from a `<N>` at the start of a line.
+    enum Priority: Int {
+        case error = 3, warning = 4, info = 6
+    }
+
+    /// The descriptor is a journald stream: systemd sets JOURNAL_STREAM to its
+    /// "device:inode". Compared with the descriptor itself, because the variable is
+    /// inherited by everything the service starts, whose output may go elsewhere.
+    static func isJournal(_ fd: Int32, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        guard let value = environment["JOURNAL_STREAM"] else { return false }
+        let parts = value.split(separator: ":")
+        var st = stat()
+        guard parts.count == 2, let device = UInt64(parts[0]), let inode = UInt64(parts[1]), fstat(fd, &st) == 0 else { return false }
+        return UInt64(st.st_dev) == device && UInt64(st.st_ino) == inode
+    }
+
+    /// One event: `<3>text` into the journal (which stamps time and unit itself), else
+    /// `TIME bosbackup SOURCE: text` (a cron log file has no time of its own). Never
+    /// colours: these lines are for files and the journal.
+    static func event(_ text: String, priority: Priority, to fd: Int32, time: @autoclosure () -> String, source: String) {
+        // An error text with a newline in it (a server's answer) must not split the event.
+        let flat = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        let line = isJournal(fd) ? "<\(priority.rawValue)>\(flat)\n" : "\(time()) bosbackup \(source): \(flat)\n"
+        (fd == 2 ? FileHandle.standardError : FileHandle.standardOutput).write(Data(line.utf8))
+    }
+}

@@ -7,7 +7,13 @@ struct DaemonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
         abstract: "Run the policy without cron: sleep until the next fire time, run due jobs, repeat.",
-        discussion: "SIGTERM or SIGINT stops it cleanly; a snapshot in progress is abandoned and never cataloged.")
+        discussion: """
+            SIGTERM or SIGINT stops it cleanly; a snapshot in progress is abandoned and never cataloged.
+            Like run, it writes the policy's metrics.textfile after every pass, and again every
+            5 minutes while it sleeps (overdue is a matter of time), and runs notify.command
+            after each failure. It logs one line per event on stderr: with its time, or into
+            the journal with a <N> priority.
+            """)
 
     @OptionGroup var common: CommonOptions
 
@@ -16,14 +22,15 @@ struct DaemonCommand: AsyncParsableCommand {
             guard common.now == nil else { throw UsageError("the daemon runs on the real clock; use `run --now` to simulate time") }
             let context = try Context(common)
             let policy = try context.requirePolicy()
-            let loop = Task { try await DaemonCommand.loop(context: context, policy: policy) }
+            let output = RunOutput(style: .daemon, context: context)
+            let loop = Task { try await DaemonCommand.loop(context: context, policy: policy, output: output) }
             // Signals cancel the loop: a sleep ends at once, a running backup aborts its upload.
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
             let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler {
-                    DaemonCommand.log("received \(number == SIGTERM ? "SIGTERM" : "SIGINT"), stopping")
+                    output.done("received \(number == SIGTERM ? "SIGTERM" : "SIGINT"), stopping")
                     loop.cancel()
                 }
                 source.resume()
@@ -31,47 +38,78 @@ struct DaemonCommand: AsyncParsableCommand {
             }
             defer { sources.forEach { $0.cancel() } }
             do { try await loop.value } catch is CancellationError {}
-            DaemonCommand.log("stopped")
+            output.done("stopped")
             return ExitStatus.ok
         }
     }
 
-    static func log(_ line: String) { Console.note("\(ISO8601.string(Date())) bosbackup daemon: \(line)") }
+    /// While it sleeps, the metrics file is rewritten this often: `overdue` turns 1 by
+    /// the clock alone, and a file that never changes looks like a dead daemon.
+    static let metricsRefresh: TimeInterval = 300
 
-    static func loop(context: Context, policy: Policy) async throws {
-        log("started, pid \(getpid()), policy \(policy.file ?? "?"), time zone \(policy.timeZone.identifier)")
+    static func loop(context: Context, policy: Policy, output: RunOutput) async throws {
+        output.done("started, pid \(getpid()), policy \(policy.file ?? "?"), time zone \(policy.timeZone.identifier)")
         while !Task.isCancelled {
-            do {
-                let catalog = try context.openCatalog()
-                let lock = try context.lock()
-                let scheduled = try context.scheduler(catalog)
-                for decision in try scheduled.decide() where decision.due { log("\(decision.job): \(decision.explanation)") }
-                let report = try await scheduled.run()
-                for outcome in report.jobs where outcome.decision.due {
-                    if let s = outcome.snapshot {
-                        log("\(s.job): snapshot \(s.id) stored on \(s.target) (\(s.storedBytes) bytes)")
-                    } else {
-                        log("\(outcome.decision.job): FAILED: \(outcome.error ?? "unknown error")")
-                    }
-                }
-                if !report.resumedDeletions.isEmpty {
-                    log("finished deletions an earlier run left: \(report.resumedDeletions.map(\.id).joined(separator: ", "))")
-                }
-                for line in RunCommand.warnings(report) { log(line) }
-                withExtendedLifetime(lock) {}
-            } catch let busy as LockBusyError {
-                log("\(busy)")
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                // A broken catalog or policy must not kill the daemon; it tries again at the next fire.
-                log("run failed: \(error)")
-            }
+            await pass(context: context, output: output)
             try Task.checkCancellation()
             let now = Date()
             let next = policy.jobs.compactMap { $0.cron.next(after: now, in: policy.timeZone) }.min() ?? now.addingTimeInterval(3600)
-            log("sleeping until \(ISO8601.string(next, in: policy.timeZone))")
-            try await Task.sleep(nanoseconds: UInt64(max(0, next.timeIntervalSinceNow) * 1e9) + 1_000_000)
+            output.done("sleeping until \(ISO8601.string(next, in: policy.timeZone))")
+            while next.timeIntervalSinceNow > 0 {
+                let nap = min(next.timeIntervalSinceNow, metricsRefresh)
+                try await Task.sleep(nanoseconds: UInt64(max(0, nap) * 1e9) + 1_000_000)
+                if next.timeIntervalSinceNow > 0 { refreshMetrics(context: context, output: output) }
+            }
+        }
+    }
+
+    /// One pass, as `run` does it; nothing that goes wrong here stops the daemon.
+    static func pass(context: Context, output: RunOutput) async {
+        var catalog: Catalog?
+        do {
+            let opened = try context.openCatalog()
+            catalog = opened
+            let lock = try context.lock()
+            defer { withExtendedLifetime(lock) {} }
+            let scheduled = try context.scheduler(opened)
+            for decision in try scheduled.decide() where decision.due { output.done("\(decision.job): \(decision.explanation)") }
+            let report = try await scheduled.run()
+            for outcome in report.jobs where outcome.decision.due {
+                if let s = outcome.snapshot {
+                    output.done("\(s.job): snapshot \(s.id) stored on \(s.target) (\(s.storedBytes) bytes)")
+                } else if let error = outcome.error {
+                    output.failure("\(outcome.decision.job): FAILED: \(error)", priority: .error)
+                } else {
+                    output.done("\(outcome.decision.job): passed" + (outcome.report.map { "; report \($0)" } ?? ""))
+                }
+            }
+            if !report.resumedDeletions.isEmpty {
+                output.done("finished deletions an earlier run left: \(report.resumedDeletions.map(\.id).joined(separator: ", "))")
+            }
+            for line in RunCommand.warnings(report) { output.failure(line, priority: .warning) }
+            _ = context.writeMetrics(opened, output: output)
+            context.notify(NotifyEvent.failures(in: report, policy: scheduled.policy, at: context.clock.now(), exitCode: ExitStatus.code(for:)),
+                           output: output)
+        } catch let busy as LockBusyError {
+            output.failure("\(busy)", priority: .warning)
+            if let catalog { _ = context.writeMetrics(catalog, output: output) }
+        } catch is CancellationError {
+            return
+        } catch {
+            // A broken catalog or policy must not kill the daemon; it tries again at the next fire.
+            output.failure("run failed: \(error)", priority: .error)
+            if let catalog { _ = context.writeMetrics(catalog, output: output) }
+            context.notify([NotifyEvent(kind: .runFailed, error: "\(error)", exitCode: ExitStatus.code(for: error), time: context.clock.now())],
+                           output: output)
+        }
+    }
+
+    static func refreshMetrics(context: Context, output: RunOutput) {
+        guard context.policy?.metricsTextfile != nil else { return }
+        do {
+            _ = context.writeMetrics(try context.openCatalog(readOnly: true), output: output)
+        } catch {
+            output.failure("could not open the catalog to refresh the metrics: \(error)", priority: .error)
         }
     }
 }

@@ -13,14 +13,20 @@ struct RunCommand: AsyncParsableCommand {
             Exits 1 if any job failed, or if a deletion failed (a line on stderr after
             all jobs ran names target and snapshot; the snapshot stays marked for
             deletion and every later run tries again).
+            After every run (one that found the lock busy included) the policy's
+            metrics.textfile is rewritten; after each failed job, damaged source or
+            failed drill the policy's notify.command is run with the failure as JSON.
             """)
 
     @OptionGroup var common: CommonOptions
     @Flag(help: "Show the decisions only; change nothing.") var dryRun = false
     @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Print only what was done and what failed, one line each with its time (for cron's log and journald); nothing when nothing was due.")
+    var quiet = false
 
     func run() async throws {
         try await reporting {
+            if quiet && (json || dryRun) { throw UsageError("--quiet goes with neither --json nor --dry-run") }
             do {
                 return try await runPolicy()
             } catch let error where json {
@@ -33,6 +39,18 @@ struct RunCommand: AsyncParsableCommand {
 
     private func runPolicy() async throws -> Int32 {
         let context = try Context(common)
+        let output = RunOutput(style: quiet ? .quiet : .report, context: context)
+        do {
+            return try await runPolicy(context, output: output)
+        } catch let error where !dryRun && !(error is LockBusyError) {
+            // No job could run (a damaged catalog, no source.database): the most urgent failure of all.
+            context.notify([NotifyEvent(kind: .runFailed, error: "\(error)", exitCode: ExitStatus.code(for: error), time: context.clock.now())],
+                           output: output)
+            throw error
+        }
+    }
+
+    private func runPolicy(_ context: Context, output: RunOutput) async throws -> Int32 {
         let catalog = try context.openCatalog()
         let scheduled = try context.scheduler(catalog)
         if dryRun {
@@ -46,19 +64,66 @@ struct RunCommand: AsyncParsableCommand {
             }
             return ExitStatus.ok
         }
-        let lock = try context.lock()
+        let lock: RunLock
+        do {
+            lock = try context.lock()
+        } catch let busy as LockBusyError {
+            // The holder may work for hours (a drill, a large upload): the metrics say so
+            // now (bosbackup_job_running), and stay fresh, rather than only when it ends.
+            _ = context.writeMetrics(catalog, output: output)
+            throw busy
+        }
         defer { withExtendedLifetime(lock) {} }
         let progress = ProgressLine()
-        let report = try await scheduled.run { job, event in progress.update("\(job): \(BackupCommand.describe(event))") }
+        let report: RunReport
+        do {
+            report = try await scheduled.run { job, event in progress.update("\(job): \(BackupCommand.describe(event))") }
+        } catch {
+            progress.clear()
+            _ = context.writeMetrics(catalog, output: output)
+            throw error
+        }
         progress.clear()
         if json {
             Console.json(RunCommand.json(report, context: context))
+        } else if quiet {
+            RunCommand.printQuiet(report, output: output)
         } else {
             RunCommand.printReport(report, context: context)
         }
         // What needs attention, after every job ran: one line each on stderr.
-        for line in RunCommand.warnings(report) { Console.error(line) }
-        return report.succeeded ? ExitStatus.ok : ExitStatus.failed
+        for line in RunCommand.warnings(report) { output.failure(line, priority: .warning) }
+        // Metrics first: monitoring should see the failure before a slow notify command ends.
+        let metricsWritten = context.writeMetrics(catalog, output: output)
+        context.notify(NotifyEvent.failures(in: report, policy: scheduled.policy, at: context.clock.now(), exitCode: ExitStatus.code(for:)),
+                       output: output)
+        return report.succeeded && metricsWritten ? ExitStatus.ok : ExitStatus.failed
+    }
+
+    /// `--quiet`: a line for each thing done (stdout) and each failure (stderr); none for
+    /// jobs that were not due.
+    static func printQuiet(_ report: RunReport, output: RunOutput) {
+        let recovered = report.recovery
+        if recovered.abandonedRuns + recovered.temporaryFiles > 0 {
+            output.done("recovered from an interrupted run: \(recovered.abandonedRuns) runs marked abandoned, \(recovered.temporaryFiles) temporary files removed")
+        }
+        for o in report.jobs where o.decision.due {
+            let job = o.decision.job
+            let report = o.report.map { "; report \($0)" } ?? ""
+            if let error = o.error {
+                output.failure("\(job): FAILED — \(error)\(report)", priority: .error)
+            } else if let s = o.snapshot {
+                var retention = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.id).joined(separator: ", "))"
+                if !o.deletionFailures.isEmpty { retention += "; retention could not delete \(o.deletionFailures.map(\.snapshot.id).joined(separator: ", "))" }
+                output.done("\(job): snapshot \(s.id) stored on \(s.target) (\(Console.bytes(s.storedBytes)))\(retention)")
+            } else {
+                output.done("\(job): passed\(report)")
+            }
+        }
+        if !report.resumedDeletions.isEmpty {
+            output.done("finished \(report.resumedDeletions.count) deletion\(report.resumedDeletions.count == 1 ? "" : "s") an earlier run left: "
+                + report.resumedDeletions.map(\.id).joined(separator: ", "))
+        }
     }
 
     static func printReport(_ report: RunReport, context: Context) {
@@ -144,7 +209,51 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
+/// Where the lines of a run go. Plain `run` keeps its report (stdout) and `bosbackup:`
+/// lines on stderr; `run --quiet` and the daemon write one line per event, with its time
+/// (or, into the journal, its priority): `run --quiet` what was done on stdout and what
+/// failed on stderr, the daemon everything on stderr, as it always logged.
+struct RunOutput {
+    enum Style { case report, quiet, daemon }
+    let style: Style
+    let context: Context
+
+    private var source: String { style == .daemon ? "daemon" : "run" }
+    private var time: String { context.local(context.clock.now()) }
+
+    func done(_ line: String) {
+        Console.event(line, priority: .info, to: style == .daemon ? 2 : 1, time: time, source: source)
+    }
+
+    func failure(_ line: String, priority: Console.Priority) {
+        guard style != .report else { return Console.error(line) }
+        Console.event(line, priority: priority, to: 2, time: time, source: source)
+    }
+}
+
 extension Context {
+    /// Rewrites the policy's metrics.textfile, if it names one. False (with a line on
+    /// stderr) when it could not: monitoring would then read an old file.
+    func writeMetrics(_ catalog: Catalog, output: RunOutput) -> Bool {
+        guard let policy, let path = policy.metricsTextfile else { return true }
+        do {
+            try HealthMetrics(policy: policy, catalog: catalog, clock: clock).write(to: path)
+            return true
+        } catch {
+            output.failure("could not write the metrics file \(path): \(error)", priority: .error)
+            return false
+        }
+    }
+
+    /// Runs the policy's notify.command once per event. Its own failure is one line on
+    /// stderr and changes no exit code: the failure it was to report is already reported.
+    func notify(_ events: [NotifyEvent], output: RunOutput) {
+        guard let config = policy?.notify else { return }
+        for event in events {
+            do { try Notifier(config).send(event) } catch { output.failure("\(error)", priority: .warning) }
+        }
+    }
+
     /// The scheduler as `run`, `prune` and the daemon use it. Deletions open a snapshot's
     /// target by its policy name, else by the URL the catalog recorded (a target renamed or
     /// removed from the policy), so they can finish instead of waiting forever.

@@ -5,7 +5,12 @@ import Foundation
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Per job: last success, next fire, overdue, last verification. Exits 1 if a job is overdue or failed, or a deletion failed.")
+        abstract: "Per job: last success, next fire, overdue, running, last verification. Exits 1 if a job is overdue or failed, or a deletion failed.",
+        discussion: """
+            A job whose newest run is still in progress (its process alive) shows RUNNING
+            since its start; a run whose process died shows as interrupted (a failure the
+            next run cleans up). Each target shows whether the last run could open and list it.
+            """)
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Also write Prometheus textfile-collector metrics to FILE (atomically).") var metrics: String?
@@ -21,8 +26,9 @@ struct StatusCommand: AsyncParsableCommand {
             let deletions = try statusReport.deletions()
             let lastDrill = try catalog.lastDrill()
             let nextDrill = try DueJobs(policy: policy, catalog: catalog).decideDrill(at: context.clock.now())
+            let access = try catalog.targetAccess()
             if let metrics {
-                try DurableFile.write(Data(StatusMetrics.render(statuses, deletions: deletions).utf8), to: Context.absolute(metrics), mode: 0o644)
+                try HealthMetrics(policy: policy, catalog: catalog, clock: context.clock).write(to: Context.absolute(metrics))
             }
             if json {
                 Console.json(["now": context.local(context.clock.now()), "jobs": statuses.map { s -> [String: Any] in
@@ -31,7 +37,12 @@ struct StatusCommand: AsyncParsableCommand {
                      "last_snapshot_id": s.lastSnapshot?.id as Any, "next": s.next.map(ISO8601.string) as Any,
                      "last_run_status": s.lastRun?.status.rawValue as Any, "last_error": s.lastRun?.error as Any,
                      "last_verification": s.lastVerification.map { ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt)] } as Any,
-                     "future_runs": s.futureRuns.map { ISO8601.string($0.startedAt) }]
+                     "future_runs": s.futureRuns.map { ISO8601.string($0.startedAt) },
+                     "running_since": s.running.map { ISO8601.string($0.startedAt) } as Any,
+                     "running_pid": s.running?.process.map { Int($0.pid) } as Any, "interrupted": s.interrupted]
+                }, "targets": policy.targets.map { t -> [String: Any] in
+                    ["target": t.name, "up": access[t.name].map { $0.ok } as Any,
+                     "accessed_at": access[t.name].map { ISO8601.string($0.accessedAt) } as Any, "error": access[t.name]?.error as Any]
                 }, "drill": ["last": lastDrill.map { ["at": ISO8601.string($0.startedAt), "ok": $0.ok, "report": $0.report as Any,
                                                       "summary": $0.summary] } as Any,
                              "due": nextDrill?.due as Any, "next": nextDrill?.next.map(ISO8601.string) as Any],
@@ -45,15 +56,29 @@ struct StatusCommand: AsyncParsableCommand {
                     [s.job, s.target,
                      s.lastSuccess.map { context.local($0.finishedAt ?? $0.startedAt) } ?? "never",
                      s.next.map(context.local) ?? "never",
-                     s.overdue ? Console.red("OVERDUE") : (s.lastRunFailed ? Console.red("LAST RUN FAILED") : "ok"),
+                     StatusCommand.state(s, context: context),
                      s.lastVerification.map { $0.ok ? "ok" : "FAILED" } ?? "never"]
                 }
                 for line in Console.table(["JOB", "TARGET", "LAST SUCCESS", "NEXT", "STATE", "VERIFIED"], rows) { Console.out(line) }
                 if policy.drill != nil {
                     let last = lastDrill.map { "\($0.ok ? "passed" : "FAILED") \(context.local($0.startedAt)) (\($0.report ?? ""))" } ?? "never"
-                    Console.out("drill: last \(last); " + (nextDrill?.due == true ? "DUE now" : "next \(nextDrill?.next.map(context.local) ?? "never")"))
+                    let now = try statusReport.drillInProgress().map { "RUNNING since \(context.local($0.startedAt))" }
+                        ?? (nextDrill?.due == true ? "DUE now" : "next \(nextDrill?.next.map(context.local) ?? "never")")
+                    Console.out("drill: last \(last); " + now)
                 }
-                for s in statuses where s.lastRunFailed { Console.out("\(s.job): last run \(s.lastRun?.status.rawValue ?? ""): \(s.lastRun?.error ?? "")") }
+                for s in statuses where s.lastRunFailed {
+                    if s.interrupted, let run = s.lastRun {
+                        let process = run.process.map { "process \($0.pid)" } ?? "its process"
+                        Console.out("\(s.job): last run (started \(context.local(run.startedAt))) interrupted: \(process) is gone; "
+                            + "the next run marks it abandoned")
+                    } else {
+                        Console.out("\(s.job): last run \(s.lastRun?.status.rawValue ?? ""): \(s.lastRun?.error ?? "")")
+                    }
+                }
+                for t in policy.targets {
+                    guard let a = access[t.name], !a.ok else { continue }
+                    Console.out("target \(t.name): the run at \(context.local(a.accessedAt)) could not open or list it: \(a.error ?? "")")
+                }
                 for s in statuses {
                     guard let latest = s.futureRuns.first else { continue }
                     let count = s.futureRuns.count == 1 ? "a run" : "\(s.futureRuns.count) runs"
@@ -73,5 +98,13 @@ struct StatusCommand: AsyncParsableCommand {
             let deletionFailed = deletions.contains { !$0.failing.isEmpty }
             return statuses.contains { $0.overdue || $0.lastRunFailed } || drillFailed || deletionFailed ? ExitStatus.failed : ExitStatus.ok
         }
+    }
+
+    /// RUNNING beats the rest (what is it doing now?), with OVERDUE beside it when it is also late.
+    static func state(_ s: JobStatus, context: Context) -> String {
+        if let run = s.running {
+            return "RUNNING since \(context.local(run.startedAt))" + (s.overdue ? " (" + Console.red("OVERDUE") + ")" : "")
+        }
+        return s.overdue ? Console.red("OVERDUE") : (s.lastRunFailed ? Console.red("LAST RUN FAILED") : "ok")
     }
 }

@@ -19,7 +19,7 @@ final class DeletionRecordTests: XCTestCase {
             """)
 
         let catalog = try Catalog(path: path, clock: FixedClock(Date(timeIntervalSince1970: 1_900_000_000)))
-        XCTAssertEqual(catalog.schemaVersion, 4)
+        XCTAssertEqual(catalog.schemaVersion, CatalogSchema.currentVersion, "migrated to the newest schema (4 added the deletion columns)")
         let pending = try XCTUnwrap(try catalog.pendingDeletions().first)
         XCTAssertEqual(pending.id, "0000aaaa")
         XCTAssertEqual(pending.snapshot.targetURL, "s3://b/p")

@@ -287,9 +287,13 @@ public final class Catalog {
 
     /// Records a run as started. Times come from the caller's clock, so a
     /// `--now` simulation records simulated times.
-    public func startRun(job: String, scheduledFor: Date?, at startedAt: Date) throws -> Int64 {
-        try db.run("INSERT INTO runs (job, scheduled_for, started_at, status) VALUES (?,?,?,'running')",
-                   .text(job), SQLValue(scheduledFor?.timeIntervalSince1970), .real(startedAt.timeIntervalSince1970))
+    /// The row names this process, so `status` can tell the run in progress from one a
+    /// killed process left 'running'.
+    public func startRun(job: String, scheduledFor: Date?, at startedAt: Date,
+                         process: ProcessIdentity = .current) throws -> Int64 {
+        try db.run("INSERT INTO runs (job, scheduled_for, started_at, status, pid, process_start) VALUES (?,?,?,'running',?,?)",
+                   .text(job), SQLValue(scheduledFor?.timeIntervalSince1970), .real(startedAt.timeIntervalSince1970),
+                   .integer(Int64(process.pid)), SQLValue(process.startTicks.map { Int64(bitPattern: $0) }))
         return db.lastInsertRowID
     }
 
@@ -308,7 +312,7 @@ public final class Catalog {
     public func runs(job: String? = nil, limit: Int = 1000) throws -> [RunRecord] {
         let filter = job == nil ? "" : "WHERE job = ?"
         let statement = try db.prepare("""
-            SELECT id, job, scheduled_for, started_at, finished_at, status, error, snapshot_id, seconds FROM runs
+            SELECT id, job, scheduled_for, started_at, finished_at, status, error, snapshot_id, seconds, pid, process_start FROM runs
             \(filter) ORDER BY started_at DESC, id DESC LIMIT \(limit)
             """)
         if let job { try statement.bind([.text(job)]) }
@@ -320,7 +324,10 @@ public final class Catalog {
                 startedAt: Date(timeIntervalSince1970: statement.value(at: 3).double ?? 0),
                 finishedAt: statement.value(at: 4).double.map(Date.init(timeIntervalSince1970:)),
                 status: RunRecord.Status(rawValue: statement.string(at: 5) ?? "failed") ?? .failed,
-                error: statement.string(at: 6), snapshotID: statement.string(at: 7), seconds: statement.value(at: 8).double))
+                error: statement.string(at: 6), snapshotID: statement.string(at: 7), seconds: statement.value(at: 8).double,
+                process: statement.value(at: 9).int.map { pid in
+                    ProcessIdentity(pid: Int32(truncatingIfNeeded: pid), startTicks: statement.value(at: 10).int.map { UInt64(bitPattern: $0) })
+                }))
         }
         return result
     }
@@ -335,19 +342,22 @@ public final class Catalog {
         public var rtoSeconds: Double
         public var report: String?
         public var summary: String
+        /// The slowest target's time to bring back its newest snapshot (nil: none came back,
+        /// or a drill recorded before schema 5); the RTO margin is `rtoSeconds` minus it.
+        public var recoverySeconds: Double? = nil
     }
 
     public func record(_ d: DrillRecord) throws {
-        try db.run("INSERT INTO drills (started_at, finished_at, ok, seconds, rto_seconds, report, summary) VALUES (?,?,?,?,?,?,?)",
+        try db.run("INSERT INTO drills (started_at, finished_at, ok, seconds, rto_seconds, report, summary, recovery_seconds) VALUES (?,?,?,?,?,?,?,?)",
                    .real(d.startedAt.timeIntervalSince1970), .real(d.finishedAt.timeIntervalSince1970), SQLValue(d.ok),
-                   .real(d.seconds), .real(d.rtoSeconds), SQLValue(d.report), .text(d.summary))
+                   .real(d.seconds), .real(d.rtoSeconds), SQLValue(d.report), .text(d.summary), SQLValue(d.recoverySeconds))
     }
 
     public func lastDrill() throws -> DrillRecord? {
-        try db.rows("SELECT started_at, finished_at, ok, seconds, rto_seconds, report, summary FROM drills ORDER BY started_at DESC, id DESC LIMIT 1").first.map {
+        try db.rows("SELECT started_at, finished_at, ok, seconds, rto_seconds, report, summary, recovery_seconds FROM drills ORDER BY started_at DESC, id DESC LIMIT 1").first.map {
             DrillRecord(startedAt: Date(timeIntervalSince1970: $0[0].double ?? 0), finishedAt: Date(timeIntervalSince1970: $0[1].double ?? 0),
                         ok: $0[2].int == 1, seconds: $0[3].double ?? 0, rtoSeconds: $0[4].double ?? 0, report: $0[5].string,
-                        summary: $0[6].string ?? "")
+                        summary: $0[6].string ?? "", recoverySeconds: $0[7].double)
         }
     }
 

@@ -89,6 +89,21 @@ enum CatalogSchema {
         ALTER TABLE snapshots ADD COLUMN delete_failed_at REAL;
         ALTER TABLE snapshots ADD COLUMN delete_failures INTEGER NOT NULL DEFAULT 0;
         """,
+        // 5: operator-ready monitoring. Which process a run belongs to (pid and its start time,
+        // so a reused pid is not taken for it), so status can tell a run in progress from one
+        // a crash left 'running'; a drill's slowest recovery, for its RTO margin; and each
+        // target's last access by a run (could it be opened and listed?), for bosbackup_target_up.
+        """
+        ALTER TABLE runs ADD COLUMN pid INTEGER;
+        ALTER TABLE runs ADD COLUMN process_start INTEGER;
+        ALTER TABLE drills ADD COLUMN recovery_seconds REAL;
+        CREATE TABLE target_access (
+            target      TEXT PRIMARY KEY,
+            accessed_at REAL NOT NULL,
+            ok          INTEGER NOT NULL,
+            error       TEXT
+        );
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -62,6 +62,8 @@ public struct RunRecord: Equatable, Sendable {
     public var error: String?
     public var snapshotID: String?
     public var seconds: Double?
+    /// The process that ran it (nil for runs recorded before schema 5).
+    public var process: ProcessIdentity? = nil
 }
 
 /// A snapshot marked `deleting` whose objects may still be on its target.

@@ -34,7 +34,7 @@ public struct DrillJob {
             let paths = try report.write(to: reportFolder)
             try catalog.record(Catalog.DrillRecord(startedAt: result.startedAt, finishedAt: result.finishedAt, ok: result.ok,
                                                    seconds: result.seconds, rtoSeconds: result.rto, report: paths.html,
-                                                   summary: report.verdict))
+                                                   summary: report.verdict, recoverySeconds: result.worstRecoverySeconds))
             try catalog.finishRun(runID, status: result.ok ? .success : .failed, error: result.ok ? nil : report.verdict,
                                   snapshotID: nil, seconds: result.seconds, at: verifier.clock.now())
             return Outcome(result: result, markdown: paths.markdown, html: paths.html)

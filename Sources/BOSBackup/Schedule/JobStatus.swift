@@ -13,7 +13,22 @@ public struct JobStatus: Sendable {
     public var overdue: Bool
     /// Runs recorded after now, newest first (a clock that was ahead): ignored above, flagged.
     public var futureRuns: [RunRecord]
-    public var lastRunFailed: Bool { lastRun.map { $0.status == .failed || $0.status == .abandoned } ?? false }
+    /// The newest run that ended (success, failed or abandoned), for "did the last run work".
+    public var lastFinishedRun: RunRecord?
+    /// The job's most recent verification, of any of its snapshots (the metrics' view).
+    public var lastVerificationOfJob: VerificationRecord?
+
+    /// The newest run is in progress: its row says running and its process is alive.
+    public var running: RunRecord? { lastRun.flatMap { $0.isInProgress ? $0 : nil } }
+    /// The newest run says running but its process is gone (killed): the next run marks it abandoned.
+    public var interrupted: Bool { lastRun?.status == .running && running == nil }
+    public var lastRunFailed: Bool { lastRun.map { $0.status == .failed || $0.status == .abandoned } ?? false || interrupted }
+}
+
+extension RunRecord {
+    /// Says running, and its process is alive: in progress, not left behind by a killed one.
+    /// (A row from before schema 5 names no process: take its word.)
+    public var isInProgress: Bool { status == .running && (process?.isAlive ?? true) }
 }
 
 /// The deletions waiting on one target.
@@ -51,8 +66,15 @@ public struct StatusReport {
             }
             return JobStatus(job: job.name, target: job.target, lastRun: runs.past.first, lastSuccess: runs.lastSuccess,
                              lastSnapshot: lastSnapshot, lastVerification: verification,
-                             next: job.cron.next(after: now, in: policy.timeZone), overdue: overdue, futureRuns: runs.future)
+                             next: job.cron.next(after: now, in: policy.timeZone), overdue: overdue, futureRuns: runs.future,
+                             lastFinishedRun: runs.past.first { $0.status != .running },
+                             lastVerificationOfJob: try catalog.lastVerification(job: job.name))
         }
+    }
+
+    /// The drill, when its newest run is in progress.
+    public func drillInProgress() throws -> RunRecord? {
+        try RunHistory(catalog.runs(job: DrillJob.runName, limit: 10), at: clock.now()).past.first.flatMap { $0.isInProgress ? $0 : nil }
     }
 
     /// Pending deletions per target: every policy target (none pending is news too, for a
@@ -62,56 +84,6 @@ public struct StatusReport {
         var names = policy.targets.map(\.name)
         for item in pending where !names.contains(item.target) { names.append(item.target) }
         return names.map { name in TargetDeletions(target: name, pending: pending.filter { $0.target == name }) }
-    }
-}
-
-/// Prometheus textfile-collector format (node_exporter's --collector.textfile).
-public enum StatusMetrics {
-    public static func render(_ statuses: [JobStatus], deletions: [TargetDeletions] = []) -> String {
-        var lines: [String] = []
-        func metric(_ name: String, _ help: String, _ value: (JobStatus) -> Double?) {
-            lines.append("# HELP bosbackup_\(name) \(help)")
-            lines.append("# TYPE bosbackup_\(name) gauge")
-            for status in statuses {
-                guard let v = value(status) else { continue }
-                lines.append("bosbackup_\(name){job=\"\(escape(status.job))\",target=\"\(escape(status.target))\"} \(format(v))")
-            }
-        }
-        metric("last_success_timestamp_seconds", "Unix time the job last finished successfully.") {
-            $0.lastSuccess.map { ($0.finishedAt ?? $0.startedAt).timeIntervalSince1970 }
-        }
-        metric("last_snapshot_bytes", "Size of the newest snapshot's database.") { $0.lastSnapshot.map { Double($0.bytes) } }
-        metric("last_snapshot_stored_bytes", "Stored (compressed) size of the newest snapshot.") { $0.lastSnapshot.map { Double($0.storedBytes) } }
-        metric("last_run_duration_seconds", "Duration of the job's last run.") { $0.lastRun?.seconds }
-        metric("last_run_success", "1 if the job's last run succeeded.") { $0.lastRun.map { $0.status == .success ? 1 : 0 } }
-        metric("overdue", "1 if no successful run covers the latest fire time past its grace period.") { $0.overdue ? 1 : 0 }
-        metric("last_verify_ok", "1 if the newest snapshot's last verification passed, 0 if it failed.") {
-            $0.lastVerification.map { $0.ok ? 1 : 0 }
-        }
-        metric("next_run_timestamp_seconds", "Unix time of the job's next fire.") { $0.next?.timeIntervalSince1970 }
-        metric("future_runs", "Runs recorded after now (the clock was ahead or jumped); ignored for the schedule.") {
-            Double($0.futureRuns.count)
-        }
-        func targetMetric(_ name: String, _ help: String, _ value: (TargetDeletions) -> Double) {
-            lines.append("# HELP bosbackup_\(name) \(help)")
-            lines.append("# TYPE bosbackup_\(name) gauge")
-            for target in deletions { lines.append("bosbackup_\(name){target=\"\(escape(target.target))\"} \(format(value(target)))") }
-        }
-        targetMetric("pending_deletions", "Snapshots marked for deletion whose objects may still be on the target; every run retries them.") {
-            Double($0.pending.count)
-        }
-        targetMetric("failed_deletions", "Pending deletions whose last attempt failed (the target refused or could not be reached).") {
-            Double($0.failing.count)
-        }
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
-    }
-
-    static func format(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e15 ? String(Int64(v)) : String(v)
     }
 }
 

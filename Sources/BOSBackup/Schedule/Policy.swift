@@ -34,6 +34,17 @@ public struct Policy: Sendable {
         public var rto: TimeInterval
     }
 
+    /// The command told about every failure `run` (or the daemon) meets, and how long it may take.
+    public struct Notify: Sendable {
+        public var command: String
+        public var timeout: TimeInterval
+        public static let defaultTimeout: TimeInterval = 30
+        public init(command: String, timeout: TimeInterval = Notify.defaultTimeout) {
+            self.command = command
+            self.timeout = timeout
+        }
+    }
+
     public var file: String?
     public var timeZone: TimeZone
     public var sourceDatabase: String?
@@ -44,6 +55,9 @@ public struct Policy: Sendable {
     public var targets: [TargetConfig]
     public var jobs: [Job]
     public var drill: Drill?
+    /// Where `run` and the daemon write the Prometheus textfile after every pass (`metrics.textfile`).
+    public var metricsTextfile: String?
+    public var notify: Notify?
 
     public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!) {
         self.timeZone = timeZone

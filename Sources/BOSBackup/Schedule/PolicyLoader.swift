@@ -49,7 +49,8 @@ public struct PolicyLoader {
         } catch let error as YamlError {
             throw PolicyError(file: file, line: nil, keyPath: "", message: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
-        let top = try mapping(root, "", allowed: ["timezone", "source", "catalog", "scratch", "targets", "jobs", "drill", "compression"])
+        let top = try mapping(root, "", allowed: ["timezone", "source", "catalog", "scratch", "targets", "jobs", "drill", "compression",
+                                                          "metrics", "notify"])
         let absoluteFolder = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : (absoluteFolder as NSString).appendingPathComponent(path)
@@ -132,7 +133,43 @@ public struct PolicyLoader {
             let rto = try drill["rto"].map { try duration($0, "drill.rto") } ?? 4 * 3_600
             policy.drill = .init(cron: try cronExpression(cronNode, "drill.cron"), rto: rto)
         }
+        if let node = top["metrics"] { policy.metricsTextfile = resolve(try metricsTextfile(node)) }
+        if let node = top["notify"] { policy.notify = try notify(node) }
         return policy
+    }
+
+    /// `metrics: { textfile: PATH }`. node_exporter's textfile collector reads only
+    /// `*.prom` files, so any other name would be written and never scraped.
+    private func metricsTextfile(_ node: Node) throws -> String {
+        let metrics = try mapping(node, "metrics", allowed: ["textfile"])
+        guard let file = metrics["textfile"] else { throw fail(node, "metrics", "missing textfile (the .prom file to write)") }
+        let path = try string(file, "metrics.textfile")
+        let name = (path as NSString).lastPathComponent
+        guard !path.hasSuffix("/"), name.hasSuffix(".prom"), name.count > ".prom".count else {
+            throw fail(file, "metrics.textfile", "must name a file ending in .prom (node_exporter's textfile collector "
+                + "reads only *.prom files), e.g. /var/lib/node_exporter/textfile_collector/bosbackup.prom; got \"\(path)\"")
+        }
+        return path
+    }
+
+    /// `notify: { command: "…", timeout: 30s }`: run by /bin/sh, so any shell text is allowed;
+    /// the timeout bounds how long one failure can hold up `run`.
+    private func notify(_ node: Node) throws -> Policy.Notify {
+        let notify = try mapping(node, "notify", allowed: ["command", "timeout"])
+        guard let commandNode = notify["command"] else { throw fail(node, "notify", "missing command (a shell command)") }
+        let command = try string(commandNode, "notify.command")
+        guard !command.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+            throw fail(commandNode, "notify.command", "is empty: give a shell command, e.g. \"mail -s 'bosbackup failed' ops@example.com\"")
+        }
+        var result = Policy.Notify(command: command)
+        if let timeoutNode = notify["timeout"] {
+            let timeout = try duration(timeoutNode, "notify.timeout")
+            guard timeout <= 3_600 else {
+                throw fail(timeoutNode, "notify.timeout", "must be at most 1h: run waits for the command, up to this long per failure")
+            }
+            result.timeout = timeout
+        }
+        return result
     }
 
     // MARK: typed accessors that report key path and line

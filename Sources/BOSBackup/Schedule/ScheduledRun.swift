@@ -14,6 +14,11 @@ public struct JobOutcome: Sendable {
     /// deletions a target refused are in `deletionFailures`.
     public var retentionError: String?
     public var deletionFailures: [DeletionFailure] = []
+    /// A snapshot stored although its check at backup failed (a damaged source): the
+    /// failure is a failed verification, and names the snapshot.
+    public var damagedSnapshot: SnapshotRecord?
+    /// For a failed drill: the targets that did not restore cleanly.
+    public var failedTargets: [String] = []
     /// The job did what was due: its backup (or drill) succeeded. Retention's problems are
     /// reported beside it, not as a failed backup.
     public var succeeded: Bool { !decision.due || error == nil }
@@ -96,6 +101,8 @@ public struct ScheduledRun {
     public func recoverFromCrash() async throws -> Recovery {
         var recovery = Recovery(abandonedRuns: try catalog.abandonStaleRuns())
         for target in policy.targets {
+            // This look at every target, each run, is also what bosbackup_target_up reports.
+            var problem: String?
             do {
                 let backend = try openTarget(target.name).backend
                 if let folder = backend as? FileTarget {
@@ -107,8 +114,10 @@ public struct ScheduledRun {
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
+                problem = "\(error)"
                 recovery.problems.append("target \(target.name): could not look for leftovers of interrupted runs: \(error)")
             }
+            try catalog.recordTargetAccess(TargetAccess(target: target.name, accessedAt: clock.now(), ok: problem == nil, error: problem))
         }
         do {
             recovery.temporaryFiles += try ScratchFolder(path: scratch).removeTemporaryCopies()
@@ -154,6 +163,7 @@ public struct ScheduledRun {
             } catch {
                 outcome.error = "\(error)"
                 outcome.errorCategory = (error as? CategorizedError)?.category ?? .failure
+                if case BackupError.sourceDamaged(let stored, _) = error { outcome.damagedSnapshot = stored }
             }
             outcomes.append(outcome)
         }
@@ -170,7 +180,9 @@ public struct ScheduledRun {
             outcome.report = result.html
             if !result.result.ok {
                 outcome.error = DrillReport(result: result.result).verdict
-                outcome.errorCategory = .mismatch
+                // Only parts that could not be checked: a failure (exit 1), not damage (4), as `drill` says.
+                outcome.errorCategory = result.result.couldNotCheck ? .failure : .mismatch
+                outcome.failedTargets = result.result.targets.filter { !$0.ok }.map(\.target)
             }
         } catch {
             outcome.error = "\(error)"
