@@ -99,6 +99,11 @@ public struct ShellCommand {
         posix_spawn_file_actions_adddup2(&actions, stdin, 0)
         posix_spawn_file_actions_adddup2(&actions, output, 1)
         posix_spawn_file_actions_adddup2(&actions, output, 2)
+        // Nothing else of ours reaches the command: a descriptor this process inherited
+        // without close-on-exec (a copy of its own stdout, say) would otherwise be held open
+        // by whatever the command leaves running, and whoever reads our output would wait
+        // for it. (A close of a descriptor that is no longer open is ignored by posix_spawn.)
+        for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -157,6 +162,16 @@ public struct ShellCommand {
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return }
             data.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    /// This process's open descriptors, from /proc (none listed where there is no /proc:
+    /// then only close-on-exec keeps them from the command).
+    static func openDescriptors() -> [Int32] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").compactMap { Int32($0) }
+        } catch {
+            return []
         }
     }
 
