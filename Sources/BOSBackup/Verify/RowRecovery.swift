@@ -192,7 +192,7 @@ public final class RowRecovery {
         let rootKey = try key(table)
         let t = Database.quote(table)
         _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(Self.keySelect(rootKey, "s")) FROM snap.\(t) s")
-        let differs = try sharedColumns(table).map { "s.\($0) IS NOT m.\($0)" }.joined(separator: " OR ")
+        let differs = try sharedColumns(table).map { RowDiff.differs($0, "s", "m") }.joined(separator: " OR ")
         // Without a key, "same key, other contents" does not exist: such a row is a lost copy and a newer one.
         conflicts = rootKey.kind == .wholeRow ? 0
             : try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")

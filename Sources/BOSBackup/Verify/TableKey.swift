@@ -19,8 +19,10 @@ public struct TableKey: Sendable, Equatable {
     public var kind: Kind
     /// Quoted column expressions that form the key (empty for `.wholeRow`).
     public var columns: [String]
-    /// Column names of the table (quoted), in declaration order.
-    public var allColumns: [String]
+    /// Column names of the table as declared, in declaration order.
+    public var columnNames: [String]
+    /// The same, quoted for SQL.
+    public var allColumns: [String] { columnNames.map(Database.quote) }
     /// How to select the rowid of a table without a key (`rowid`, `_rowid_` or
     /// `oid`, whichever no column shadows); nil when all three are columns.
     public var rowidName: String?
@@ -37,7 +39,7 @@ public struct TableKey: Sendable, Equatable {
         let pk = info.filter { ($0[1].int ?? 0) > 0 }.sorted { ($0[1].int ?? 0) < ($1[1].int ?? 0) }.compactMap { $0[0].string }
         let indexes = try db.rows("SELECT name, \"unique\", origin, partial FROM \(schema).pragma_index_list(?) ORDER BY name", .text(table))
         let rowidName = ["rowid", "_rowid_", "oid"].first { alias in !names.contains { $0.lowercased() == alias } }
-        var key = TableKey(table: table, kind: .wholeRow, columns: [], allColumns: names.map(Database.quote), rowidName: rowidName)
+        var key = TableKey(table: table, kind: .wholeRow, columns: [], columnNames: names, rowidName: rowidName)
         if !pk.isEmpty {
             // An INTEGER PRIMARY KEY aliasing the rowid has no index of its own;
             // every other primary key (DESC, WITHOUT ROWID, not INTEGER) gets one.
