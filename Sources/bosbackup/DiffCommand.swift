@@ -10,6 +10,7 @@ struct DiffCommand: AsyncParsableCommand {
             Rows missing in live (lost), only in live (newer), and changed, per table. Live is opened read-only.
             Rows are matched by the primary key, else by a UNIQUE index on NOT NULL columns; a table with
             neither is compared by whole rows, each copy of a duplicate counting (its keys are whole rows).
+            Rows are compared on the columns both copies have; how the schemas differ is listed.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -27,13 +28,11 @@ struct DiffCommand: AsyncParsableCommand {
             let verifier = SnapshotVerifier(catalog: catalog, clock: context.clock, scratch: context.scratch)
             let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
             let diff = try RowDiff(snapshotPath: copy, livePath: Context.absolute(live))
-            let tables = try table.map { name -> [String] in
-                guard try diff.commonTables().contains(name) else { throw UsageError("table \(name) is not in both the snapshot and live") }
-                return [name]
-            } ?? diff.commonTables()
-            let results = try tables.map { try diff.diff(table: $0, limit: limit) }
+            // One table: one that cannot be compared (not in both, its key changed) is the answer, exit 2.
+            let (results, schema) = try table.map { ([try diff.diff(table: $0, limit: limit)], try diff.drift($0).notes()) }
+                ?? diff.diffAll(limit: limit)
             if json {
-                Console.json(["snapshot": record.id, "live": Context.absolute(live), "tables": results.map { r -> [String: Any] in
+                Console.json(["snapshot": record.id, "live": Context.absolute(live), "schema": schema, "tables": results.map { r -> [String: Any] in
                     ["name": r.table, "key": r.keyColumns, "compared_by": r.wholeRow ? "whole row" : "key", "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
                      "changed": r.changed, "missing_keys": r.missingKeys.map(TableKey.keyValue),
                      "new_keys": r.newKeys.map(TableKey.keyValue), "changed_keys": r.changedKeys.map(TableKey.keyValue),
@@ -46,6 +45,7 @@ struct DiffCommand: AsyncParsableCommand {
             let lines = Console.table(["TABLE", "KEY", "MISSING IN LIVE", "ONLY IN LIVE", "CHANGED"], rows, rightAligned: [2, 3, 4])
             Console.out(lines[0])
             for (line, r) in zip(lines.dropFirst(), results) { Console.out(r.lost > 0 ? Console.red(line) : line) }
+            for note in schema { Console.out("schema: \(note)") }
             for r in results where limit != 0 {
                 // Changed rows name the columns that differ: "5 (status, note)".
                 let changed = r.changedRows.map { "\(TableKey.keyValue($0.key)) (\($0.columns.joined(separator: ", ")))" }

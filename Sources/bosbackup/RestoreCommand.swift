@@ -78,7 +78,7 @@ struct RestoreCommand: AsyncParsableCommand {
                 ["id": r.snapshot.id, "name": r.snapshot.name, "taken_at": ISO8601.string(r.snapshot.takenAt),
                  "ok": r.verification.verdict == .passed, "problems": r.verification.problems,
                  "unchecked": r.verification.unchecked, "scratch_path": r.scratchPath,
-                 "missing_rows": r.missingRows, "changed_rows": r.changedRows, "lost_rows": r.lostRows, "verdict": r.lossSummary as Any,
+                 "missing_rows": r.missingRows, "changed_rows": r.changedRows, "lost_rows": r.lostRows, "verdict": r.lossSummary as Any, "schema": r.schema,
                  "tables": r.diff.rows.map { row -> [String: Any] in
                      ["name": row.table, "cataloged": row.cataloged as Any, "restored": row.restored as Any,
                       "live": row.live as Any, "delta": row.delta as Any,
@@ -126,6 +126,7 @@ struct RestoreCommand: AsyncParsableCommand {
             let lost = (r.rowDiffs[row.table]?.lost ?? 0) > 0 || (row.delta ?? 0) < 0
             Console.out("  " + (lost ? Console.red(line) : line))
         }
+        for note in r.schema { Console.out("  schema: \(note)") }
         if hasLive {
             Console.out("  verdict: " + (r.lossSummary.map { "live lost rows this snapshot still holds: \($0)" } ?? "live has every row this snapshot has"))
         }

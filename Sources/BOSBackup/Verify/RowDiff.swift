@@ -55,23 +55,66 @@ public final class RowDiff {
         path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "?#"))) ?? path
     }
 
-    /// Tables present in both databases.
-    public func commonTables() throws -> [String] {
-        let live = Set(try db.rows("SELECT name FROM live.sqlite_schema WHERE type = 'table'").compactMap { $0.first?.string })
-        return try TableCounts.tableNames(in: db).filter { live.contains($0) }
+    /// User tables of one copy ("main": the snapshot, "live").
+    func tableNames(_ schema: String) throws -> [String] {
+        try db.rows("""
+            SELECT name FROM \(schema).sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
+              AND coalesce(sql, '') NOT LIKE 'CREATE VIRTUAL%' ORDER BY name
+            """).compactMap { $0.first?.string }
     }
 
-    /// Diffs one table. `limit` caps each key list (0: counts only, nil: all keys).
+    /// Tables present in both databases (SQLite matches names without regard to case).
+    public func commonTables() throws -> [String] {
+        let live = Set(try tableNames("live").map { $0.lowercased() })
+        return try tableNames("main").filter { live.contains($0.lowercased()) }
+    }
+
+    /// Tables only one copy has, one line each.
+    public func tableDifferences() throws -> [String] {
+        let snapshot = try tableNames("main"), live = try tableNames("live")
+        let (inSnapshot, inLive) = (Set(snapshot.map { $0.lowercased() }), Set(live.map { $0.lowercased() }))
+        return snapshot.filter { !inLive.contains($0.lowercased()) }.map(Self.notInLive)
+            + live.filter { !inSnapshot.contains($0.lowercased()) }.map { "live has a table the snapshot lacks: \($0) (newer than the snapshot)" }
+    }
+
+    static func notInLive(_ table: String) -> String {
+        "live has no table \(table) (the snapshot has it: dropped or renamed since)"
+    }
+
+    /// How `table` differs between the copies (it must be in both).
+    public func drift(_ table: String) throws -> SchemaDrift {
+        let names = try commonTables().map { $0.lowercased() }
+        guard names.contains(table.lowercased()) else {
+            throw SchemaDriftError(try tableNames("main").contains { $0.lowercased() == table.lowercased() }
+                                   ? Self.notInLive(table) : "the snapshot has no table \(table)")
+        }
+        return SchemaDrift(snapshot: try TableKey.of(table, schema: "main", in: db), live: try TableKey.of(table, schema: "live", in: db))
+    }
+
+    /// Every table both copies have, compared on the columns both have; a
+    /// table whose key changed cannot be matched row by row and is left out.
+    /// `schema` names every difference of schema, tables and columns.
+    public func diffAll(limit: Int? = 0) throws -> (tables: [TableRowDiff], schema: [String]) {
+        var tables: [TableRowDiff] = [], schema = try tableDifferences()
+        for table in try commonTables() {
+            let drift = try drift(table)
+            schema += drift.notes()
+            if drift.cannotMatch == nil { tables.append(try diff(table: table, limit: limit)) }
+        }
+        return (tables, schema)
+    }
+
+    /// Diffs one table on the columns both copies have. `limit` caps each key
+    /// list (0: counts only, nil: all keys). A table one copy lacks, or whose
+    /// key changed, is a SchemaDriftError.
     public func diff(table: String, limit: Int? = 0) throws -> TableRowDiff {
+        let drift = try drift(table)
+        if let reason = drift.cannotMatch { throw SchemaDriftError(reason) }
         let key = try TableKey.of(table, schema: "main", in: db)
         let liveKey = try TableKey.of(table, schema: "live", in: db)
-        guard key.columns == liveKey.columns else {
-            throw SQLiteError(code: 1, message: "table \(table) has a different key in live (\(liveKey.list)) than in the snapshot (\(key.list))", path: livePath)
-        }
-        if key.kind == .wholeRow { return try diffWholeRows(table, snapshot: key, live: liveKey, limit: limit) }
+        if key.kind == .wholeRow { return try diffWholeRows(table, columns: drift.common, limit: limit) }
         // Same key, other contents: compared on the columns both copies have, the key aside.
-        let liveColumns = Set(liveKey.allColumns)
-        let compared = key.columnNames.filter { liveColumns.contains(Database.quote($0)) && !key.columns.contains(Database.quote($0)) }
+        let compared = key.columnNames.filter { drift.common.contains(Database.quote($0)) && !key.columns.contains(Database.quote($0)) }
         var result = TableRowDiff(table: table, keyColumns: key.columns, missingInLive: 0, onlyInLive: 0, changed: 0)
         // Comparing rowids is only comparing keys when the key is the rowid in both copies.
         if key.kind == .rowid && liveKey.kind == .rowid {
@@ -115,10 +158,9 @@ public final class RowDiff {
     /// distinct row, the copies the snapshot has beyond live's are lost, and
     /// the other way round newer. One sort of both tables, no rowids (VACUUM
     /// renumbers them). Compares the columns both copies have.
-    func diffWholeRows(_ table: String, snapshot: TableKey, live: TableKey, limit: Int?) throws -> TableRowDiff {
+    func diffWholeRows(_ table: String, columns: [String], limit: Int?) throws -> TableRowDiff {
         let t = Database.quote(table)
-        let liveColumns = Set(live.allColumns)
-        let cols = snapshot.allColumns.filter(liveColumns.contains).joined(separator: ", ")
+        let cols = columns.joined(separator: ", ")
         let copies = """
             SELECT \(cols), sum(bosbackup_in_snapshot) AS bosbackup_s, count(*) - sum(bosbackup_in_snapshot) AS bosbackup_l
             FROM (SELECT \(cols), 1 AS bosbackup_in_snapshot FROM main.\(t) UNION ALL SELECT \(cols), 0 FROM live.\(t)) GROUP BY \(cols)

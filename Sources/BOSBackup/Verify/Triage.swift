@@ -8,6 +8,9 @@ public struct TriageResult: Sendable {
     /// Per table, rows this snapshot has that live lacks, rows only live has, and
     /// rows both have with other contents (by key, see TableKey).
     public var rowDiffs: [String: TableRowDiff]
+    /// How live's schema differs from this snapshot's, one line each (see SchemaDrift):
+    /// tables are compared on the columns both have; a table whose rows cannot be matched has no row diff.
+    public var schema: [String] = []
     public var snapshot: SnapshotRecord { verification.snapshot }
 
     /// Rows this snapshot has whose key live lacks.
@@ -110,14 +113,16 @@ public struct Triage {
             if verification.verdict != .couldNotCheck { try verifier.record(verification) }
             let path = scratch.path(for: snapshot)
             var rowDiffs: [String: TableRowDiff] = [:]
+            var schema: [String] = []
             // Rows are compared only on a copy that passed: a damaged one answers with its problems.
             if let live, verification.ok {
-                let rows = try RowDiff(snapshotPath: path, livePath: live)
-                for table in try rows.commonTables() { rowDiffs[table] = try rows.diff(table: table) }
+                let compared = try RowDiff(snapshotPath: path, livePath: live).diffAll()
+                rowDiffs = Dictionary(uniqueKeysWithValues: compared.tables.map { ($0.table, $0) })
+                schema = compared.schema
             }
             results.append(TriageResult(verification: verification, scratchPath: path,
                                         diff: RowCountDiff(cataloged: snapshot.tables, restored: verification.restoredCounts, live: liveCounts),
-                                        rowDiffs: rowDiffs))
+                                        rowDiffs: rowDiffs, schema: schema))
         }
         return results
     }
