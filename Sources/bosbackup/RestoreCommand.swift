@@ -85,17 +85,18 @@ struct RestoreCommand: AsyncParsableCommand {
                 ["id": r.snapshot.id, "name": r.snapshot.name, "taken_at": ISO8601.string(r.snapshot.takenAt),
                  "ok": r.verification.verdict == .passed, "problems": r.verification.problems,
                  "unchecked": r.verification.unchecked, "scratch_path": r.scratchPath,
-                 "missing_rows": r.missingRows, "verdict": r.lossSummary as Any,
+                 "missing_rows": r.missingRows, "changed_rows": r.changedRows, "lost_rows": r.lostRows, "verdict": r.lossSummary as Any, "schema": r.schema,
                  "tables": r.diff.rows.map { row -> [String: Any] in
                      ["name": row.table, "cataloged": row.cataloged as Any, "restored": row.restored as Any,
                       "live": row.live as Any, "delta": row.delta as Any,
                       "missing_in_live": r.rowDiffs[row.table]?.missingInLive as Any,
-                      "only_in_live": r.rowDiffs[row.table]?.onlyInLive as Any]
+                      "only_in_live": r.rowDiffs[row.table]?.onlyInLive as Any,
+                      "changed": r.rowDiffs[row.table]?.changed as Any]
                  }]
             }])
         } else {
             for r in results { printTriage(r, context: context) }
-            if live != nil, let best = results.filter({ $0.verification.ok && $0.missingRows > 0 }).max(by: { $0.missingRows < $1.missingRows }) {
+            if live != nil, let best = Triage.holdingMostLost(results) {
                 Console.out(Console.bold("snapshot \(best.snapshot.id) holds the most rows live lost") + " (\(best.lossSummary ?? ""))")
                 Console.out("  next: bosbackup diff --snapshot \(best.snapshot.id) --live \(live!)   then   bosbackup recover --snapshot \(best.snapshot.id) --live \(live!) --table TABLE --sql review.sql")
             }
@@ -114,7 +115,7 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         Console.out(Console.bold("snapshot \(r.snapshot.id)") + "  \(r.snapshot.name)  taken \(context.local(r.snapshot.takenAt))  \(status)")
         let hasLive = r.diff.rows.contains { $0.live != nil }
-        let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER"] : [])
+        let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER", "CHANGED"] : [])
         let rows = r.diff.rows.map { row -> [String] in
             var cells = [row.table, row.cataloged.map(String.init) ?? "-", row.restored.map(String.init) ?? "-"]
             if hasLive {
@@ -122,15 +123,17 @@ struct RestoreCommand: AsyncParsableCommand {
                 cells.append(row.delta.map { $0.formatted(sign: true) } ?? "-")
                 cells.append(r.rowDiffs[row.table].map { String($0.missingInLive) } ?? "-")
                 cells.append(r.rowDiffs[row.table].map { String($0.onlyInLive) } ?? "-")
+                cells.append(r.rowDiffs[row.table].map { String($0.changed) } ?? "-")
             }
             return cells
         }
-        let lines = Console.table(header, rows, rightAligned: [1, 2, 3, 4, 5, 6])
+        let lines = Console.table(header, rows, rightAligned: [1, 2, 3, 4, 5, 6, 7])
         Console.out("  " + lines[0])
         for (line, row) in zip(lines.dropFirst(), r.diff.rows) {
-            let lost = (r.rowDiffs[row.table]?.missingInLive ?? 0) > 0 || (row.delta ?? 0) < 0
+            let lost = (r.rowDiffs[row.table]?.lost ?? 0) > 0 || (row.delta ?? 0) < 0
             Console.out("  " + (lost ? Console.red(line) : line))
         }
+        for note in r.schema { Console.out("  schema: \(note)") }
         if hasLive {
             Console.out("  verdict: " + (r.lossSummary.map { "live lost rows this snapshot still holds: \($0)" } ?? "live has every row this snapshot has"))
         }
