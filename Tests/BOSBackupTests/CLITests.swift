@@ -106,6 +106,18 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(stored.allSatisfy { $0.hasSuffix(".db.gz.enc") }, "nothing in the clear: \(stored)")
         let verify = try bosbackup("verify", "--latest", "\(spellings.count)", "--config", dir.file("bos.yml"))
         XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+
+        // snapshots --json says what its sizes describe, gives the object's own size, and the verification.
+        let listed = try XCTUnwrap(try jsonObject(try bosbackup("snapshots", "--config", dir.file("bos.yml"), "--json").stdout)["snapshots"] as? [[String: Any]])
+        XCTAssertEqual(listed.count, spellings.count)
+        for s in listed {
+            let key = try XCTUnwrap(s["object_key"] as? String), url = try XCTUnwrap(s["target_url"] as? String)
+            let onDisk = DurableFile.fileSize(String(url.dropFirst("file://".count)) + "/" + key)
+            XCTAssertEqual((s["object_bytes"] as? NSNumber)?.int64Value, onDisk, "\(s)")
+            XCTAssertNotEqual((s["stored_bytes"] as? NSNumber)?.int64Value, onDisk, "stored_bytes is the gzip stream's")
+            XCTAssertEqual(s["sha256_of"] as? String, "gzip stream")
+            XCTAssertEqual((s["verification"] as? [String: Any])?["ok"] as? Bool, true, "\(s)")
+        }
     }
 
     func testCorruptSnapshotMakesVerifyExit4AndSayWhichCheck() throws {
