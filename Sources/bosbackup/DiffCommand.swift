@@ -36,7 +36,7 @@ struct DiffCommand: AsyncParsableCommand {
                 ?? diff.diffAll(limit: limit)
             if json {
                 Console.json(["snapshot": record.id, "live": Context.absolute(live), "schema": schema, "tables": results.map { r -> [String: Any] in
-                    ["name": r.table, "key": r.keyColumns, "compared_by": r.wholeRow ? "whole row" : "key", "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
+                    ["name": r.table, "key": r.keyColumns.map(Database.unquote), "compared_by": r.wholeRow ? "whole row" : "key", "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
                      "changed": r.changed, "missing_keys": r.missingKeys.map(TableKey.keyValue),
                      "new_keys": r.newKeys.map(TableKey.keyValue), "changed_keys": r.changedKeys.map(TableKey.keyValue),
                      "changed_rows": r.changedRows.map { ["key": TableKey.keyValue($0.key), "columns": $0.columns] }]

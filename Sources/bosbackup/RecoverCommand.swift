@@ -27,6 +27,8 @@ struct RecoverCommand: AsyncParsableCommand {
         try await reporting {
             guard (sql != nil) != apply else { throw UsageError("give exactly one of --sql FILE (review) or --apply") }
             let context = try Context(common)
+            // Before minutes of restoring: a review file already there is never replaced.
+            if let sql, DurableFile.exists(Context.absolute(sql)) { throw RecoveryError.reviewFileExists(Context.absolute(sql)) }
             let catalog = try context.openCatalog()
             let record = try catalog.snapshot(snapshot)
             let progress = ProgressLine()

@@ -6,12 +6,14 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
     case foreignKeyViolation(String)
     case noRowid(String)
     case constraintViolation(table: String, String)
+    case reviewFileExists(String)
 
     public var description: String {
         switch self {
         case .liveLocked(let path):
             return "live database \(path) is locked by another connection that is writing; stop the BOS (or wait) and retry — nothing was changed"
         case .foreignKeyViolation(let detail): return "recovery would break foreign keys, nothing was changed: \(detail)"
+        case .reviewFileExists(let path): return "\(path) already exists: give another file for the SQL (a review file is never overwritten)"
         case .constraintViolation(let table, let detail):
             return "putting rows back into \(table) breaks a constraint of live that the plan cannot check (\(detail)); nothing was changed"
         case .noRowid(let table): return "table \(table) has no key and columns named rowid, _rowid_ and oid: its rows cannot be told apart for recovery"
@@ -20,6 +22,7 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
     public var category: ErrorCategory {
         switch self {
         case .liveLocked, .foreignKeyViolation, .noRowid, .constraintViolation: return .failure
+        case .reviewFileExists: return .input
         }
     }
 }
@@ -379,6 +382,8 @@ public final class RowRecovery {
     /// recovered tables inside its transaction and creates them again, as they
     /// are now, before COMMIT: running it fires none of them, like `--apply`.
     public func writeSQL(to path: String, header: String) throws {
+        // An operator's earlier review file (perhaps edited) is never replaced.
+        guard !DurableFile.exists(path) else { throw RecoveryError.reviewFileExists(path) }
         let triggers = try triggers(on: (lastPlan?.tables ?? []).filter { $0.rows > 0 }.map(\.table))
         var text = "-- \(header)\n-- Review, then run with: sqlite3 \(livePath) < \(path)\n"
         if !triggers.isEmpty {
