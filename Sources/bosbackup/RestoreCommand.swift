@@ -69,7 +69,7 @@ struct RestoreCommand: AsyncParsableCommand {
     private func triage(_ context: Context, _ catalog: Catalog) async throws -> Int32 {
         let count = latest ?? 3
         guard count > 0 else { throw UsageError("--latest must be at least 1") }
-        let snapshots = Triage.newest(count, from: try catalog.snapshots())
+        let (snapshots, duplicates) = Triage.newestDistinct(count, from: try catalog.snapshots())
         guard !snapshots.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
         let progress = ProgressLine()
         defer { progress.clear() }
@@ -81,7 +81,8 @@ struct RestoreCommand: AsyncParsableCommand {
             try context.target(for: $0)
         }
         if json {
-            Console.json(["snapshots": results.map { r -> [String: Any] in
+            Console.json(["same_database": duplicates.map { ["id": $0.skipped.id, "target": $0.skipped.target, "same_as": $0.chosen.id] },
+                          "snapshots": results.map { r -> [String: Any] in
                 ["id": r.snapshot.id, "name": r.snapshot.name, "taken_at": ISO8601.string(r.snapshot.takenAt),
                  "ok": r.verification.verdict == .passed, "problems": r.verification.problems,
                  "unchecked": r.verification.unchecked, "scratch_path": r.scratchPath,
@@ -99,6 +100,9 @@ struct RestoreCommand: AsyncParsableCommand {
             if live != nil, let best = Triage.holdingMostLost(results) {
                 Console.out(Console.bold("snapshot \(best.snapshot.id) holds the most rows live lost") + " (\(best.lossSummary ?? ""))")
                 Console.out("  next: bosbackup diff --snapshot \(best.snapshot.id) --live \(live!)   then   bosbackup recover --snapshot \(best.snapshot.id) --live \(live!) --table TABLE --sql review.sql")
+            }
+            for (skipped, chosen) in duplicates {
+                Console.out("snapshot \(skipped.id) on \(skipped.target) is the same database as \(chosen.id) on \(chosen.target) (same SHA-256): restored once, from \(chosen.target)")
             }
             if let live { Console.out("live database \(live) was opened read-only and not changed") }
             Console.out("scratch copies kept in \(Triage(verifier: verifier).restoreFolder) (remove with `bosbackup scratch clean`)")

@@ -120,6 +120,21 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// The same database on two targets is restored once, and triage says so.
+    func testTriageSaysWhenTwoSnapshotsAreTheSameDatabase() throws {
+        for target in ["nas", "nas2"] {
+            XCTAssertEqual(try bosbackup("backup", "--source", live, "--target", "file://" + dir.file(target), "--catalog", catalog).status, 0)
+        }
+        let snapshots = try Catalog(path: catalog).snapshots()
+        XCTAssertEqual(Set(snapshots.map(\.databaseSHA256)).count, 1, "an unchanged database gives the same image")
+        let triage = try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog)
+        XCTAssertEqual(triage.status, 0, triage.stderr)
+        XCTAssertTrue(triage.stdout.contains("is the same database as") && triage.stdout.contains("restored once"), triage.stdout)
+        let json = try jsonObject(try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog, "--json").stdout)
+        XCTAssertEqual((json["snapshots"] as? [Any])?.count, 1)
+        XCTAssertEqual((json["same_database"] as? [Any])?.count, 1)
+    }
+
     func testCorruptSnapshotMakesVerifyExit4AndSayWhichCheck() throws {
         let snapshot = try backup()
         let key = try XCTUnwrap(snapshot["object_key"] as? String)

@@ -65,16 +65,30 @@ public struct Triage {
     /// The `count` newest snapshots, newest first; where two are the same
     /// database (same SHA-256) on different targets, the local (file) copy is used.
     public static func newest(_ count: Int, from snapshots: [SnapshotRecord]) -> [SnapshotRecord] {
+        newestDistinct(count, from: snapshots).chosen
+    }
+
+    /// The same, and each snapshot left out because it is the same database as a
+    /// chosen one (so the operator hears why only two of three appear).
+    public static func newestDistinct(_ count: Int, from snapshots: [SnapshotRecord])
+        -> (chosen: [SnapshotRecord], sameAs: [(skipped: SnapshotRecord, chosen: SnapshotRecord)]) {
         var chosen: [SnapshotRecord] = []
+        var skipped: [SnapshotRecord] = []
         for snapshot in snapshots.sorted(by: { ($0.takenAt, $0.name) > ($1.takenAt, $1.name) }) {
             if let index = chosen.firstIndex(where: { $0.databaseSHA256 == snapshot.databaseSHA256 }) {
-                if !chosen[index].targetURL.hasPrefix("file://") && snapshot.targetURL.hasPrefix("file://") { chosen[index] = snapshot }
+                if !chosen[index].targetURL.hasPrefix("file://") && snapshot.targetURL.hasPrefix("file://") {
+                    skipped.append(chosen[index])
+                    chosen[index] = snapshot
+                } else {
+                    skipped.append(snapshot)
+                }
                 continue
             }
             if chosen.count == count { break }
             chosen.append(snapshot)
         }
-        return chosen
+        let pairs = skipped.compactMap { s in chosen.first { $0.databaseSHA256 == s.databaseSHA256 }.map { (s, $0) } }
+        return (chosen, pairs)
     }
 
     public func run(_ snapshots: [SnapshotRecord], live: String?, target: @escaping (SnapshotRecord) throws -> Target) async throws -> [TriageResult] {
