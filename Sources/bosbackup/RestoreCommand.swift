@@ -70,6 +70,8 @@ struct RestoreCommand: AsyncParsableCommand {
         let count = latest ?? 3
         guard count > 0 else { throw UsageError("--latest must be at least 1") }
         let (snapshots, duplicates) = Triage.newestDistinct(count, from: try catalog.snapshots())
+        // Opened first, so we know whether SQLite had to roll back a crashed writer's journal.
+        let liveRecovered = try live.map { try ConsistentCopy.openSourceNoting(Context.absolute($0)).recovered } ?? false
         guard !snapshots.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
         let progress = ProgressLine()
         defer { progress.clear() }
@@ -104,7 +106,11 @@ struct RestoreCommand: AsyncParsableCommand {
             for (skipped, chosen) in duplicates {
                 Console.out("snapshot \(skipped.id) on \(skipped.target) is the same database as \(chosen.id) on \(chosen.target) (same SHA-256): restored once, from \(chosen.target)")
             }
-            if let live { Console.out("live database \(live) was opened read-only and not changed") }
+            if let live {
+                Console.out(liveRecovered
+                    ? "live database \(live) had a crashed writer's unfinished transaction: SQLite rolled it back to its last commit on opening (as the BOS's next connection would); otherwise it was only read"
+                    : "live database \(live) was opened read-only and not changed")
+            }
             Console.out("scratch copies kept in \(Triage(verifier: verifier).restoreFolder) (remove with `bosbackup scratch clean`)")
         }
         return ExitStatus.code(for: results.map(\.verification.verdict))

@@ -120,6 +120,26 @@ final class CLITests: XCTestCase {
         }
     }
 
+    /// Triage never says "not changed" about a live database SQLite had to roll back.
+    func testTriageSaysWhenOpeningLiveRolledBackACrashedWriter() throws {
+        let source = dir.file("rollback.db")
+        try Fixtures.sampleDatabase(at: source, orders: 300, wal: false)
+        XCTAssertEqual(try bosbackup("backup", "--source", source, "--target", nas, "--catalog", catalog).status, 0)
+        // A writer that dies mid-transaction, as a power cut would leave its files.
+        let crashed = dir.file("crashed.db")
+        let writer = try Database(path: source)
+        try writer.execute("PRAGMA cache_size = 1; BEGIN; DELETE FROM inventory_movements; DELETE FROM order_items;")
+        try FileManager.default.copyItem(atPath: source, toPath: crashed)
+        try FileManager.default.copyItem(atPath: source + "-journal", toPath: crashed + "-journal")
+        try writer.execute("ROLLBACK")
+        let triage = try bosbackup("restore", "--latest", "1", "--live", crashed, "--catalog", catalog)
+        XCTAssertEqual(triage.status, 0, triage.stderr)
+        XCTAssertTrue(triage.stdout.contains("rolled it back to its last commit"), triage.stdout)
+        XCTAssertFalse(triage.stdout.contains("not changed"), triage.stdout)
+        let again = try bosbackup("restore", "--latest", "1", "--live", crashed, "--catalog", catalog)
+        XCTAssertTrue(again.stdout.contains("opened read-only and not changed"), "nothing left to roll back: \(again.stdout)")
+    }
+
     /// The same database on two targets is restored once, and triage says so.
     func testTriageSaysWhenTwoSnapshotsAreTheSameDatabase() throws {
         for target in ["nas", "nas2"] {
