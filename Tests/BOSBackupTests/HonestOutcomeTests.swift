@@ -250,5 +250,10 @@ final class ProgressLineTests: XCTestCase {
             XCTAssertTrue(terminal.stdout.contains("\r\u{1B}[Kfetching snapshot") && terminal.stdout.contains("% ("), "\(command): \(terminal.stdout.prefix(400))")
             unlink(dir.file("back.db"))
         }
+        let rebuilt = dir.file("rebuilt.db")
+        let rebuild = ([Fixtures.binary, "catalog", "rebuild", "--catalog", rebuilt, "--target", "file://" + dir.file("nas")]).map { "'\($0)'" }.joined(separator: " ")
+        let terminal = try runProcess("/usr/bin/script", ["-qfec", rebuild, "/dev/null"])
+        XCTAssertEqual(terminal.status, 0, terminal.stdout)
+        XCTAssertTrue(terminal.stdout.contains("reading manifests on"), terminal.stdout)
     }
 }
