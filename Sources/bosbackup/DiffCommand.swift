@@ -30,10 +30,12 @@ struct DiffCommand: AsyncParsableCommand {
             defer { progress.clear() }
             let verifier = context.verifier(catalog, progress: progress)
             let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
+            progress.clear()
             let diff = try RowDiff(snapshotPath: copy, livePath: Context.absolute(live))
             // One table: one that cannot be compared (not in both, its key changed) is the answer, exit 2.
             let (results, schema) = try table.map { ([try diff.diff(table: $0, limit: limit)], try diff.drift($0).notes()) }
-                ?? diff.diffAll(limit: limit)
+                ?? diff.diffAll(limit: limit, progress: progress.handler)
+            progress.clear()
             if json {
                 Console.json(["snapshot": record.id, "live": Context.absolute(live), "schema": schema, "tables": results.map { r -> [String: Any] in
                     ["name": r.table, "key": r.keyColumns.map(Database.unquote), "compared_by": r.wholeRow ? "whole row" : "key", "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,

@@ -35,6 +35,7 @@ struct RecoverCommand: AsyncParsableCommand {
             defer { progress.clear() }
             let verifier = context.verifier(catalog, progress: progress)
             let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
+            progress.clear()
             let livePath = Context.absolute(live)
             let recovery = try RowRecovery(snapshotPath: copy, livePath: livePath, table: table)
             var safetyCopy: String?

@@ -94,9 +94,11 @@ public final class RowDiff {
     /// Every table both copies have, compared on the columns both have; a
     /// table whose key changed cannot be matched row by row and is left out.
     /// `schema` names every difference of schema, tables and columns.
-    public func diffAll(limit: Int? = 0) throws -> (tables: [TableRowDiff], schema: [String]) {
+    public func diffAll(limit: Int? = 0, progress: ProgressHandler? = nil) throws -> (tables: [TableRowDiff], schema: [String]) {
         var tables: [TableRowDiff] = [], schema = try tableDifferences()
-        for table in try commonTables() {
+        let common = try commonTables()
+        for (done, table) in common.enumerated() {
+            progress?(ProgressUpdate(phase: "comparing tables with live", done: Int64(done), total: Int64(common.count), unit: .items))
             let drift = try drift(table)
             schema += drift.notes()
             if drift.cannotMatch == nil { tables.append(try diff(table: table, limit: limit)) }
