@@ -174,6 +174,17 @@ final class PackagingTests: XCTestCase {
         XCTAssertTrue(try complete(["bosbackup", "schedule", "install", "--sys"]).contains("--systemd"))
     }
 
+    /// dpkg, once apt or another dpkg is done: the frontend lock is waited for (a blocking fcntl
+    /// lock, as apt takes it) and held while dpkg runs with DPKG_FRONTEND_LOCKED=1.
+    func dpkgWhenFree(_ arguments: [String]) throws -> ProcessResult {
+        try runProcess("/usr/bin/python3", ["-c", """
+            import fcntl, os, subprocess, sys
+            fd = os.open("/var/lib/dpkg/lock-frontend", os.O_RDWR | os.O_CREAT, 0o640)
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            sys.exit(subprocess.call(["dpkg"] + sys.argv[1:], env=dict(os.environ, DPKG_FRONTEND_LOCKED="1")))
+            """] + arguments)
+    }
+
     /// `make deb`, then dpkg -i into this very system, the binary run as the bosbackup user it
     /// created (with the toolchain hidden), the installed units verified, dpkg -r and -P.
     func testDebInstallsRunsAsItsUserAndRemovesCleanly() throws {
@@ -192,7 +203,7 @@ final class PackagingTests: XCTestCase {
         }
         let userExisted = getpwnam("bosbackup") != nil, groupExisted = getgrnam("bosbackup") != nil
         addTeardownBlock {
-            _ = try? runProcess(dpkg, ["-P", "bosbackup"])
+            _ = try? self.dpkgWhenFree(["-P", "bosbackup"])
             if !userExisted { _ = try? runProcess("/usr/sbin/userdel", ["bosbackup"]) }
             if !groupExisted && getgrnam("bosbackup") != nil { _ = try? runProcess("/usr/sbin/groupdel", ["bosbackup"]) }
         }
@@ -213,7 +224,7 @@ final class PackagingTests: XCTestCase {
                        "./usr/share/bosbackup/bos.yml", "./etc/logrotate.d/bosbackup"]
         XCTAssertEqual(Set(shipped).subtracting(files).sorted(), [], "missing from the package")
 
-        let install = try runProcess(dpkg, ["-i", deb])
+        let install = try dpkgWhenFree(["-i", deb])
         XCTAssertEqual(install.status, 0, install.stdout + install.stderr)
         let user = try XCTUnwrap(getpwnam("bosbackup"), "postinst made the user")
         XCTAssertLessThan(user.pointee.pw_uid, 1000, "a system user")
@@ -249,12 +260,12 @@ final class PackagingTests: XCTestCase {
             XCTAssertEqual(try runProcess(man, ["-w", "bosbackup"]).stdout, "/usr/share/man/man1/bosbackup.1.gz\n")
         }
 
-        let remove = try runProcess(dpkg, ["-r", "bosbackup"])
+        let remove = try dpkgWhenFree(["-r", "bosbackup"])
         XCTAssertEqual(remove.status, 0, remove.stdout + remove.stderr)
         let left = shipped.map { String($0.dropFirst()) }.filter { FileManager.default.fileExists(atPath: $0) }
         XCTAssertEqual(left, ["/etc/logrotate.d/bosbackup"], "only the conffile stays until purge")
         XCTAssertTrue(try runProcess(dpkg, ["-s", "bosbackup"]).stdout.contains("Status: deinstall ok config-files"))
-        let purge = try runProcess(dpkg, ["-P", "bosbackup"])
+        let purge = try dpkgWhenFree(["-P", "bosbackup"])
         XCTAssertEqual(purge.status, 0, purge.stdout + purge.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/etc/logrotate.d/bosbackup"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: "/var/lib/bosbackup"), "the empty catalog folder goes with purge")

@@ -266,6 +266,7 @@ final class SystemdUnitTests: XCTestCase {
         XCTAssertEqual(devices.subtracting(["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"]).sorted(), [],
                        "PrivateDevices=yes leaves only the pseudo devices")
         let written = calls.flatMap { Self.writtenPaths($0) }
+        print("traced run: \(calls.count) calls, \(used.count) distinct system calls, \(written.count) writes by path, devices \(devices.sorted())")
         XCTAssertGreaterThan(written.count, 10)
         let outside = written.filter { path in path != "/dev/null" && !folders.contains { path == $0 || path.hasPrefix($0 + "/") } }
         XCTAssertEqual(Set(outside).sorted(), [], "writes outside the policy's folders: ProtectSystem=strict refuses them")
