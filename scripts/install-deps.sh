@@ -2,7 +2,9 @@
 # Installs what building and testing bosbackup needs, only when it is missing.
 # Debian packages: zlib, libdeflate and SQLite headers (the system-library modules),
 # pkg-config, the sqlite3 and gzip tools the tests compare against.
-# With WITH_TEST_DEPS=1 also chromium-headless-shell (drill report screenshot)
+# With WITH_TEST_DEPS=1 also chromium-headless-shell (drill report screenshot), and what the
+# packaging tests check with: systemd (systemd-analyze verify/security), strace (the units'
+# system call filter), logrotate, groff-base and man-db (the man page), binutils (readelf).
 # and from PyPI: moto[server] (the S3 server the tests start on 127.0.0.1), croniter (the cron oracle, pinned: its range handling changed between
 # versions) and botocore (the SigV4 oracle).
 set -euo pipefail
@@ -16,8 +18,9 @@ for pkg in ${EXTRA_DEBIAN_PACKAGES:-}; do
 done
 # Tests also need a real browser for the drill report screenshot test.
 if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
-  dpkg -s chromium-headless-shell >/dev/null 2>&1 || missing+=("chromium-headless-shell")
-  dpkg -s prometheus >/dev/null 2>&1 || missing+=("prometheus")
+  for pkg in chromium-headless-shell systemd strace logrotate groff-base man-db binutils prometheus; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

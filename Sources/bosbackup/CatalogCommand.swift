@@ -21,7 +21,11 @@ struct CatalogCommand: AsyncParsableCommand {
                 let lock = try context.lock()
                 defer { withExtendedLifetime(lock) {} }
                 let (name, store) = try context.target(nameOrURL: target)
-                let outcome = try await CatalogRebuild(catalog: catalog).rebuild(targetName: name, target: store)
+                let progress = ProgressLine()
+                var rebuild = CatalogRebuild(catalog: catalog)
+                rebuild.progress = progress.handler
+                let outcome = try await rebuild.rebuild(targetName: name, target: store)
+                progress.clear()
                 if json {
                     Console.json(["target": name, "added": outcome.added.map(\.id), "already_known": outcome.alreadyKnown,
                                   "skipped": outcome.skipped.map { ["key": $0.key, "why": $0.why] }])

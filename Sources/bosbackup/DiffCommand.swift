@@ -10,7 +10,8 @@ struct DiffCommand: AsyncParsableCommand {
             Rows missing in live (lost), only in live (newer), and changed, per table.
             Live is opened read-only. Rows are matched by the primary key, else by a
             UNIQUE index on NOT NULL columns; a table with neither is compared by whole
-            rows, each copy of a duplicate counting (its keys are whole rows).
+            rows, each copy of a duplicate counting (its keys are whole rows). Rows are
+            compared on the columns both copies have; how the schemas differ is listed.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -29,17 +30,18 @@ struct DiffCommand: AsyncParsableCommand {
             defer { progress.clear() }
             let verifier = context.verifier(catalog, progress: progress)
             let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
+            progress.clear()
             let diff = try RowDiff(snapshotPath: copy, livePath: Context.absolute(live))
-            let tables = try table.map { name -> [String] in
-                guard try diff.commonTables().contains(name) else { throw UsageError("table \(name) is not in both the snapshot and live") }
-                return [name]
-            } ?? diff.commonTables()
-            let results = try tables.map { try diff.diff(table: $0, limit: limit) }
+            // One table: one that cannot be compared (not in both, its key changed) is the answer, exit 2.
+            let (results, schema) = try table.map { ([try diff.diff(table: $0, limit: limit)], try diff.drift($0).notes()) }
+                ?? diff.diffAll(limit: limit, progress: progress.handler)
+            progress.clear()
             if json {
-                Console.json(["snapshot": record.id, "live": Context.absolute(live), "tables": results.map { r -> [String: Any] in
-                    ["name": r.table, "key": r.keyColumns, "compared_by": r.wholeRow ? "whole row" : "key", "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
+                Console.json(["snapshot": record.id, "live": Context.absolute(live), "schema": schema, "tables": results.map { r -> [String: Any] in
+                    ["name": r.table, "key": r.keyColumns.map(Database.unquote), "compared_by": r.wholeRow ? "whole row" : "key", "missing_in_live": r.missingInLive, "only_in_live": r.onlyInLive,
                      "changed": r.changed, "missing_keys": r.missingKeys.map(TableKey.keyValue),
-                     "new_keys": r.newKeys.map(TableKey.keyValue), "changed_keys": r.changedKeys.map(TableKey.keyValue)]
+                     "new_keys": r.newKeys.map(TableKey.keyValue), "changed_keys": r.changedKeys.map(TableKey.keyValue),
+                     "changed_rows": r.changedRows.map { ["key": TableKey.keyValue($0.key), "columns": $0.columns] }]
                 }])
                 return ExitStatus.ok
             }
@@ -47,11 +49,14 @@ struct DiffCommand: AsyncParsableCommand {
             let rows = results.map { [$0.table, $0.wholeRow ? "(whole row)" : $0.keyColumns.joined(separator: ","), String($0.missingInLive), String($0.onlyInLive), String($0.changed)] }
             let lines = Console.table(["TABLE", "KEY", "MISSING IN LIVE", "ONLY IN LIVE", "CHANGED"], rows, rightAligned: [2, 3, 4])
             Console.out(lines[0])
-            for (line, r) in zip(lines.dropFirst(), results) { Console.out(r.missingInLive > 0 ? Console.red(line) : line) }
+            for (line, r) in zip(lines.dropFirst(), results) { Console.out(r.lost > 0 ? Console.red(line) : line) }
+            for note in schema { Console.out("schema: \(note)") }
             for r in results where limit != 0 {
-                for (label, keys, total) in [("missing in live", r.missingKeys, r.missingInLive), ("changed", r.changedKeys, r.changed)] where total > 0 {
-                    let shown = keys.map { "\(TableKey.keyValue($0))" }.joined(separator: ", ")
-                    Console.out("\(r.table) \(label): \(shown)\(total > keys.count ? " … (\(total - Int64(keys.count)) more; --limit)" : "")")
+                // Changed rows name the columns that differ: "5 (status, note)".
+                let changed = r.changedRows.map { "\(TableKey.keyValue($0.key)) (\($0.columns.joined(separator: ", ")))" }
+                for (label, shown, total) in [("missing in live", r.missingKeys.map { "\(TableKey.keyValue($0))" }, r.missingInLive),
+                                              ("changed", changed, r.changed)] where total > 0 {
+                    Console.out("\(r.table) \(label): \(shown.joined(separator: ", "))\(total > shown.count ? " … (\(total - Int64(shown.count)) more; --limit)" : "")")
                 }
             }
             return ExitStatus.ok

@@ -9,9 +9,10 @@ struct RecoverCommand: AsyncParsableCommand {
         discussion: """
             Follows foreign keys: an order comes back with its items, payments and
             shipments, and with any parent row live lost too. A row whose key exists in
-            live is never overwritten. --sql FILE writes the statements for review;
-            --apply copies the live database aside and then inserts everything in one
-            transaction.
+            live is never overwritten. Rows go in with the columns both copies have
+            (columns only live has get their defaults); how the schemas differ is
+            listed. --sql FILE writes the statements for review; --apply copies the
+            live database aside and then inserts everything in one transaction.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -26,12 +27,15 @@ struct RecoverCommand: AsyncParsableCommand {
         try await reporting {
             guard (sql != nil) != apply else { throw UsageError("give exactly one of --sql FILE (review) or --apply") }
             let context = try Context(common)
+            // Before minutes of restoring: a review file already there is never replaced.
+            if let sql, DurableFile.exists(Context.absolute(sql)) { throw RecoveryError.reviewFileExists(Context.absolute(sql)) }
             let catalog = try context.openCatalog()
             let record = try catalog.snapshot(snapshot)
             let progress = ProgressLine()
             defer { progress.clear() }
             let verifier = context.verifier(catalog, progress: progress)
             let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
+            progress.clear()
             let livePath = Context.absolute(live)
             let recovery = try RowRecovery(snapshotPath: copy, livePath: livePath, table: table)
             var safetyCopy: String?
@@ -50,7 +54,7 @@ struct RecoverCommand: AsyncParsableCommand {
             }
             if json {
                 Console.json(["snapshot": record.id, "live": livePath, "applied": apply, "sql": sql.map(Context.absolute) as Any,
-                              "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts, "triggers_not_run": plan.triggersNotRun,
+                              "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts, "triggers_not_run": plan.triggersNotRun, "schema": plan.schema,
                               "tables": plan.tables.map { ["name": $0.table, "rows": $0.rows, "role": $0.role, "held_back": $0.heldBack] },
                               "clashes": plan.clashes.map { ["table": $0.table, "key": TableKey.keyValue($0.key), "columns": $0.columns,
                                                              "values": $0.values.map { TableKey.keyValue([$0]) }] }])
@@ -59,6 +63,7 @@ struct RecoverCommand: AsyncParsableCommand {
             Console.out(apply ? "recovered from snapshot \(record.id) into \(livePath) (one transaction):"
                               : "plan to recover from snapshot \(record.id); statements written to \(sql!) for review:")
             for t in plan.tables { Console.out("  \(t.table): +\(t.rows) rows (\(t.role))" + (t.heldBack > 0 ? ", \(t.heldBack) held back" : "")) }
+            for note in plan.schema { Console.out("  schema: \(note)") }
             if !plan.triggersNotRun.isEmpty {
                 Console.out("  triggers not run (the rows come back as they were, not as new events): \(plan.triggersNotRun.joined(separator: ", "))"
                             + (apply ? "" : "; the file drops and recreates them inside its transaction"))

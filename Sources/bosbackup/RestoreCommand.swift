@@ -69,7 +69,9 @@ struct RestoreCommand: AsyncParsableCommand {
     private func triage(_ context: Context, _ catalog: Catalog) async throws -> Int32 {
         let count = latest ?? 3
         guard count > 0 else { throw UsageError("--latest must be at least 1") }
-        let snapshots = Triage.newest(count, from: try catalog.snapshots())
+        let (snapshots, duplicates) = Triage.newestDistinct(count, from: try catalog.snapshots())
+        // Opened first, so we know whether SQLite had to roll back a crashed writer's journal.
+        let liveRecovered = try live.map { try ConsistentCopy.openSourceNoting(Context.absolute($0)).recovered } ?? false
         guard !snapshots.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
         let progress = ProgressLine()
         defer { progress.clear() }
@@ -81,25 +83,34 @@ struct RestoreCommand: AsyncParsableCommand {
             try context.target(for: $0)
         }
         if json {
-            Console.json(["snapshots": results.map { r -> [String: Any] in
+            Console.json(["same_database": duplicates.map { ["id": $0.skipped.id, "target": $0.skipped.target, "same_as": $0.chosen.id] },
+                          "snapshots": results.map { r -> [String: Any] in
                 ["id": r.snapshot.id, "name": r.snapshot.name, "taken_at": ISO8601.string(r.snapshot.takenAt),
                  "ok": r.verification.verdict == .passed, "problems": r.verification.problems,
                  "unchecked": r.verification.unchecked, "scratch_path": r.scratchPath,
-                 "missing_rows": r.missingRows, "verdict": r.lossSummary as Any,
+                 "missing_rows": r.missingRows, "changed_rows": r.changedRows, "lost_rows": r.lostRows, "verdict": r.lossSummary as Any, "schema": r.schema,
                  "tables": r.diff.rows.map { row -> [String: Any] in
                      ["name": row.table, "cataloged": row.cataloged as Any, "restored": row.restored as Any,
                       "live": row.live as Any, "delta": row.delta as Any,
                       "missing_in_live": r.rowDiffs[row.table]?.missingInLive as Any,
-                      "only_in_live": r.rowDiffs[row.table]?.onlyInLive as Any]
+                      "only_in_live": r.rowDiffs[row.table]?.onlyInLive as Any,
+                      "changed": r.rowDiffs[row.table]?.changed as Any]
                  }]
             }])
         } else {
             for r in results { printTriage(r, context: context) }
-            if live != nil, let best = results.filter({ $0.verification.ok && $0.missingRows > 0 }).max(by: { $0.missingRows < $1.missingRows }) {
+            if live != nil, let best = Triage.holdingMostLost(results) {
                 Console.out(Console.bold("snapshot \(best.snapshot.id) holds the most rows live lost") + " (\(best.lossSummary ?? ""))")
                 Console.out("  next: bosbackup diff --snapshot \(best.snapshot.id) --live \(live!)   then   bosbackup recover --snapshot \(best.snapshot.id) --live \(live!) --table TABLE --sql review.sql")
             }
-            if let live { Console.out("live database \(live) was opened read-only and not changed") }
+            for (skipped, chosen) in duplicates {
+                Console.out("snapshot \(skipped.id) on \(skipped.target) is the same database as \(chosen.id) on \(chosen.target) (same SHA-256): restored once, from \(chosen.target)")
+            }
+            if let live {
+                Console.out(liveRecovered
+                    ? "live database \(live) had a crashed writer's unfinished transaction: SQLite rolled it back to its last commit on opening (as the BOS's next connection would); otherwise it was only read"
+                    : "live database \(live) was opened read-only and not changed")
+            }
             Console.out("scratch copies kept in \(Triage(verifier: verifier).restoreFolder) (remove with `bosbackup scratch clean`)")
         }
         return ExitStatus.code(for: results.map(\.verification.verdict))
@@ -114,7 +125,7 @@ struct RestoreCommand: AsyncParsableCommand {
         }
         Console.out(Console.bold("snapshot \(r.snapshot.id)") + "  \(r.snapshot.name)  taken \(context.local(r.snapshot.takenAt))  \(status)")
         let hasLive = r.diff.rows.contains { $0.live != nil }
-        let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER"] : [])
+        let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER", "CHANGED"] : [])
         let rows = r.diff.rows.map { row -> [String] in
             var cells = [row.table, row.cataloged.map(String.init) ?? "-", row.restored.map(String.init) ?? "-"]
             if hasLive {
@@ -122,15 +133,17 @@ struct RestoreCommand: AsyncParsableCommand {
                 cells.append(row.delta.map { $0.formatted(sign: true) } ?? "-")
                 cells.append(r.rowDiffs[row.table].map { String($0.missingInLive) } ?? "-")
                 cells.append(r.rowDiffs[row.table].map { String($0.onlyInLive) } ?? "-")
+                cells.append(r.rowDiffs[row.table].map { String($0.changed) } ?? "-")
             }
             return cells
         }
-        let lines = Console.table(header, rows, rightAligned: [1, 2, 3, 4, 5, 6])
+        let lines = Console.table(header, rows, rightAligned: [1, 2, 3, 4, 5, 6, 7])
         Console.out("  " + lines[0])
         for (line, row) in zip(lines.dropFirst(), r.diff.rows) {
-            let lost = (r.rowDiffs[row.table]?.missingInLive ?? 0) > 0 || (row.delta ?? 0) < 0
+            let lost = (r.rowDiffs[row.table]?.lost ?? 0) > 0 || (row.delta ?? 0) < 0
             Console.out("  " + (lost ? Console.red(line) : line))
         }
+        for note in r.schema { Console.out("  schema: \(note)") }
         if hasLive {
             Console.out("  verdict: " + (r.lossSummary.map { "live lost rows this snapshot still holds: \($0)" } ?? "live has every row this snapshot has"))
         }

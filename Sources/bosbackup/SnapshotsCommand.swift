@@ -18,7 +18,13 @@ struct SnapshotsCommand: AsyncParsableCommand {
             // Marked for deletion but still (maybe) on their target: listed apart, never offered for use.
             let deleting = try catalog.pendingDeletions().filter { job == nil || $0.snapshot.job == job }
             if json {
-                Console.json(["snapshots": snapshots.map(SnapshotsCommand.json),
+                Console.json(["snapshots": try snapshots.map { s -> [String: Any] in
+                                  var item = SnapshotsCommand.json(s)
+                                  item["verification"] = try catalog.lastVerification(of: s.id).map {
+                                      ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt), "problems": $0.problems]
+                                  } as Any
+                                  return item
+                              },
                               "deleting": deleting.map { pending -> [String: Any] in
                                   var item = SnapshotsCommand.json(pending.snapshot)
                                   item["state"] = "deleting"
@@ -52,10 +58,14 @@ struct SnapshotsCommand: AsyncParsableCommand {
         }
     }
 
-    /// The `snapshots --json` shape of DESIGN.md (more fields are welcome).
+    /// The `snapshots --json` shape of DESIGN.md (more fields are welcome). `stored_bytes`
+    /// and `sha256` are those of the gzip stream (before encryption: what gunzip reads);
+    /// `object_bytes` is the size of the object on the target.
     static func json(_ s: SnapshotRecord) -> [String: Any] {
         ["id": s.id, "name": s.name, "job": s.job, "target": s.target, "target_url": s.targetURL,
          "taken_at": ISO8601.string(s.takenAt), "bytes": s.bytes, "stored_bytes": s.storedBytes, "sha256": s.sha256,
+         "sha256_of": "gzip stream",
+         "object_bytes": s.encrypted ? EncryptedStreamFormat.encryptedSize(plaintextSize: s.storedBytes) : s.storedBytes,
          "database_sha256": s.databaseSHA256, "object_key": s.objectKey, "level": s.level, "block_size": s.blockSize,
          "encrypted": s.encrypted, "tables": s.tables, "state": "complete"]
     }

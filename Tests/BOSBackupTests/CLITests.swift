@@ -106,6 +106,53 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(stored.allSatisfy { $0.hasSuffix(".db.gz.enc") }, "nothing in the clear: \(stored)")
         let verify = try bosbackup("verify", "--latest", "\(spellings.count)", "--config", dir.file("bos.yml"))
         XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+
+        // snapshots --json says what its sizes describe, gives the object's own size, and the verification.
+        let listed = try XCTUnwrap(try jsonObject(try bosbackup("snapshots", "--config", dir.file("bos.yml"), "--json").stdout)["snapshots"] as? [[String: Any]])
+        XCTAssertEqual(listed.count, spellings.count)
+        for s in listed {
+            let key = try XCTUnwrap(s["object_key"] as? String), url = try XCTUnwrap(s["target_url"] as? String)
+            let onDisk = DurableFile.fileSize(String(url.dropFirst("file://".count)) + "/" + key)
+            XCTAssertEqual((s["object_bytes"] as? NSNumber)?.int64Value, onDisk, "\(s)")
+            XCTAssertNotEqual((s["stored_bytes"] as? NSNumber)?.int64Value, onDisk, "stored_bytes is the gzip stream's")
+            XCTAssertEqual(s["sha256_of"] as? String, "gzip stream")
+            XCTAssertEqual((s["verification"] as? [String: Any])?["ok"] as? Bool, true, "\(s)")
+        }
+    }
+
+    /// Triage never says "not changed" about a live database SQLite had to roll back.
+    func testTriageSaysWhenOpeningLiveRolledBackACrashedWriter() throws {
+        let source = dir.file("rollback.db")
+        try Fixtures.sampleDatabase(at: source, orders: 300, wal: false)
+        XCTAssertEqual(try bosbackup("backup", "--source", source, "--target", nas, "--catalog", catalog).status, 0)
+        // A writer that dies mid-transaction, as a power cut would leave its files.
+        let crashed = dir.file("crashed.db")
+        let writer = try Database(path: source)
+        try writer.execute("PRAGMA cache_size = 1; BEGIN; DELETE FROM inventory_movements; DELETE FROM order_items;")
+        try FileManager.default.copyItem(atPath: source, toPath: crashed)
+        try FileManager.default.copyItem(atPath: source + "-journal", toPath: crashed + "-journal")
+        try writer.execute("ROLLBACK")
+        let triage = try bosbackup("restore", "--latest", "1", "--live", crashed, "--catalog", catalog)
+        XCTAssertEqual(triage.status, 0, triage.stderr)
+        XCTAssertTrue(triage.stdout.contains("rolled it back to its last commit"), triage.stdout)
+        XCTAssertFalse(triage.stdout.contains("not changed"), triage.stdout)
+        let again = try bosbackup("restore", "--latest", "1", "--live", crashed, "--catalog", catalog)
+        XCTAssertTrue(again.stdout.contains("opened read-only and not changed"), "nothing left to roll back: \(again.stdout)")
+    }
+
+    /// The same database on two targets is restored once, and triage says so.
+    func testTriageSaysWhenTwoSnapshotsAreTheSameDatabase() throws {
+        for target in ["nas", "nas2"] {
+            XCTAssertEqual(try bosbackup("backup", "--source", live, "--target", "file://" + dir.file(target), "--catalog", catalog).status, 0)
+        }
+        let snapshots = try Catalog(path: catalog).snapshots()
+        XCTAssertEqual(Set(snapshots.map(\.databaseSHA256)).count, 1, "an unchanged database gives the same image")
+        let triage = try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog)
+        XCTAssertEqual(triage.status, 0, triage.stderr)
+        XCTAssertTrue(triage.stdout.contains("is the same database as") && triage.stdout.contains("restored once"), triage.stdout)
+        let json = try jsonObject(try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog, "--json").stdout)
+        XCTAssertEqual((json["snapshots"] as? [Any])?.count, 1)
+        XCTAssertEqual((json["same_database"] as? [Any])?.count, 1)
     }
 
     func testCorruptSnapshotMakesVerifyExit4AndSayWhichCheck() throws {

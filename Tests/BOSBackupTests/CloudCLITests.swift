@@ -13,10 +13,7 @@ final class CloudCLITests: XCTestCase {
     var privateServers: [MotoServer] = []
     var bucket: String!
     var config: String { dir.file("bos.yml") }
-    var environment: [String: String] {
-        let c = MotoServer.credentials
-        return ["AWS_ACCESS_KEY_ID": c.accessKeyID, "AWS_SECRET_ACCESS_KEY": c.secretAccessKey, "AWS_SESSION_TOKEN": c.sessionToken!]
-    }
+    var environment: [String: String] { MotoServer.environment }
 
     override func setUpWithError() throws {
         dir = TempDir()

@@ -140,6 +140,18 @@ final class ClearWordsTests: XCTestCase {
             XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(arguments): \(result.stderr)")
         }
         XCTAssertFalse(DurableFile.exists(dir.file("typo")), "a read-only command created nothing")
+
+        // A review file already there (perhaps edited by the operator) is never replaced.
+        try Data("-- my edits\n".utf8).write(to: URL(fileURLWithPath: dir.file("review.sql")))
+        let recover = try bosbackup("recover", "--snapshot", id, "--live", live, "--table", "orders", "--sql", dir.file("review.sql"), "--catalog", catalog)
+        XCTAssertEqual(recover.status, 2, recover.stderr)
+        XCTAssertTrue(recover.stderr.contains("already exists"), recover.stderr)
+        XCTAssertEqual(try String(contentsOfFile: dir.file("review.sql"), encoding: .utf8), "-- my edits\n")
+
+        // diff --json names key columns as they are, not SQL-quoted.
+        let diff = try jsonObject(try bosbackup("diff", "--snapshot", id, "--live", live, "--table", "orders", "--catalog", catalog, "--json").stdout)
+        let key = (diff["tables"] as? [[String: Any]])?.first?["key"] as? [String]
+        XCTAssertEqual(key, ["id"], "\(diff)")
         XCTAssertFalse(DurableFile.exists(dir.file("x.db")))
         XCTAssertEqual(try Catalog(path: catalog).snapshots().count, 1, "the empty source stored nothing")
     }
@@ -238,5 +250,10 @@ final class ProgressLineTests: XCTestCase {
             XCTAssertTrue(terminal.stdout.contains("\r\u{1B}[Kfetching snapshot") && terminal.stdout.contains("% ("), "\(command): \(terminal.stdout.prefix(400))")
             unlink(dir.file("back.db"))
         }
+        let rebuilt = dir.file("rebuilt.db")
+        let rebuild = ([Fixtures.binary, "catalog", "rebuild", "--catalog", rebuilt, "--target", "file://" + dir.file("nas")]).map { "'\($0)'" }.joined(separator: " ")
+        let terminal = try runProcess("/usr/bin/script", ["-qfec", rebuild, "/dev/null"])
+        XCTAssertEqual(terminal.status, 0, terminal.stdout)
+        XCTAssertTrue(terminal.stdout.contains("reading manifests on"), terminal.stdout)
     }
 }

@@ -30,6 +30,12 @@ final class MotoServer {
 
     /// Credentials for the tests: moto accepts any; the secret is distinctive so tests can
     /// assert it never shows up in an error.
+    /// The environment a bosbackup child process finds the test credentials in.
+    static var environment: [String: String] {
+        ["AWS_ACCESS_KEY_ID": credentials.accessKeyID, "AWS_SECRET_ACCESS_KEY": credentials.secretAccessKey,
+         "AWS_SESSION_TOKEN": credentials.sessionToken!]
+    }
+
     static let credentials = AWSCredentials(
         accessKeyID: "AKIAMOTOTESTKEY12345",
         secretAccessKey: "moto-secret-\(UUID().uuidString)-DO-NOT-PRINT",

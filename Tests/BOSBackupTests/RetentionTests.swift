@@ -17,6 +17,16 @@ final class RetentionTests: XCTestCase {
             .filter(\.keep).map(\.snapshot.id))
     }
 
+    /// Reasons read as dates are written: `daily 2026-12-01`, not `2026-12-1`.
+    func testReasonsNameZeroPaddedDaysWeeksAndMonths() {
+        let plan = RetentionPlanner(rules: .init(keepDaily: 2, keepWeekly: 1, keepMonthly: 1), timeZone: zone)
+            .plan(["2026-12-01T22:00:00", "2026-02-03T22:00:00"].map(snapshot), newestVerified: nil)   // the last cataloged is the newest
+        let reasons = plan.flatMap(\.reasons)
+        for expected in ["daily 2026-12-01", "daily 2026-02-03", "weekly 2026-W06", "monthly 2026-02"] {
+            XCTAssertTrue(reasons.contains(expected), "\(expected) in \(reasons)")
+        }
+    }
+
     func testKeepLast() {
         let stamps = (1...10).map { String(format: "2026-12-%02dT22:00:00", $0) }
         XCTAssertEqual(kept(.init(keepLast: 3), stamps), Set(stamps.suffix(3)))

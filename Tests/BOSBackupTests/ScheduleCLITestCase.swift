@@ -14,10 +14,7 @@ import Glibc
 class ScheduleCLITestCase: XCTestCase {
     var dir: TempDir!
     var config: String { dir.file("bos.yml") }
-    var environment: [String: String] {
-        let c = MotoServer.credentials
-        return ["AWS_ACCESS_KEY_ID": c.accessKeyID, "AWS_SECRET_ACCESS_KEY": c.secretAccessKey, "AWS_SESSION_TOKEN": c.sessionToken!]
-    }
+    var environment: [String: String] { MotoServer.environment }
 
     override func setUpWithError() throws {
         dir = TempDir()

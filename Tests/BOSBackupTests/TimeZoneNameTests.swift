@@ -40,3 +40,24 @@ final class TimeZoneNameTests: XCTestCase {
         XCTAssertTrue(show.stderr.contains("timezone") && show.stderr.contains("abbreviation") && show.stderr.contains("bos.yml:1:"), show.stderr)
     }
 }
+
+/// `run --dry-run` after a failed run says so, not "never ran".
+final class DueReasonTests: XCTestCase {
+    func testDryRunAfterAFailedRunSaysItFailed() throws {
+        let dir = TempDir()
+        try Fixtures.sampleDatabase(at: dir.file("live.db"), orders: 100)
+        FileManager.default.createFile(atPath: dir.file("nas"), contents: Data("not a folder".utf8))
+        try """
+            timezone: UTC
+            source: { database: live.db }
+            catalog: catalog.db
+            targets: { nas: { url: nas } }
+            jobs: { nightly: { target: nas, cron: "0 22 * * *" } }
+            """.write(toFile: dir.file("bos.yml"), atomically: true, encoding: .utf8)
+        let failed = try bosbackup("run", "--config", dir.file("bos.yml"), "--now", "2026-12-01T22:05:00Z")
+        XCTAssertEqual(failed.status, 1, failed.stdout + failed.stderr)
+        let dry = try bosbackup("run", "--dry-run", "--config", dir.file("bos.yml"), "--now", "2026-12-01T22:15:00Z")
+        XCTAssertFalse(dry.stdout.contains("never ran"), dry.stdout)
+        XCTAssertTrue(dry.stdout.contains("no successful run yet") && dry.stdout.contains("failed"), dry.stdout)
+    }
+}

@@ -11,13 +11,17 @@ public struct CatalogRebuild {
     }
 
     public let catalog: Catalog
+    /// Told the manifests read so far, against how many the target lists.
+    public var progress: ProgressHandler?
     public init(catalog: Catalog) { self.catalog = catalog }
 
     public func rebuild(targetName: String, target: Target) async throws -> Outcome {
         var outcome = Outcome()
         let objects = try await target.list(prefix: "")
         let sizes = Dictionary(objects.map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
-        for manifestKey in objects.map(\.key).filter({ $0.hasSuffix(".manifest.json") }) {
+        let manifests = objects.map(\.key).filter { $0.hasSuffix(".manifest.json") }
+        for (done, manifestKey) in manifests.enumerated() {
+            progress?(ProgressUpdate(phase: "reading manifests on \(targetName)", done: Int64(done), total: Int64(manifests.count), unit: .items))
             // A manifest that cannot be fetched fails the rebuild (try again); one that is no
             // manifest is skipped, with why.
             let data = try await target.get(key: manifestKey)

@@ -91,7 +91,7 @@ public struct Preflight {
             guard back == probe else { return PreflightCheck(subject: subject, ok: false, detail: "the probe object read back differs") }
             var detail = "reachable, probe written, read back and deleted in \(String(format: "%.1f", Date().timeIntervalSince(began))) s"
             if config.encryptionKeyFile != nil { detail += "; key file private" }
-            if let folder = (target.backend as? FileTarget)?.root, let free = Self.freeBytes(folder) {
+            if let free = target.freeBytes {
                 if free < needs {
                     return PreflightCheck(subject: subject, ok: false, detail: "\(Self.bytes(free)) free, the last snapshot took \(Self.bytes(needs))")
                 }

@@ -122,4 +122,10 @@ public final class Database {
     public static func quote(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
+
+    /// The identifier a `quote`d one names (`"my ""table"""` → `my "table"`); others as they are.
+    public static func unquote(_ quoted: String) -> String {
+        guard quoted.count >= 2, quoted.hasPrefix("\""), quoted.hasSuffix("\"") else { return quoted }
+        return String(quoted.dropFirst().dropLast()).replacingOccurrences(of: "\"\"", with: "\"")
+    }
 }

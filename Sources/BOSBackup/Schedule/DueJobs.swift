@@ -4,6 +4,8 @@ import Foundation
 public struct DueDecision: Sendable {
     public enum Reason: Sendable, Equatable {
         case neverRan
+        /// Runs were tried, none succeeded: the last one's start and how it ended.
+        case neverSucceeded(lastAttempt: Date, status: String)
         case missed(fires: Int)      // latest fire time ≤ now has no successful run (fires: how many coalesce)
         case upToDate(lastSuccess: Date)
         case notYetFired
@@ -27,6 +29,7 @@ public struct DueDecision: Sendable {
     func reasonText(in zone: TimeZone) -> String {
         switch reason {
         case .neverRan: return "never ran: due now"
+        case .neverSucceeded(let at, let status): return "no successful run yet (the last, at \(ISO8601.string(at, in: zone)), \(status)): due now"
         case .missed(let fires) where fires > 1: return "missed \(fires) fire times: one catch-up run"
         case .missed: return "fire time passed without a successful run: due"
         case .upToDate(let last): return "up to date (last success for the fire at \(ISO8601.string(last, in: zone)))"
@@ -77,7 +80,10 @@ public struct DueJobs {
         func decision(_ due: Bool, _ scheduledFor: Date?, _ reason: DueDecision.Reason) -> DueDecision {
             DueDecision(job: name, due: due, scheduledFor: scheduledFor, reason: reason, next: next, futureRun: runs.future.first?.startedAt)
         }
-        guard let covered = runs.coveredFire else { return decision(true, latestFire ?? now, .neverRan) }
+        guard let covered = runs.coveredFire else {
+            let reason = runs.past.first.map { DueDecision.Reason.neverSucceeded(lastAttempt: $0.startedAt, status: $0.status.rawValue) } ?? .neverRan
+            return decision(true, latestFire ?? now, reason)
+        }
         guard let latestFire else { return decision(false, nil, .notYetFired) }
         if covered >= latestFire { return decision(false, nil, .upToDate(lastSuccess: covered)) }
         return decision(true, latestFire, .missed(fires: missedFires(cron, after: covered, upTo: latestFire)))

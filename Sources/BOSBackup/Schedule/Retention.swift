@@ -37,9 +37,9 @@ public struct RetentionPlanner {
         var calendar = Calendar(identifier: .iso8601)
         calendar.timeZone = timeZone
         let buckets: [(Int?, String, (Date) -> String)] = [
-            (rules.keepDaily, "daily", { d in let c = calendar.dateComponents([.year, .month, .day], from: d); return "\(c.year!)-\(c.month!)-\(c.day!)" }),
-            (rules.keepWeekly, "weekly", { d in let c = calendar.dateComponents([.yearForWeekOfYear, .weekOfYear], from: d); return "\(c.yearForWeekOfYear!)-W\(c.weekOfYear!)" }),
-            (rules.keepMonthly, "monthly", { d in let c = calendar.dateComponents([.year, .month], from: d); return "\(c.year!)-\(c.month!)" }),
+            (rules.keepDaily, "daily", { d in let c = calendar.dateComponents([.year, .month, .day], from: d); return String(format: "%04d-%02d-%02d", c.year!, c.month!, c.day!) }),
+            (rules.keepWeekly, "weekly", { d in let c = calendar.dateComponents([.yearForWeekOfYear, .weekOfYear], from: d); return String(format: "%04d-W%02d", c.yearForWeekOfYear!, c.weekOfYear!) }),
+            (rules.keepMonthly, "monthly", { d in let c = calendar.dateComponents([.year, .month], from: d); return String(format: "%04d-%02d", c.year!, c.month!) }),
         ]
         for (count, label, bucketOf) in buckets {
             guard let count, count > 0 else { continue }

@@ -40,6 +40,13 @@ public struct ScratchError: Error, CustomStringConvertible, CategorizedError, Se
 public enum ConsistentCopy {
     /// Opens the live database read-only and checks that it is one.
     public static func openSource(_ path: String) throws -> Database {
+        try openSourceNoting(path).database
+    }
+
+    /// The same, and whether opening it had SQLite roll back a crashed writer's
+    /// hot journal (or recover its WAL): then the live file did change, to its
+    /// last committed state, and whoever reports "not changed" must not.
+    public static func openSourceNoting(_ path: String) throws -> (database: Database, recovered: Bool) {
         var st = stat()
         guard stat(path, &st) == 0 else { throw SourceError.missing(path) }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw SourceError.notADatabase(path, why: "not a regular file") }
@@ -49,7 +56,7 @@ public enum ConsistentCopy {
             do {
                 let db = try Database(path: path, mode: .readOnly, busyTimeoutMs: 10_000)
                 _ = try db.int("SELECT count(*) FROM sqlite_schema")
-                return db
+                return (db, false)
             // 776 = SQLITE_READONLY_ROLLBACK, 264 = SQLITE_READONLY_RECOVERY (C macros Swift cannot import).
             } catch let error as SQLiteError where error.code == 776 || error.code == 264 {
                 // A writer crashed mid-transaction and left a hot journal (or a WAL
@@ -58,7 +65,7 @@ public enum ConsistentCopy {
                 // anyway, restores the last committed state. We write no data.
                 let db = try Database(path: path, mode: .readWrite, busyTimeoutMs: 10_000)
                 _ = try db.int("SELECT count(*) FROM sqlite_schema")
-                return db
+                return (db, true)
             }
         } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
             throw SourceError.notADatabase(path, why: error.message)

@@ -58,6 +58,8 @@ public protocol Target: AnyObject {
     /// and our credentials are accepted (a missing bucket, a wrong key or an
     /// unmounted folder fails here, in a second, not after the whole snapshot).
     func checkAccess() async throws
+    /// Bytes free where objects go, when the target is a local disk (nil for object storage).
+    var freeBytes: Int64? { get }
 }
 
 /// Opens the right target for a URL, or for a policy's target (with its

@@ -3,17 +3,17 @@ import Foundation
 
 public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sendable {
     case liveLocked(String)
-    case unknownTable(String)
     case foreignKeyViolation(String)
     case noRowid(String)
     case constraintViolation(table: String, String)
+    case reviewFileExists(String)
 
     public var description: String {
         switch self {
         case .liveLocked(let path):
             return "live database \(path) is locked by another connection that is writing; stop the BOS (or wait) and retry — nothing was changed"
-        case .unknownTable(let table): return "table \(table) is not in both the snapshot and the live database"
         case .foreignKeyViolation(let detail): return "recovery would break foreign keys, nothing was changed: \(detail)"
+        case .reviewFileExists(let path): return "\(path) already exists: give another file for the SQL (a review file is never overwritten)"
         case .constraintViolation(let table, let detail):
             return "putting rows back into \(table) breaks a constraint of live that the plan cannot check (\(detail)); nothing was changed"
         case .noRowid(let table): return "table \(table) has no key and columns named rowid, _rowid_ and oid: its rows cannot be told apart for recovery"
@@ -22,7 +22,7 @@ public enum RecoveryError: Error, CustomStringConvertible, CategorizedError, Sen
     public var category: ErrorCategory {
         switch self {
         case .liveLocked, .foreignKeyViolation, .noRowid, .constraintViolation: return .failure
-        case .unknownTable: return .input
+        case .reviewFileExists: return .input
         }
     }
 }
@@ -55,6 +55,9 @@ public struct RecoveryPlan: Sendable {
     public var triggersNotRun: [String] = []
     /// Rows held back because live has one of their UNIQUE values in another row.
     public var clashes: [UniqueClash] = []
+    /// How live's schema differs for the tables rows go into, one line each
+    /// (see SchemaDrift): rows go in with the columns both have.
+    public var schema: [String] = []
     public var totalRows: Int64 { tables.reduce(0) { $0 + $1.rows } }
     public var heldBack: Int64 { tables.reduce(0) { $0 + $1.heldBack } }
 }
@@ -71,6 +74,7 @@ public final class RowRecovery {
     private var keyTables: [String: String] = [:]
     private var lostTables: [String: String] = [:]
     private var keys: [String: TableKey] = [:]
+    private var drifts: [String: SchemaDrift] = [:]
     private var roles: [String: String] = [:]
     private var order: [String] = []
     private var conflicts: Int64 = 0
@@ -95,14 +99,15 @@ public final class RowRecovery {
     func foreignKeys() throws -> [ForeignKey] {
         var result: [ForeignKey] = []
         for child in try TableCounts.tableNames(in: db) where try exists(child, in: "snap") {
-            let rows = try db.rows("SELECT id, \"table\", \"from\", \"to\" FROM snap.pragma_foreign_key_list(?) ORDER BY id, seq", .text(child))
+            // The schema goes in the pragma's argument (a prefix is ignored, see TableKey.of).
+            let rows = try db.rows("SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?, 'snap') ORDER BY id, seq", .text(child))
             for group in Dictionary(grouping: rows, by: { $0[0].int ?? 0 }).sorted(by: { $0.key < $1.key }).map(\.value) {
                 let parent = group[0][1].string ?? ""
                 guard try exists(parent, in: "snap"), try exists(parent, in: "main") else { continue }
                 var parentColumns = group.compactMap { $0[3].string }
                 if parentColumns.count != group.count {
                     // `REFERENCES parent` alone means the parent's primary key.
-                    parentColumns = try db.rows("SELECT name FROM snap.pragma_table_info(?) WHERE pk > 0 ORDER BY pk", .text(parent)).compactMap { $0[0].string }
+                    parentColumns = try db.rows("SELECT name FROM pragma_table_info(?, 'snap') WHERE pk > 0 ORDER BY pk", .text(parent)).compactMap { $0[0].string }
                     // No primary key: SQLite itself rejects such a foreign key ("foreign key mismatch").
                     guard parentColumns.count == group.count else { continue }
                 }
@@ -122,6 +127,14 @@ public final class RowRecovery {
         if key.kind == .wholeRow && key.rowidName == nil { throw RecoveryError.noRowid(table) }
         keys[table] = key
         return key
+    }
+
+    /// How `table` differs between the snapshot and live (it is in both).
+    private func drift(_ table: String) throws -> SchemaDrift {
+        if let drift = drifts[table] { return drift }
+        let drift = SchemaDrift(snapshot: try TableKey.of(table, schema: "snap", in: db), live: try TableKey.of(table, schema: "main", in: db))
+        drifts[table] = drift
+        return drift
     }
 
     /// The temp table holding the keys to recover for `table` (created on first use).
@@ -149,6 +162,12 @@ public final class RowRecovery {
     /// Adds rows of `table` selected by `source` (a query over snap yielding
     /// the key as k0, k1, …) that live lacks and that are not already planned.
     private func add(_ table: String, role: String, viaParent: Bool, source: String) throws -> Int {
+        if let reason = try drift(table).cannotMatch {
+            // Which of these rows live lacks cannot be told without a key both
+            // copies share: refused, but only when rows of the table are asked for.
+            guard try db.int("SELECT count(*) FROM (\(source))") == 0 else { throw SchemaDriftError(reason + "; nothing was changed") }
+            return 0
+        }
         let k = try key(table)
         let t = Database.quote(table)
         let planned = try keyTable(table)
@@ -188,13 +207,16 @@ public final class RowRecovery {
 
     /// Works out every row to put back. Call inside the transaction that applies it.
     public func plan() throws -> RecoveryPlan {
-        guard try exists(table, in: "snap"), try exists(table, in: "main") else { throw RecoveryError.unknownTable(table) }
+        guard try exists(table, in: "snap") else { throw SchemaDriftError("the snapshot has no table \(table): there are no rows of it to put back") }
+        guard try exists(table, in: "main") else {
+            throw SchemaDriftError(RowDiff.notInLive(table) + ": there is nothing to put its rows back into; nothing was changed")
+        }
         let rootKey = try key(table)
         let t = Database.quote(table)
         _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(Self.keySelect(rootKey, "s")) FROM snap.\(t) s")
-        let differs = try sharedColumns(table).map { "s.\($0) IS NOT m.\($0)" }.joined(separator: " OR ")
+        let differs = try sharedColumns(table).map { RowDiff.differs($0, "s", "m") }.joined(separator: " OR ")
         // Without a key, "same key, other contents" does not exist: such a row is a lost copy and a newer one.
-        conflicts = rootKey.kind == .wholeRow ? 0
+        conflicts = rootKey.kind == .wholeRow || keyTables[table] == nil ? 0
             : try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
         let edges = try foreignKeys()
         var changed = true
@@ -231,8 +253,13 @@ public final class RowRecovery {
             RecoveryPlan.Table(table: $0, rows: try db.int("SELECT count(*) FROM \(keyTables[$0]!) WHERE held = 0"), role: roles[$0] ?? "asked for",
                                heldBack: try db.int("SELECT count(*) FROM \(keyTables[$0]!) WHERE held = 1"))
         }
+        // Checked once the plan is known: only a table rows really go into must take them.
+        for planned in tables where planned.rows > 0 {
+            if let reason = try drift(planned.table).refusal { throw SchemaDriftError(reason + "; nothing was changed") }
+        }
         var plan = RecoveryPlan(tables: tables.filter { $0.rows > 0 || $0.heldBack > 0 || $0.table == table }, conflicts: conflicts)
         plan.clashes = clashes
+        plan.schema = try schemaNotes(plan.tables)
         plan.triggersNotRun = try triggers(on: plan.tables.filter { $0.rows > 0 }.map(\.table)).map(\.name)
         lastPlan = plan
         return plan
@@ -297,16 +324,32 @@ public final class RowRecovery {
         return clashes
     }
 
+    /// What differs in the schema of the tables rows go into; for a column
+    /// live lacks, how many rows put back hold a value it leaves out.
+    private func schemaNotes(_ tables: [RecoveryPlan.Table]) throws -> [String] {
+        try tables.flatMap { planned -> [String] in
+            let drift = try drift(planned.table)
+            var leftOut: [String: Int64] = [:]
+            if planned.rows > 0 {
+                let (_, from) = try selection(planned.table)
+                for column in drift.onlyInSnapshot {
+                    leftOut[column] = try db.int("SELECT count(*) \(from) AND \(Database.quote(column)) IS NOT NULL")
+                }
+            }
+            return drift.notes(leftOut: leftOut)
+        }
+    }
+
     /// Live's UNIQUE indexes on `table` that comparing columns can check: not
     /// partial, no expressions, on columns the snapshot has. SQLite still
     /// enforces the others when the rows go in (see apply).
     private func checkableUniqueIndexes(_ table: String) throws -> [[(column: String, collation: String)]] {
-        let snapshotColumns = Set(try key(table).allColumns)
+        let snapshotColumns = Set(try drift(table).common.map { $0.lowercased() })
         var result: [[(column: String, collation: String)]] = []
-        for index in try db.rows("SELECT name FROM main.pragma_index_list(?) WHERE \"unique\" = 1 AND partial = 0 ORDER BY name", .text(table)) {
-            let parts = try db.rows("SELECT cid, name, coll FROM main.pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno", .text(index[0].string ?? ""))
+        for index in try db.rows("SELECT name FROM pragma_index_list(?, 'main') WHERE \"unique\" = 1 AND partial = 0 ORDER BY name", .text(table)) {
+            let parts = try db.rows("SELECT cid, name, coll FROM pragma_index_xinfo(?, 'main') WHERE key = 1 ORDER BY seqno", .text(index[0].string ?? ""))
             let columns = parts.compactMap { part -> (column: String, collation: String)? in
-                guard (part[0].int ?? -1) >= 0, let name = part[1].string, snapshotColumns.contains(Database.quote(name)) else { return nil }
+                guard (part[0].int ?? -1) >= 0, let name = part[1].string, snapshotColumns.contains(Database.quote(name).lowercased()) else { return nil }
                 return (name, Database.quote(part[2].string ?? "BINARY"))
             }
             if columns.count == parts.count && !columns.isEmpty { result.append(columns) }
@@ -321,11 +364,9 @@ public final class RowRecovery {
             .sorted { $0.name < $1.name }
     }
 
-    /// Columns both copies have, so a live schema with extra columns still works.
-    private func sharedColumns(_ table: String) throws -> [String] {
-        let live = Set(try TableKey.of(table, schema: "main", in: db).allColumns)
-        return try key(table).allColumns.filter(live.contains)
-    }
+    /// Columns both copies have: rows go in with these, columns only live
+    /// has get their defaults (see SchemaDrift).
+    private func sharedColumns(_ table: String) throws -> [String] { try drift(table).common }
 
     private func selection(_ table: String) throws -> (columns: [String], from: String) {
         let k = try key(table)
@@ -341,6 +382,8 @@ public final class RowRecovery {
     /// recovered tables inside its transaction and creates them again, as they
     /// are now, before COMMIT: running it fires none of them, like `--apply`.
     public func writeSQL(to path: String, header: String) throws {
+        // An operator's earlier review file (perhaps edited) is never replaced.
+        guard !DurableFile.exists(path) else { throw RecoveryError.reviewFileExists(path) }
         let triggers = try triggers(on: (lastPlan?.tables ?? []).filter { $0.rows > 0 }.map(\.table))
         var text = "-- \(header)\n-- Review, then run with: sqlite3 \(livePath) < \(path)\n"
         if !triggers.isEmpty {
@@ -352,6 +395,7 @@ public final class RowRecovery {
 
                 """
         }
+        for note in lastPlan?.schema ?? [] { text += "-- Schema: \(note)\n" }
         let held = (lastPlan?.tables ?? []).filter { $0.heldBack > 0 }
         if !held.isEmpty {
             text += "-- Rows held back, not in this file (a UNIQUE value of theirs is in live in another row, or they depend on one): "

@@ -5,18 +5,31 @@ public struct TriageResult: Sendable {
     public var verification: VerificationResult
     public var scratchPath: String
     public var diff: RowCountDiff
-    /// Per table, rows this snapshot has that live lacks, and rows only live has (by key, see TableKey).
+    /// Per table, rows this snapshot has that live lacks, rows only live has, and
+    /// rows both have with other contents (by key, see TableKey).
     public var rowDiffs: [String: TableRowDiff]
+    /// How live's schema differs from this snapshot's, one line each (see SchemaDrift):
+    /// tables are compared on the columns both have; a table whose rows cannot be matched has no row diff.
+    public var schema: [String] = []
     public var snapshot: SnapshotRecord { verification.snapshot }
 
-    /// Rows live lost that this snapshot still holds.
+    /// Rows this snapshot has whose key live lacks.
     public var missingRows: Int64 { rowDiffs.values.reduce(0) { $0 + $1.missingInLive } }
+    /// Rows whose key live has with other contents.
+    public var changedRows: Int64 { rowDiffs.values.reduce(0) { $0 + $1.changed } }
+    /// Rows live lost that this snapshot still holds: missing, or changed
+    /// since (what the snapshot holds of them is gone from live too).
+    public var lostRows: Int64 { missingRows + changedRows }
 
-    /// "orders −3000, order_items −8912 vs live", or nil when live lost nothing this snapshot has.
+    /// "orders −200 (180 missing, 20 changed), order_items −8912 vs live", or
+    /// nil when live lost nothing this snapshot has.
     public var lossSummary: String? {
-        let lost = rowDiffs.values.filter { $0.missingInLive > 0 }.sorted { $0.table < $1.table }
+        let lost = rowDiffs.values.filter { $0.lost > 0 }.sorted { $0.table < $1.table }
         if !lost.isEmpty {
-            return lost.map { "\($0.table) \((-$0.missingInLive).formatted(sign: true))" }.joined(separator: ", ") + " vs live"
+            return lost.map { d in
+                let parts = (d.missingInLive > 0 ? ["\(d.missingInLive) missing"] : []) + ["\(d.changed) changed"]
+                return "\(d.table) \((-d.lost).formatted(sign: true))" + (d.changed > 0 ? " (\(parts.joined(separator: ", ")))" : "")
+            }.joined(separator: ", ") + " vs live"
         }
         let losses = diff.losses
         guard !losses.isEmpty else { return nil }
@@ -43,19 +56,39 @@ public struct Triage {
 
     public var restoreFolder: String { ScratchRestore(verifier: verifier).folder }
 
+    /// The copy that passed and holds the most rows live lost (missing or
+    /// changed since); nil when none holds any.
+    public static func holdingMostLost(_ results: [TriageResult]) -> TriageResult? {
+        results.filter { $0.verification.ok && $0.lostRows > 0 }.max { $0.lostRows < $1.lostRows }
+    }
+
     /// The `count` newest snapshots, newest first; where two are the same
     /// database (same SHA-256) on different targets, the local (file) copy is used.
     public static func newest(_ count: Int, from snapshots: [SnapshotRecord]) -> [SnapshotRecord] {
+        newestDistinct(count, from: snapshots).chosen
+    }
+
+    /// The same, and each snapshot left out because it is the same database as a
+    /// chosen one (so the operator hears why only two of three appear).
+    public static func newestDistinct(_ count: Int, from snapshots: [SnapshotRecord])
+        -> (chosen: [SnapshotRecord], sameAs: [(skipped: SnapshotRecord, chosen: SnapshotRecord)]) {
         var chosen: [SnapshotRecord] = []
+        var skipped: [SnapshotRecord] = []
         for snapshot in snapshots.sorted(by: { ($0.takenAt, $0.name) > ($1.takenAt, $1.name) }) {
             if let index = chosen.firstIndex(where: { $0.databaseSHA256 == snapshot.databaseSHA256 }) {
-                if !chosen[index].targetURL.hasPrefix("file://") && snapshot.targetURL.hasPrefix("file://") { chosen[index] = snapshot }
+                if !chosen[index].targetURL.hasPrefix("file://") && snapshot.targetURL.hasPrefix("file://") {
+                    skipped.append(chosen[index])
+                    chosen[index] = snapshot
+                } else {
+                    skipped.append(snapshot)
+                }
                 continue
             }
             if chosen.count == count { break }
             chosen.append(snapshot)
         }
-        return chosen
+        let pairs = skipped.compactMap { s in chosen.first { $0.databaseSHA256 == s.databaseSHA256 }.map { (s, $0) } }
+        return (chosen, pairs)
     }
 
     public func run(_ snapshots: [SnapshotRecord], live: String?, target: @escaping (SnapshotRecord) throws -> Target) async throws -> [TriageResult] {
@@ -94,14 +127,16 @@ public struct Triage {
             if verification.verdict != .couldNotCheck { try verifier.record(verification) }
             let path = scratch.path(for: snapshot)
             var rowDiffs: [String: TableRowDiff] = [:]
+            var schema: [String] = []
             // Rows are compared only on a copy that passed: a damaged one answers with its problems.
             if let live, verification.ok {
-                let rows = try RowDiff(snapshotPath: path, livePath: live)
-                for table in try rows.commonTables() { rowDiffs[table] = try rows.diff(table: table, includeChanged: false) }
+                let compared = try RowDiff(snapshotPath: path, livePath: live).diffAll()
+                rowDiffs = Dictionary(uniqueKeysWithValues: compared.tables.map { ($0.table, $0) })
+                schema = compared.schema
             }
             results.append(TriageResult(verification: verification, scratchPath: path,
                                         diff: RowCountDiff(cataloged: snapshot.tables, restored: verification.restoredCounts, live: liveCounts),
-                                        rowDiffs: rowDiffs))
+                                        rowDiffs: rowDiffs, schema: schema))
         }
         return results
     }

@@ -27,6 +27,7 @@ public final class EncryptedTarget: Target {
     public func list(prefix: String) async throws -> [ObjectInfo] { try await inner.list(prefix: prefix) }
     public func delete(key: String) async throws { try await inner.delete(key: key) }
     public func checkAccess() async throws { try await inner.checkAccess() }
+    public var freeBytes: Int64? { inner.freeBytes }
 
     public func read(key objectKey: String, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
         try await withoutActuallyEscaping(consume) { consume in

@@ -35,6 +35,12 @@ public final class FileTarget: Target {
     }
 
     /// The root folder, or the folder it will be made in, exists and is ours to write.
+    public var freeBytes: Int64? {
+        var st = statvfs()
+        guard statvfs(root, &st) == 0 else { return nil }
+        return Int64(st.f_bavail) * Int64(st.f_frsize)
+    }
+
     public func checkAccess() async throws {
         var existing = root
         while !DurableFile.exists(existing) && existing != "/" { existing = (existing as NSString).deletingLastPathComponent }

@@ -180,6 +180,8 @@ public final class S3Target: Target {
 
     /// One ListObjectsV2 of at most one key: answers NoSuchBucket, AccessDenied or a bad
     /// signature without moving data.
+    public var freeBytes: Int64? { nil }
+
     public func checkAccess() async throws {
         try await mapErrors {
             var query = [URLQueryItem(name: "list-type", value: "2"), URLQueryItem(name: "max-keys", value: "1")]
