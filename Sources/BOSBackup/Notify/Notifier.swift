@@ -33,6 +33,7 @@ public struct Notifier {
         case .exited(0): return
         case .exited(let code): throw NotifyError(description: "\(what) exited \(code) after \(seconds)" + Self.tail(result.output))
         case .signaled(let number): throw NotifyError(description: "\(what) was killed by signal \(number) after \(seconds)" + Self.tail(result.output))
+        case .unknown: throw NotifyError(description: "\(what) ended after \(seconds), but its exit status could not be read" + Self.tail(result.output))
         case .timedOut:
             throw NotifyError(description: "\(what) did not finish within \(Duration.format(config.timeout)) and was stopped"
                 + Self.tail(result.output))

@@ -10,7 +10,8 @@ public struct NotifyEvent: Sendable, Equatable {
         case verificationFailed = "verification-failed"
         /// The restore drill failed.
         case drillFailed = "drill-failed"
-        /// `run` (or a daemon pass) failed before or around the jobs: none of them ran.
+        /// `run` (or a daemon pass) failed as a whole (the catalog, no source.database): its
+        /// jobs did not run, or what they did could not be reported.
         case runFailed = "run-failed"
         /// A systemd unit failed (its OnFailure hook runs `bosbackup notify`).
         case unitFailed = "unit-failed"
@@ -46,7 +47,7 @@ public struct NotifyEvent: Sendable, Equatable {
         case .jobFailed: what = "job \(job ?? "?") failed" + (target.map { " (target \($0))" } ?? "")
         case .verificationFailed: what = "job \(job ?? "?") stored snapshot \(snapshotID ?? "?") but found damage" + (target.map { " (target \($0))" } ?? "")
         case .drillFailed: what = "the restore drill failed" + (target.map { " (\($0))" } ?? "")
-        case .runFailed: what = "run failed; no job ran"
+        case .runFailed: what = "run failed"
         case .unitFailed: what = "systemd unit \(unit ?? "?") failed"
         case .test: what = "test notification"
         }

@@ -10,6 +10,8 @@ public struct CommandResult: Sendable {
         case signaled(Int32)
         /// Still running at the timeout: its process group was sent SIGTERM, then SIGKILL.
         case timedOut
+        /// It ended, but its status could not be collected (another waiter reaped it).
+        case unknown
     }
     public var ending: Ending
     /// stdout and stderr together; only the last `ShellCommand.keptOutput` bytes.
@@ -230,8 +232,9 @@ private final class ExitWaiter: @unchecked Sendable {
     init(pid: pid_t, signal fd: Int32) {
         Thread { [self] in
             var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-            lock.withLock { self.status = status }
+            var result = waitpid(pid, &status, 0)
+            while result < 0 && errno == EINTR { result = waitpid(pid, &status, 0) }
+            lock.withLock { self.status = result == pid ? status : nil }
             var byte: UInt8 = 1
             _ = send(fd, &byte, 1, Int32(MSG_NOSIGNAL))
             close(fd)
@@ -240,7 +243,7 @@ private final class ExitWaiter: @unchecked Sendable {
 
     /// Only read after the socket said the child exited.
     var ending: CommandResult.Ending {
-        let status = lock.withLock { self.status } ?? 0
+        guard let status = lock.withLock({ self.status }) else { return .unknown }
         // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import.
         return status & 0x7f == 0 ? .exited((status >> 8) & 0xff) : .signaled(status & 0x7f)
     }
