@@ -159,7 +159,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         /// bosbackup's diagnostics; a failed run (exit 1: details are in the log) adds a
         /// line on stderr, so it is mailed too.
         func cronFile(binary: String, arguments: [String]) -> String {
-            let command = ([binary] + arguments).map(Install.shellWord).joined(separator: " ")
+            // --quiet: nothing into the log when nothing was due (a line every 10 minutes otherwise).
+            let command = ([binary] + arguments + ["--quiet"]).map(Install.shellWord).joined(separator: " ")
             let logTo = noLog ? ">/dev/null" : ">>" + Install.shellWord(log)
             // `$?` after `||` is the run's exit status: 1 a job failed (details in the log), 2 usage
             // or policy, 3 another run holds the lock.
@@ -233,6 +234,9 @@ struct SystemdUnits {
                 mounts.append(path)
             }
         }
+        if let metrics = policy.metricsTextfile {
+            writable.append(((metrics as NSString).deletingLastPathComponent, "metrics textfile folder (written after every run)"))
+        }
         if let source = policy.sourceDatabase {
             // SQLite's readers of a WAL database write its -shm, and a hot journal is rolled back in place.
             writable.append(((source as NSString).deletingLastPathComponent, "source database folder (SQLite writes -shm / rolls back a hot journal)"))
@@ -259,7 +263,11 @@ struct SystemdUnits {
         }
         let hardening = ["# Hardening: `systemd-analyze security bosbackup.service` rates it (lower is safer).",
                          "ProtectSystem=strict"] + lines + SystemdUnits.hardening
-        let exec = ([binary] + arguments).map(SystemdUnits.quoted).joined(separator: " ")
+        // --quiet: the journal gets what was done and what failed, not "nothing due" every 10 minutes.
+        let exec = ([binary] + arguments + ["--quiet"]).map(SystemdUnits.quoted).joined(separator: " ")
+        // %i, systemd's specifier for the failed unit, must stay unescaped.
+        let notify = (([binary, "notify", "--event", "unit-failed", "--unit"]).map(SystemdUnits.quoted) + ["%i"]
+            + arguments.dropFirst().map(SystemdUnits.quoted)).joined(separator: " ")
         let daemon = ([binary, "daemon"] + arguments.dropFirst()).map(SystemdUnits.quoted).joined(separator: " ")
         let requires = mounts.isEmpty ? [] : ["RequiresMountsFor=" + mounts.map(SystemdUnits.quoted).joined(separator: " ")]
         let made = ["# Made by `bosbackup schedule install --systemd` from \(policyPath);",
@@ -327,18 +335,18 @@ struct SystemdUnits {
             "WantedBy=multi-user.target",
         ]).joined(separator: "\n") + "\n"))
 
-        files.append(("bosbackup-notify@.service", [
+        files.append(("bosbackup-notify@.service", ([
             "# Made by `bosbackup schedule install --systemd`: started by OnFailure= of bosbackup.service",
-            "# and bosbackup-daemon.service. Put your alert (mail, chat, pager) in /etc/bosbackup/on-failure,",
-            "# an executable that gets the failed unit's name; without it the failure is logged here.",
+            "# and bosbackup-daemon.service. It runs the policy's notify.command with the failure as JSON on",
+            "# stdin (as run does after a failed job); without a notify.command the failure is logged here.",
             "[Unit]",
             "Description=bosbackup: report that %i failed",
             "Documentation=man:bosbackup(1)",
             "",
             "[Service]",
             "Type=oneshot",
-            "ExecStart=/bin/sh -c 'if [ -x /etc/bosbackup/on-failure ]; then exec /etc/bosbackup/on-failure \"$$1\"; fi; echo \"$$1 failed: journalctl -u $$1\" >&2' sh %i",
-        ].joined(separator: "\n") + "\n"))
+            "ExecStart=\(notify)",
+        ] + account).joined(separator: "\n") + "\n"))
     }
 
     static let hardening = [

@@ -42,6 +42,14 @@ final class SystemdUnitTests: XCTestCase {
         return files
     }
 
+    /// `run` writes the metrics textfile: under ProtectSystem=strict its folder must be writable.
+    func testTheMetricsTextfileFolderIsWritable() throws {
+        try (try Packaging.read(config) + "metrics: { textfile: \(root)/textfiles/bosbackup.prom }\n")
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let service = UnitFile(try writeUnits()["bosbackup.service"]!)
+        XCTAssertTrue(service.values("Service", "ReadWritePaths").contains("\(root)/textfiles"), "\(service.values("Service", "ReadWritePaths"))")
+    }
+
     func testWriteGivesTheFourUnitsHardenedWithTheFoldersOfThePolicy() throws {
         let files = try writeUnits()
         XCTAssertEqual(Set(files.keys), ["bosbackup.service", "bosbackup.timer", "bosbackup-daemon.service", "bosbackup-notify@.service"])
@@ -71,7 +79,7 @@ final class SystemdUnitTests: XCTestCase {
         }
         let service = UnitFile(files["bosbackup.service"]!)
         XCTAssertEqual(service.value("Service", "Type"), "oneshot")
-        XCTAssertEqual(service.value("Service", "ExecStart"), "\(binary) run --config \(config)", "the running binary, by default")
+        XCTAssertEqual(service.value("Service", "ExecStart"), "\(binary) run --config \(config) --quiet", "the running binary, by default")
         XCTAssertEqual(service.value("Service", "TimeoutStartSec"), "6h")
         XCTAssertEqual(service.value("Service", "SuccessExitStatus"), "3", "another run holding the lock is not a failure")
         let daemon = UnitFile(files["bosbackup-daemon.service"]!)
@@ -83,7 +91,8 @@ final class SystemdUnitTests: XCTestCase {
         XCTAssertEqual(timer.value("Timer", "Persistent"), "true")
         XCTAssertEqual(timer.value("Install", "WantedBy"), "timers.target")
         let notify = UnitFile(files["bosbackup-notify@.service"]!)
-        XCTAssertTrue(notify.value("Service", "ExecStart")?.contains("/etc/bosbackup/on-failure") == true)
+        XCTAssertEqual(notify.value("Service", "ExecStart"), "\(binary) notify --event unit-failed --unit %i --config \(config)",
+                       "the policy's notify.command, told which unit failed")
     }
 
     func testCatalogScratchUserAndBinaryGivenToInstallReachTheUnits() throws {
@@ -91,7 +100,7 @@ final class SystemdUnitTests: XCTestCase {
                                     "--user", "backup", "--group", "backupgrp", "--binary", "/usr/bin/bosbackup", "--timeout", "90m"])
         let service = UnitFile(try XCTUnwrap(files["bosbackup.service"]))
         XCTAssertEqual(service.value("Service", "ExecStart"),
-                       "/usr/bin/bosbackup run --config \(config) --catalog \(root)/other/catalog.db --scratch \(root)/scratch2")
+                       "/usr/bin/bosbackup run --config \(config) --catalog \(root)/other/catalog.db --scratch \(root)/scratch2 --quiet")
         XCTAssertEqual(service.values("Service", "ReadWritePaths"), ["\(root)/other", "\(root)/scratch2", "\(root)/nas", "\(root)/live"])
         XCTAssertEqual(service.value("Service", "User"), "backup")
         XCTAssertEqual(service.value("Service", "Group"), "backupgrp")
@@ -101,7 +110,7 @@ final class SystemdUnitTests: XCTestCase {
 
         let cron = try install(["--crontab", "--config", config, "--catalog", "\(root)/other/catalog.db", "--scratch", "\(root)/scratch2",
                                 "--binary", "/usr/bin/bosbackup"]).stdout
-        XCTAssertTrue(cron.contains(" /usr/bin/bosbackup run --config \(config) --catalog \(root)/other/catalog.db --scratch \(root)/scratch2 >>"), cron)
+        XCTAssertTrue(cron.contains(" /usr/bin/bosbackup run --config \(config) --catalog \(root)/other/catalog.db --scratch \(root)/scratch2 --quiet >>"), cron)
 
         let bad = try runProcess(try Packaging.releaseBinary(), ["schedule", "install", "--systemd", "--config", config, "--user", "no body"])
         XCTAssertEqual(bad.status, 2)
@@ -182,7 +191,7 @@ final class SystemdUnitTests: XCTestCase {
         try FileManager.default.copyItem(atPath: config, toPath: odd)
         _ = try install(["--systemd", "--config", odd, "--write", units])
         let exec = UnitFile(try Packaging.read(units + "/bosbackup.service")).value("Service", "ExecStart")
-        XCTAssertTrue(exec?.hasSuffix(" run --config \"\(dir.path)/my policies/100%% bos.yml\"") == true, exec ?? "")
+        XCTAssertTrue(exec?.hasSuffix(" run --config \"\(dir.path)/my policies/100%% bos.yml\" --quiet") == true, exec ?? "")
         if let analyze = Packaging.tool("systemd-analyze") {
             let verify = try runProcess(analyze, ["verify", "--man=no", units + "/bosbackup.service"])
             XCTAssertEqual(verify.status, 0, verify.stderr)
@@ -331,7 +340,7 @@ final class SystemdUnitTests: XCTestCase {
     func testCrontabLogsStdoutAndLeavesStderrAndFailuresToCronsMail() throws {
         let file = try install(["--crontab", "--config", config, "--binary", "/usr/local/bin/bosbackup"]).stdout
         let command = try cronCommand(file)
-        XCTAssertEqual(command, "/usr/local/bin/bosbackup run --config \(config) >>/var/log/bosbackup.log || echo \"bosbackup run failed with exit $?\" >&2")
+        XCTAssertEqual(command, "/usr/local/bin/bosbackup run --config \(config) --quiet >>/var/log/bosbackup.log || echo \"bosbackup run failed with exit $?\" >&2")
         XCTAssertFalse(file.contains("2>&1"), "stderr stays with cron")
 
         // Run the line as cron would, with a stand-in that writes to both streams and fails.
@@ -343,7 +352,7 @@ final class SystemdUnitTests: XCTestCase {
         let failed = try runProcess("/bin/sh", ["-c", line])
         XCTAssertEqual(failed.stdout, "", "stdout went to the log")
         XCTAssertEqual(failed.stderr, "err\nbosbackup run failed with exit 1\n", "what cron mails")
-        XCTAssertEqual(try Packaging.read(log), "out run --config \(config)\n")
+        XCTAssertEqual(try Packaging.read(log), "out run --config \(config) --quiet\n")
         let passed = try runProcess("/bin/sh", ["-c", line], environment: ["FAKE_EXIT": "0"])
         XCTAssertEqual(passed.stderr, "err\n", "a good run mails only what bosbackup itself put on stderr")
         XCTAssertEqual(try Packaging.read(log).split(separator: "\n").count, 2, "appended")
@@ -380,7 +389,7 @@ final class SystemdUnitTests: XCTestCase {
         // cron.d ignores names with a dot; the file must not be writable by others.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: units), ["bosbackup"])
         XCTAssertEqual(fileMode(units + "/bosbackup"), 0o644)
-        XCTAssertTrue(try Packaging.read(units + "/bosbackup").contains("run --config \(config) >>/var/log/bosbackup.log"))
+        XCTAssertTrue(try Packaging.read(units + "/bosbackup").contains("run --config \(config) --quiet >>/var/log/bosbackup.log"))
     }
 
     func testLogrotateSnippetRotatesTheCronLog() throws {
