@@ -5,7 +5,28 @@ import Foundation
 struct SampleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample", abstract: "Make or feed a sample BOS database (for trials, tests and benchmarks).",
-        subcommands: [Create.self, AddOrders.self])
+        subcommands: [Create.self, AddOrders.self, Day.self])
+
+    struct Day: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Simulate one business day: 1% new orders, as many order updates, some address and price changes.")
+        @Argument(help: "The sample database to change.") var path: String
+        @Option(help: "Random seed; the same seed, time and database give the same day.") var seed: UInt64 = 1
+        @Option(help: "When the day starts (ISO 8601; default now).") var at: String?
+
+        func run() async throws {
+            try await reporting {
+                let when = try at.map { text -> Date in
+                    guard let date = ISO8601.parse(text) else { throw UsageError("--at \(text) is not an ISO 8601 time") }
+                    return date
+                } ?? Date()
+                let day = try SampleDay.simulate(on: Context.absolute(path), at: when, seed: seed)
+                Console.out("one day on \(path): +\(day.newOrders) orders, \(day.updatedOrders) order updates, "
+                    + "\(day.movedCustomers) customers moved, \(day.repricedProducts) products repriced")
+                return ExitStatus.ok
+            }
+        }
+    }
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a deterministic sample BOS database.")
