@@ -7,6 +7,13 @@ struct SampleCommand: AsyncParsableCommand {
         commandName: "sample", abstract: "Make or feed a sample BOS database (for trials, tests and benchmarks).",
         subcommands: [Create.self, AddOrders.self, Day.self])
 
+    /// `--at TIME`, or now.
+    static func time(_ at: String?) throws -> Date {
+        guard let at else { return Date() }
+        guard let date = ISO8601.parse(at) else { throw UsageError("--at \(at) is not an ISO 8601 time") }
+        return date
+    }
+
     struct Day: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Simulate one business day: 1% new orders, as many order updates, some address and price changes.")
@@ -16,10 +23,7 @@ struct SampleCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                let when = try at.map { text -> Date in
-                    guard let date = ISO8601.parse(text) else { throw UsageError("--at \(text) is not an ISO 8601 time") }
-                    return date
-                } ?? Date()
+                let when = try SampleCommand.time(at)
                 let day = try SampleDay.simulate(on: Context.absolute(path), at: when, seed: seed)
                 Console.out("one day on \(path): +\(day.newOrders) orders, \(day.updatedOrders) order updates, "
                     + "\(day.movedCustomers) customers moved, \(day.repricedProducts) products repriced")
@@ -65,10 +69,7 @@ struct SampleCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                let when = try at.map { text -> Date in
-                    guard let date = ISO8601.parse(text) else { throw UsageError("--at \(text) is not an ISO 8601 time") }
-                    return date
-                } ?? Date()
+                let when = try SampleCommand.time(at)
                 var latencies: [Double] = []
                 let began = Date()
                 _ = try SampleBOS.addOrders(to: Context.absolute(path), count: count, at: when, seed: seed) { id, seconds in
