@@ -44,9 +44,9 @@ final class SystemdUnitTests: XCTestCase {
 
     /// `run` writes the metrics textfile: under ProtectSystem=strict its folder must be writable.
     func testTheMetricsTextfileFolderIsWritable() throws {
-        try (try Packaging.read(config) + "metrics: { textfile: \(root)/textfiles/bosbackup.prom }\n")
+        try (try Packaging.read(config) + "\nmetrics: { textfile: \(root)/textfiles/bosbackup.prom }\n")
             .write(toFile: config, atomically: true, encoding: .utf8)
-        let service = UnitFile(try writeUnits()["bosbackup.service"]!)
+        let service = UnitFile(try XCTUnwrap(try writeUnits()["bosbackup.service"]))
         XCTAssertTrue(service.values("Service", "ReadWritePaths").contains("\(root)/textfiles"), "\(service.values("Service", "ReadWritePaths"))")
     }
 
