@@ -247,7 +247,7 @@ final class PackagingTests: XCTestCase {
             XCTAssertEqual(hidden.stdout, BOSBackupVersion.string + "\n", hidden.stderr)
         }
         let service = UnitFile(try Packaging.read("/lib/systemd/system/bosbackup.service"))
-        XCTAssertEqual(service.value("Service", "ExecStart"), "/usr/bin/bosbackup run --config /etc/bosbackup/bos.yml")
+        XCTAssertEqual(service.value("Service", "ExecStart"), "/usr/bin/bosbackup run --config /etc/bosbackup/bos.yml --quiet")
         XCTAssertEqual(service.value("Service", "User"), "bosbackup")
         if let analyze = Packaging.tool("systemd-analyze") {
             // With the man page installed, Documentation=man:bosbackup(1) is checked too.

@@ -379,7 +379,7 @@ final class SystemdUnitTests: XCTestCase {
         let result = try runProcess("/bin/sh", ["-c", line])
         XCTAssertEqual(result.stderr, "", "nothing to mail")
         let logged = try Packaging.read(log)
-        XCTAssertTrue(logged.contains("local: never ran"), logged)
+        XCTAssertTrue(logged.contains("bosbackup run: local: snapshot") && logged.contains("stored on nas"), "--quiet: what was done, one line: \(logged)")
         XCTAssertEqual(try bosbackup("snapshots", "--config", config, "--json").status, 0)
     }
 
