@@ -14,13 +14,7 @@ final class DamagedSourceTests: XCTestCase {
         let dir = TempDir()
         let live = dir.file("live.db"), catalog = dir.file("catalog.db")
         try Fixtures.sampleDatabase(at: live, orders: 3_000, wal: wal)
-        // Break the page of `employees` (a table without indexes, so count(*) reads it): the file opens, counting it fails.
-        let page = try XCTUnwrap(try Database(path: live, mode: .readOnly)
-            .int("SELECT pageno FROM dbstat WHERE name = 'employees' ORDER BY pageno DESC LIMIT 1"))
-        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: live))
-        try handle.seek(toOffset: UInt64((Int(page) - 1) * 4096))
-        try handle.write(contentsOf: Data(repeating: 0xff, count: 12))
-        try handle.close()
+        let page = try Fixtures.breakEmployeesPage(live)
         XCTAssertThrowsError(try Database(path: live, mode: .readOnly).int("SELECT count(*) FROM employees"), "the damage is real")
 
         let backup = try bosbackup("backup", "--source", live, "--target", "file://" + dir.file("nas"), "--catalog", catalog)

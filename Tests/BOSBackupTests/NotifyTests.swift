@@ -40,12 +40,7 @@ final class NotifyTests: MonitoringTestCase {
         try FileManager.default.removeItem(atPath: dir.file("live.db"))
         let live = dir.file("live.db")
         try Fixtures.sampleDatabase(at: live, orders: 3_000, wal: false)
-        let page = try XCTUnwrap(try Database(path: live, mode: .readOnly)
-            .int("SELECT pageno FROM dbstat WHERE name = 'employees' ORDER BY pageno DESC LIMIT 1"))
-        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: live))
-        try handle.seek(toOffset: UInt64((Int(page) - 1) * 4096))
-        try handle.write(contentsOf: Data(repeating: 0xff, count: 12))
-        try handle.close()
+        try Fixtures.breakEmployeesPage(live)
         try writeMonitoredPolicy(extra: recordingNotify)
         let result = try run("run", "--config", config, "--now", "2026-11-29T00:05:00+08:00")
         XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
@@ -141,20 +136,8 @@ final class NotifyTests: MonitoringTestCase {
     /// The daemon, like run: metrics after its pass, the notify command after a failure.
     func testTheDaemonWritesMetricsAndNotifies() throws {
         try writeMonitoredPolicy(cloudURL: Self.badBucket, extra: recordingNotify)
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Fixtures.binary)
-        daemon.arguments = ["daemon", "--config", config]
-        let err = Pipe()
-        daemon.standardError = err
-        daemon.standardOutput = FileHandle.nullDevice
-        try daemon.run()
         // Its log, until it sleeps: by then the pass, its metrics and its notifications are done.
-        var log = ""
-        while !log.contains("sleeping until") {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            log += String(decoding: chunk, as: UTF8.self)
-        }
+        let (daemon, _, log) = try startDaemonUntilSleeping(config: config)
         daemon.terminate()
         daemon.waitUntilExit()
         XCTAssertTrue(log.contains("sleeping until"), log)

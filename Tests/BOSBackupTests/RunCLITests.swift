@@ -170,20 +170,8 @@ final class RunCLITests: XCTestCase {
     }
 
     func testDaemonRunsDueJobsThenStopsCleanlyOnSIGTERM() throws {
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Fixtures.binary)
-        daemon.arguments = ["daemon", "--config", config]
-        let err = Pipe()
-        daemon.standardError = err
-        daemon.standardOutput = FileHandle.nullDevice
-        try daemon.run()
-        // Read its log until it says it sleeps (bounded: the pipe closes if it dies).
-        var log = ""
-        while !log.contains("sleeping until") {
-            let chunk = err.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            log += String(decoding: chunk, as: UTF8.self)
-        }
+        let (daemon, err, started) = try startDaemonUntilSleeping(config: config)
+        var log = started
         XCTAssertTrue(log.contains("sleeping until"), log)
         XCTAssertEqual(try catalog().snapshots().count, 2, "never-run jobs ran at once")
         daemon.terminate()

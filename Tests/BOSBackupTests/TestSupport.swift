@@ -129,3 +129,38 @@ func runAsync<T>(_ body: @escaping () async throws -> T) throws -> T {
     done.wait()
     return try result.get()
 }
+
+extension Fixtures {
+    /// Overwrites the header of the last page of `employees` (a table without
+    /// indexes, so `count(*)` must read it): the file still opens, SQLite
+    /// reports the table malformed. Returns the page number.
+    @discardableResult
+    static func breakEmployeesPage(_ path: String) throws -> Int64 {
+        let page = try Database(path: path, mode: .readOnly)
+            .int("SELECT pageno FROM dbstat WHERE name = 'employees' ORDER BY pageno DESC LIMIT 1")
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: path))
+        try handle.seek(toOffset: UInt64((Int(page) - 1) * 4096))
+        try handle.write(contentsOf: Data(repeating: 0xff, count: 12))
+        try handle.close()
+        return page
+    }
+}
+
+/// `bosbackup daemon` started, and its stderr read until it says it sleeps
+/// (bounded: the pipe closes if it dies). The caller stops it.
+func startDaemonUntilSleeping(config: String) throws -> (daemon: Process, stderr: Pipe, log: String) {
+    let daemon = Process()
+    daemon.executableURL = URL(fileURLWithPath: Fixtures.binary)
+    daemon.arguments = ["daemon", "--config", config]
+    let err = Pipe()
+    daemon.standardError = err
+    daemon.standardOutput = FileHandle.nullDevice
+    try daemon.run()
+    var log = ""
+    while !log.contains("sleeping until") {
+        let chunk = err.fileHandleForReading.availableData
+        if chunk.isEmpty { break }
+        log += String(decoding: chunk, as: UTF8.self)
+    }
+    return (daemon, err, log)
+}
