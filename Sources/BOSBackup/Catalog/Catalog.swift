@@ -146,13 +146,16 @@ public final class Catalog {
         try db.transaction {
             try db.run("""
                 INSERT INTO snapshots (id, name, job, target, target_url, object_key, manifest_key, taken_at, source,
-                  bytes, stored_bytes, sha256, database_sha256, page_size, block_size, level, encrypted, cataloged_at, manifest_sha256)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                  bytes, stored_bytes, sha256, database_sha256, page_size, block_size, level, encrypted, cataloged_at, manifest_sha256,
+                  format, kind, parent_id, chain_root, host, database_name, pagemap_key)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """, .text(s.id), .text(s.name), .text(s.job), .text(s.target), .text(s.targetURL), .text(s.objectKey),
                      .text(s.manifestKey), .real(s.takenAt.timeIntervalSince1970), .text(s.source), .integer(s.bytes),
                      .integer(s.storedBytes), .text(s.sha256), .text(s.databaseSHA256), .integer(Int64(s.pageSize)),
                      .integer(Int64(s.blockSize)), .integer(Int64(s.level)), SQLValue(s.encrypted),
-                     .real(clock.now().timeIntervalSince1970), SQLValue(s.manifestSHA256))
+                     .real(clock.now().timeIntervalSince1970), SQLValue(s.manifestSHA256),
+                     .integer(Int64(s.layout.format)), .text(s.layout.kind.rawValue), SQLValue(s.layout.parentID),
+                     SQLValue(s.layout.chainRoot), SQLValue(s.layout.host), SQLValue(s.layout.database), SQLValue(s.layout.pagemapKey))
             let insertTable = try db.prepare("INSERT INTO snapshot_tables (snapshot_id, table_name, row_count) VALUES (?,?,?)")
             for (table, count) in s.tables { try insertTable.execute([.text(s.id), .text(table), .integer(count)]) }
         }
@@ -160,7 +163,8 @@ public final class Catalog {
 
     private static let snapshotColumns = """
         id, name, job, target, target_url, object_key, manifest_key, taken_at, source, bytes, stored_bytes,
-        sha256, database_sha256, page_size, block_size, level, encrypted, manifest_sha256
+        sha256, database_sha256, page_size, block_size, level, encrypted, manifest_sha256,
+        format, kind, parent_id, chain_root, host, database_name, pagemap_key
         """
 
     private func loadSnapshots(where clause: String, _ arguments: [SQLValue], suffix: String = "",
@@ -177,7 +181,12 @@ public final class Catalog {
                 bytes: statement.int(at: 9), storedBytes: statement.int(at: 10), sha256: statement.string(at: 11)!,
                 databaseSHA256: statement.string(at: 12)!, pageSize: Int(statement.int(at: 13)),
                 blockSize: Int(statement.int(at: 14)), level: Int(statement.int(at: 15)), encrypted: statement.int(at: 16) != 0,
-                tables: [:], manifestSHA256: statement.string(at: 17)))
+                tables: [:], manifestSHA256: statement.string(at: 17),
+                layout: SnapshotLayout(format: Int(statement.int(at: 18)),
+                                       kind: SnapshotManifestV2.Kind(rawValue: statement.string(at: 19) ?? "") ?? .full,
+                                       parentID: statement.string(at: 20), chainRoot: statement.string(at: 21),
+                                       host: statement.string(at: 22), database: statement.string(at: 23),
+                                       pagemapKey: statement.string(at: 24))))
         }
         let tables = try db.prepare("SELECT table_name, row_count FROM snapshot_tables WHERE snapshot_id = ?")
         for index in records.indices {
@@ -220,6 +229,24 @@ public final class Catalog {
     static func likePrefix(_ text: String) -> String {
         text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
             .replacingOccurrences(of: "_", with: "\\_") + "%"
+    }
+
+    /// A complete snapshot by exact id (chain links name their parent so).
+    public func snapshot(id: String) throws -> SnapshotRecord? {
+        try loadSnapshots(where: "id = ?", [.text(id)]).first
+    }
+
+    /// The links of `snapshot`'s chain, newest (itself) first, down to its full.
+    /// A link that is not (or no longer) cataloged ends the list early: the
+    /// caller sees the last one is no full and names the missing parent.
+    public func chain(of snapshot: SnapshotRecord) throws -> [SnapshotRecord] {
+        var links = [snapshot]
+        var seen: Set<String> = [snapshot.id]
+        while let parent = links.last!.layout.parentID, !seen.contains(parent), let record = try self.snapshot(id: parent) {
+            links.append(record)
+            seen.insert(parent)
+        }
+        return links
     }
 
     public func containsSnapshot(id: String) throws -> Bool {

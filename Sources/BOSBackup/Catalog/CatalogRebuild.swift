@@ -1,11 +1,16 @@
 import Foundation
 
 /// Re-creates catalog rows from the manifests on a target: a lost or damaged
-/// catalog must not mean lost backups.
+/// catalog must not mean lost backups. On a bucket many hosts share, only
+/// this host's namespace is adopted (and v1 snapshots, which have none)
+/// unless `allHosts`: another host's snapshots in our catalog would be pruned
+/// by our retention.
 public struct CatalogRebuild {
     public struct Outcome: Sendable {
         public var added: [SnapshotRecord] = []
         public var alreadyKnown = 0
+        /// v2 snapshots of other hosts, left out (see `allHosts`).
+        public var otherHosts = 0
         /// Manifests that could not be used, and why.
         public var skipped: [(key: String, why: String)] = []
     }
@@ -13,22 +18,33 @@ public struct CatalogRebuild {
     public let catalog: Catalog
     /// Told the manifests read so far, against how many the target lists.
     public var progress: ProgressHandler?
-    public init(catalog: Catalog) { self.catalog = catalog }
+    /// This host's namespace (nil: adopt every host's, as `allHosts`).
+    public var host: String?
+    public var allHosts = false
+    public init(catalog: Catalog, host: String? = nil) {
+        self.catalog = catalog
+        self.host = host
+    }
 
     public func rebuild(targetName: String, target: Target) async throws -> Outcome {
         var outcome = Outcome()
-        let objects = try await target.list(prefix: "")
-        let sizes = Dictionary(objects.map { ($0.key, $0.size) }, uniquingKeysWith: { a, _ in a })
-        let manifests = objects.map(\.key).filter { $0.hasSuffix(".manifest.json") }
+        let repository = Repository(target: target)
+        let (listed, sizes) = try await repository.manifestKeys(under: "")
+        var manifests: [String] = []
+        for key in listed {
+            if adopts(key) { manifests.append(key) } else { outcome.otherHosts += 1 }
+        }
         for (done, manifestKey) in manifests.enumerated() {
             progress?(ProgressUpdate(phase: "reading manifests on \(targetName)", done: Int64(done), total: Int64(manifests.count), unit: .items))
             // A manifest that cannot be fetched fails the rebuild (try again); one that is no
             // manifest is skipped, with why.
-            let data = try await target.get(key: manifestKey)
+            let data = try await repository.get(manifestKey: manifestKey)
             let record: SnapshotRecord
             do {
-                guard let found = try SnapshotManifest.decode(data).record(target: targetName, targetURL: target.displayURL,
-                                                                           manifestKey: manifestKey, manifestSHA256: SHA256Stream.hex(of: data)) else {
+                let document = try ManifestDocument.decode(data)
+                if let owner = document.host, !allHosts, let host, owner != host { outcome.otherHosts += 1; continue }
+                guard let found = document.record(target: targetName, targetURL: target.displayURL,
+                                                  manifestKey: manifestKey, manifestSHA256: SHA256Stream.hex(of: data)) else {
                     outcome.skipped.append((manifestKey, "not a readable manifest: it names no snapshot"))
                     continue
                 }
@@ -47,5 +63,14 @@ public struct CatalogRebuild {
             outcome.added.append(record)
         }
         return outcome
+    }
+
+    /// v2 keys are `<host>/<database>/snapshots/…`: another host's are left
+    /// unread. Anything else (v1's `<job>/<YYYY>/…`) is read and decided by its manifest.
+    private func adopts(_ key: String) -> Bool {
+        guard !allHosts, let host else { return true }
+        let parts = key.split(separator: "/", maxSplits: 3)
+        guard parts.count == 4, parts[2] == "snapshots" else { return true }
+        return parts[0] == host
     }
 }

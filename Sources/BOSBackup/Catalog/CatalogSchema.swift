@@ -104,6 +104,19 @@ enum CatalogSchema {
             error       TEXT
         );
         """,
+        // 6: repository v2 — which layout a snapshot's objects use (1: v1's `<job>/…`, 2: the
+        // `<host>/<database>/snapshots/…` namespace), full or incremental, the parent an
+        // incremental's pages are relative to and the full its chain starts from, and its page map.
+        """
+        ALTER TABLE snapshots ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE snapshots ADD COLUMN kind TEXT NOT NULL DEFAULT 'full' CHECK (kind IN ('full', 'incremental'));
+        ALTER TABLE snapshots ADD COLUMN parent_id TEXT;
+        ALTER TABLE snapshots ADD COLUMN chain_root TEXT;
+        ALTER TABLE snapshots ADD COLUMN host TEXT;
+        ALTER TABLE snapshots ADD COLUMN database_name TEXT;
+        ALTER TABLE snapshots ADD COLUMN pagemap_key TEXT;
+        CREATE INDEX snapshots_parent ON snapshots(parent_id);
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -23,17 +23,21 @@ public struct SnapshotRecord: Equatable, Sendable {
     public var tables: [String: Int64]
     /// SHA-256 of the manifest file as written (nil for rows from before it was kept).
     public var manifestSHA256: String?
+    /// Where its objects are and how they chain (v1 rows: one full object, v1 layout).
+    public var layout: SnapshotLayout
 
     public init(id: String, name: String, job: String, target: String, targetURL: String,
                 objectKey: String, manifestKey: String, takenAt: Date, source: String,
                 bytes: Int64, storedBytes: Int64, sha256: String, databaseSHA256: String,
-                pageSize: Int, blockSize: Int, level: Int, encrypted: Bool, tables: [String: Int64], manifestSHA256: String? = nil) {
+                pageSize: Int, blockSize: Int, level: Int, encrypted: Bool, tables: [String: Int64], manifestSHA256: String? = nil,
+                layout: SnapshotLayout = .v1) {
         self.id = id; self.name = name; self.job = job; self.target = target; self.targetURL = targetURL
         self.objectKey = objectKey; self.manifestKey = manifestKey; self.takenAt = takenAt; self.source = source
         self.bytes = bytes; self.storedBytes = storedBytes; self.sha256 = sha256; self.databaseSHA256 = databaseSHA256
         self.pageSize = pageSize; self.blockSize = blockSize; self.level = level; self.encrypted = encrypted
         self.tables = tables
         self.manifestSHA256 = manifestSHA256
+        self.layout = layout
     }
 }
 

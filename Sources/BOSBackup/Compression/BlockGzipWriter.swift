@@ -10,6 +10,8 @@ public struct CompressedObject: Sendable {
     public var storedBytes: Int64
     public var storedSHA256: String
     public var blocks: [SnapshotManifest.Block]
+    /// SHA-256 of each block's raw bytes, in block order (manifest v2 checks every block by it).
+    public var blockRawSHA256: [String]
 }
 
 /// Where the block writer reads what it compresses: positioned reads that
@@ -61,6 +63,7 @@ public struct BlockGzipWriter {
     struct Block: @unchecked Sendable {
         var raw: UnsafeMutableRawBufferPointer
         var member: UnsafeMutableRawBufferPointer
+        var rawSHA256: String
         func deallocate() {
             raw.deallocate()
             member.deallocate()
@@ -74,6 +77,27 @@ public struct BlockGzipWriter {
 
     public func write(source: BlockSource, to writer: ObjectWriter,
                       progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil) async throws -> CompressedObject {
+        try await run(source: source, writer: writer, pageHashes: nil, progress: progress)
+    }
+
+    /// Compresses like `write`, and hashes every page into `pageHashes` on the way.
+    func write(source: BlockSource, to writer: ObjectWriter, pageHashes: PageMapBuilder,
+               progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil) async throws -> CompressedObject {
+        try await run(source: source, writer: writer, pageHashes: pageHashes, progress: progress)
+    }
+
+    /// Reads the source on every core without compressing it: each page's
+    /// hash into `pageHashes`, and the SHA-256 of the whole (an incremental's first pass).
+    func hashPages(of source: BlockSource, into pageHashes: PageMapBuilder,
+                   progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil) async throws -> (bytes: Int64, sha256: String) {
+        let result = try await run(source: source, writer: nil, pageHashes: pageHashes, progress: progress)
+        return (result.rawBytes, result.rawSHA256)
+    }
+
+    /// The one pipeline behind all three: `jobs` workers read (and compress, when
+    /// there is a writer) blocks at once; the results are taken in order.
+    private func run(source: BlockSource, writer: ObjectWriter?, pageHashes: PageMapBuilder?,
+                     progress: ((_ done: Int64, _ total: Int64) -> Void)?) async throws -> CompressedObject {
         _ = try GzipBlockCompressor(level: level, blockSize: blockSize)   // a bad level fails before any work
         let total = source.size
         let count = max(1, Int((total + Int64(blockSize) - 1) / Int64(blockSize)))
@@ -81,6 +105,8 @@ public struct BlockGzipWriter {
         var raw = SHA256Stream()
         var stored = SHA256Stream()
         var blocks: [SnapshotManifest.Block] = []
+        var blockRawSHA256: [String] = []
+        let compressing = writer != nil
         try await withThrowingTaskGroup(of: (Int, Block).self) { group in
             var next = 0
             func launch() {
@@ -90,6 +116,13 @@ public struct BlockGzipWriter {
                     let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
                     do {
                         let n = try source.read(into: buffer, at: Int64(index) * Int64(blockSize))
+                        let rawBytes = UnsafeRawBufferPointer(rebasing: buffer[..<n])
+                        pageHashes?.hashPages(rawBytes, at: Int64(index) * Int64(blockSize))
+                        guard compressing else {
+                            return (index, Block(raw: UnsafeMutableRawBufferPointer(rebasing: buffer[..<n]), member: .allocate(byteCount: 0, alignment: 1), rawSHA256: ""))
+                        }
+                        var blockHash = SHA256Stream()
+                        blockHash.update(rawBytes)
                         let compressor = try GzipBlockCompressor(level: level, blockSize: blockSize)
                         let member = try withExtendedLifetime(compressor) {
                             // The compressed view lives in the compressor's buffer: copy it out before the compressor goes.
@@ -98,7 +131,7 @@ public struct BlockGzipWriter {
                             member.copyMemory(from: compressed)
                             return member
                         }
-                        return (index, Block(raw: UnsafeMutableRawBufferPointer(rebasing: buffer[..<n]), member: member))
+                        return (index, Block(raw: UnsafeMutableRawBufferPointer(rebasing: buffer[..<n]), member: member, rawSHA256: blockHash.hex()))
                     } catch {
                         buffer.deallocate()
                         throw error
@@ -119,9 +152,12 @@ public struct BlockGzipWriter {
                     // A daemon being stopped abandons the snapshot here; the caller aborts the upload.
                     try Task.checkCancellation()
                     raw.update(UnsafeRawBufferPointer(ready.raw))
-                    blocks.append(.init(offset: stored.count, length: Int64(ready.member.count)))
-                    stored.update(UnsafeRawBufferPointer(ready.member))
-                    try await writer.write(UnsafeRawBufferPointer(ready.member))
+                    if let writer {
+                        blocks.append(.init(offset: stored.count, length: Int64(ready.member.count)))
+                        blockRawSHA256.append(ready.rawSHA256)
+                        stored.update(UnsafeRawBufferPointer(ready.member))
+                        try await writer.write(UnsafeRawBufferPointer(ready.member))
+                    }
                     emitted += 1
                     progress?(raw.count, total)
                     if next < count { launch() }
@@ -137,7 +173,7 @@ public struct BlockGzipWriter {
             }
         }
         return CompressedObject(rawBytes: raw.count, rawSHA256: raw.hex(), storedBytes: stored.count,
-                                storedSHA256: stored.hex(), blocks: blocks)
+                                storedSHA256: stored.hex(), blocks: blocks, blockRawSHA256: blockRawSHA256)
     }
 
     static func pread(fd: Int32, path: String, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {

@@ -8,9 +8,24 @@ import Glibc
 /// inflated by libdeflate on a worker and written at its offset with
 /// `pwrite`, and the raw SHA-256 is taken over the blocks in order. Memory is
 /// the blocks in flight (jobs + 1), not the database.
+///
+/// With `pages` (a link of an incremental chain), a block goes not to
+/// `index × blockSize` but page by page to the pages it holds that no newer
+/// link holds; blocks holding none are not inflated at all, and each block
+/// inflated is checked against its own raw SHA-256 instead.
 final class ParallelBlockInflater: @unchecked Sendable {
+    /// Where the pages of each block of a chain link go.
+    struct PagePlacement: Sendable {
+        var pageSize: Int
+        /// Per block: (page's position in the block, page number) for the pages to write; empty: skip the block.
+        var writes: [[(slot: Int, page: Int)]]
+        /// Per block: how many pages it inflates to, and their SHA-256.
+        var expected: [(pages: Int, sha256: String)]
+    }
+
     private let blocks: [SnapshotManifest.Block]
     private let blockSize: Int
+    private let placement: PagePlacement?
     private let output: FileHandleFD
     private let queue = DispatchQueue(label: "bosbackup.inflate", attributes: .concurrent)
     private let slots: DispatchSemaphore
@@ -31,9 +46,10 @@ final class ParallelBlockInflater: @unchecked Sendable {
     private var raw = SHA256Stream()
     private var failure: String?
 
-    init(blocks: [SnapshotManifest.Block], blockSize: Int, output: FileHandleFD, jobs: Int) {
+    init(blocks: [SnapshotManifest.Block], blockSize: Int, output: FileHandleFD, jobs: Int, pages: PagePlacement? = nil) {
         self.blocks = blocks
         self.blockSize = blockSize
+        self.placement = pages
         self.output = output
         slots = DispatchSemaphore(value: max(1, jobs) + 1)
     }
@@ -44,6 +60,15 @@ final class ParallelBlockInflater: @unchecked Sendable {
             guard index < blocks.count else {
                 trailing += Int64(chunk.count - offset)
                 return
+            }
+            if let placement, placement.writes[index].isEmpty {
+                // Every page of this block is newer in a later link: its bytes only pass by
+                // (the object's checksum still covers them).
+                let take = min(chunk.count - offset, Int(blocks[index].length) - filled)
+                filled += take
+                offset += take
+                if filled == Int(blocks[index].length) { filled = 0; index += 1 }
+                continue
             }
             if member == nil {
                 member = .allocate(byteCount: Int(blocks[index].length), alignment: 16)
@@ -71,13 +96,44 @@ final class ParallelBlockInflater: @unchecked Sendable {
             var problem: String?
             do {
                 produced = try GzipBlockDecompressor().decompress(UnsafeRawBufferPointer(bytes), into: out)
-                try write(UnsafeRawBufferPointer(rebasing: out[..<produced]), at: Int64(i) * Int64(blockSize))
+                if let placement {
+                    try place(UnsafeRawBufferPointer(rebasing: out[..<produced]), block: i, placement)
+                } else {
+                    try write(UnsafeRawBufferPointer(rebasing: out[..<produced]), at: Int64(i) * Int64(blockSize))
+                }
             } catch {
                 problem = "block \(i): \(error)"
             }
             bytes.deallocate()
+            if placement != nil {
+                out.deallocate()
+                finishPlaced(problem: problem)
+                return
+            }
             complete(i, UnsafeMutableRawBufferPointer(rebasing: out[..<produced]), problem: problem)
         }
+    }
+
+    /// Checks a chain link's block against its own SHA-256, then writes the pages it is the newest holder of.
+    private func place(_ raw: UnsafeRawBufferPointer, block i: Int, _ placement: PagePlacement) throws {
+        let expected = placement.expected[i]
+        guard raw.count == expected.pages * placement.pageSize else {
+            throw CompressionError("inflates to \(raw.count) bytes, not the \(expected.pages) pages of \(placement.pageSize) bytes its manifest lists")
+        }
+        var hash = SHA256Stream()
+        hash.update(raw)
+        guard hash.hex() == expected.sha256 else { throw CompressionError("its pages do not match the SHA-256 its manifest recorded") }
+        for (slot, page) in placement.writes[i] {
+            let start = slot * placement.pageSize
+            try write(UnsafeRawBufferPointer(rebasing: raw[start..<start + placement.pageSize]), at: Int64(page - 1) * Int64(placement.pageSize))
+        }
+    }
+
+    private func finishPlaced(problem: String?) {
+        lock.lock()
+        if let problem, failure == nil { failure = problem }
+        lock.unlock()
+        slots.signal()
     }
 
     private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {

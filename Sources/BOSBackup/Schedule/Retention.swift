@@ -7,7 +7,8 @@ public struct RetentionDecision: Sendable {
     public var reasons: [String]
 }
 
-/// keep_last / keep_daily / keep_weekly / keep_monthly with restic's meaning:
+/// keep_last / keep_daily / keep_weekly / keep_monthly with restic's meaning
+/// (and never a snapshot an incremental that is kept depends on):
 /// `keep_daily: n` keeps, for each of the last n days that have snapshots, the
 /// newest snapshot of that day (days in the policy's time zone); the same for
 /// ISO weeks and months. A snapshot kept by any rule is kept. The job's newest
@@ -55,6 +56,14 @@ public struct RetentionPlanner {
         if let newest = newestFirst.first { keep(newest.id, "newest snapshot of the job") }
         if let newestVerified { keep(newestVerified, "newest verified snapshot") }
         if let justTaken { keep(justTaken, "the snapshot just taken") }
+        // An incremental is restored through its parents: whatever is kept keeps its
+        // chain. Newest first, so a parent kept for its child keeps its own parent in turn.
+        let byID = Dictionary(newestFirst.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for snapshot in newestFirst where reasons[snapshot.id] != nil {
+            if let parent = snapshot.layout.parentID, byID[parent] != nil, reasons[parent] == nil {
+                keep(parent, "parent of \(SnapshotID.short(snapshot.id))")
+            }
+        }
         return newestFirst.map { RetentionDecision(snapshot: $0, keep: reasons[$0.id] != nil,
                                                    reasons: reasons[$0.id] ?? ["not kept by any rule"]) }
     }
@@ -116,11 +125,7 @@ public struct Pruner {
 
     private func finish(_ snapshot: SnapshotRecord, reason: String) async throws -> DeletionFailure? {
         do {
-            let store = try openTarget(snapshot)
-            // The manifest goes first: a crash between the two leaves an orphan object
-            // (wasted space), never a manifest that a catalog rebuild would take for a backup.
-            try await store.delete(key: snapshot.manifestKey)
-            try await store.delete(key: snapshot.objectKey)
+            try await Repository(target: try openTarget(snapshot)).delete(snapshot)
         } catch is CancellationError {
             throw CancellationError()
         } catch {

@@ -22,14 +22,22 @@ public struct SnapshotFetcher {
     public var jobs: Int
     /// Told the stored bytes read so far, against the stored size.
     public var progress: ProgressHandler?
-    public init(jobs: Int = BlockGzipWriter.defaultJobs, progress: ProgressHandler? = nil) {
+    /// Where an incremental's chain links are looked up.
+    public var catalog: Catalog?
+    public init(jobs: Int = BlockGzipWriter.defaultJobs, progress: ProgressHandler? = nil, catalog: Catalog? = nil) {
         self.jobs = jobs
         self.progress = progress
+        self.catalog = catalog
     }
 
     /// Restores into `path`, inflating blocks on all cores when the manifest's
     /// block table fits the object, sequentially (zlib, one stream) otherwise.
+    /// An incremental is rebuilt from its chain (`ChainFetcher`).
     public func fetch(_ snapshot: SnapshotRecord, from target: Target, into path: String) async throws -> FetchOutcome {
+        if snapshot.layout.isIncremental {
+            guard let catalog else { throw TargetError.failed("internal: an incremental snapshot needs the catalog to find its chain") }
+            return try await ChainFetcher(catalog: catalog, jobs: jobs, progress: progress).fetch(snapshot, from: Repository(target: target), into: path)
+        }
         if let blocks = try? await blockTable(snapshot, target: target) {
             let parallel = try await fetch(snapshot, from: target, into: path, blocks: blocks)
             // A stream that does not inflate along the table gets a second, sequential
@@ -42,16 +50,22 @@ public struct SnapshotFetcher {
 
     /// The manifest's block table, if it describes this object exactly.
     func blockTable(_ snapshot: SnapshotRecord, target: Target) async throws -> [SnapshotManifest.Block]? {
-        let manifest = try SnapshotManifest.decode(try await target.get(key: snapshot.manifestKey))
+        let (manifestID, manifestBlockSize, blocks): (String, Int, [SnapshotManifest.Block])
+        switch try ManifestDocument.decode(try await target.get(key: snapshot.manifestKey)) {
+        case .v1(let manifest): (manifestID, manifestBlockSize, blocks) = (manifest.id, manifest.blockSize, manifest.blocks)
+        case .v2(let manifest):
+            guard manifest.blocks.allSatisfy({ $0.object == 0 }) else { return nil }
+            (manifestID, manifestBlockSize, blocks) = (manifest.id, manifest.blockSize, manifest.blocks.map { .init(offset: $0.offset, length: $0.length) })
+        }
         var offset: Int64 = 0
-        for block in manifest.blocks {
+        for block in blocks {
             guard block.offset == offset, block.length > 0 else { return nil }
             offset += block.length
         }
-        guard manifest.id == snapshot.id, offset == snapshot.storedBytes, manifest.blockSize == snapshot.blockSize,
-              snapshot.blockSize > 0, Int64(manifest.blocks.count) == max(1, (snapshot.bytes + Int64(snapshot.blockSize) - 1) / Int64(snapshot.blockSize))
+        guard manifestID == snapshot.id, offset == snapshot.storedBytes, manifestBlockSize == snapshot.blockSize,
+              snapshot.blockSize > 0, Int64(blocks.count) == max(1, (snapshot.bytes + Int64(snapshot.blockSize) - 1) / Int64(snapshot.blockSize))
         else { return nil }
-        return manifest.blocks
+        return blocks
     }
 
     func fetch(_ snapshot: SnapshotRecord, from target: Target, into path: String, blocks: [SnapshotManifest.Block]?) async throws -> FetchOutcome {

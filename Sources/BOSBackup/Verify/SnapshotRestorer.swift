@@ -88,7 +88,7 @@ public struct SnapshotRestorer {
         let temporary = DurableFile.temporaryName(for: path)
         try inflight?.register(temporary)
         defer { for suffix in [""] + Self.sidecars { unlink(temporary + suffix) } }
-        let fetched = try await SnapshotFetcher(progress: progress).fetch(snapshot, from: target, into: temporary)
+        let fetched = try await SnapshotFetcher(progress: progress, catalog: catalog).fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
         var unchecked: [String] = []
         let verified = fullCheck ? nil : try catalog.lastVerification(of: snapshot.id).flatMap { $0.ok ? $0.verifiedAt : nil }

@@ -80,7 +80,7 @@ public struct SnapshotVerifier {
         defer { for suffix in ["", "-journal", "-wal", "-shm"] { unlink(path + suffix) } }
         var phase = Date()
         func lap() -> Double { defer { phase = Date() }; return Date().timeIntervalSince(phase) }
-        let fetched = try await SnapshotFetcher(progress: progress).fetch(snapshot, from: target, into: path)
+        let fetched = try await SnapshotFetcher(progress: progress, catalog: catalog).fetch(snapshot, from: target, into: path)
         let restoreSeconds = lap()
         var integritySeconds = 0.0, countSeconds = 0.0
         var problems = fetched.problems
@@ -135,13 +135,19 @@ public struct SnapshotVerifier {
         if let expected = snapshot.manifestSHA256, SHA256Stream.hex(of: data) != expected {
             return ["manifest: \(snapshot.manifestKey) of snapshot \(snapshot.id) was changed after the backup (SHA-256 differs from the catalog's)"]
         }
-        guard let manifest = try? SnapshotManifest.decode(data) else {
+        // Not decodable is a finding about these bytes, not a failure to check them.
+        guard let document = try? ManifestDocument.decode(data) else {
             return ["manifest: \(snapshot.manifestKey) is not a readable manifest"]
         }
+        let (id, sha256, tables): (String, String?, [String: Int64])
+        switch document {
+        case .v1(let manifest): (id, sha256, tables) = (manifest.id, manifest.sha256, manifest.tables)
+        case .v2(let manifest): (id, sha256, tables) = (manifest.id, manifest.objects.first?.sha256, manifest.tables)
+        }
         var problems: [String] = []
-        if manifest.id != snapshot.id { problems.append("manifest: belongs to snapshot \(manifest.id), not \(snapshot.id)") }
-        if manifest.sha256 != snapshot.sha256 { problems.append("manifest: SHA-256 differs from the catalog's") }
-        if manifest.tables != snapshot.tables { problems.append("manifest: per-table counts differ from the catalog's") }
+        if id != snapshot.id { problems.append("manifest: belongs to snapshot \(id), not \(snapshot.id)") }
+        if sha256 != snapshot.sha256 { problems.append("manifest: SHA-256 differs from the catalog's") }
+        if tables != snapshot.tables { problems.append("manifest: per-table counts differ from the catalog's") }
         return problems
     }
 }
