@@ -23,11 +23,16 @@ sed -n '/^targets/,$p' "$DIR/bos.yml"
 
 step "2. Back it up while it runs: consistent copy, gzip blocks, SHA-256, catalog"
 bb backup --job local-weekly
+echo "(the daily job keeps a chain: a full now, then only the pages that change)"
+bb backup --job nas-daily
 
-step "3. The catalog knows every snapshot, with per-table row counts"
+step "3. A business day later: the daily snapshot stores only the pages that changed"
+bb sample day "$DIR/live/bos.db"
+bb backup --job nas-daily
+echo "the catalog knows every snapshot, with per-table row counts; an incremental names its parent:"
 bb snapshots
 
-step "4. Prove it restores: checksum, gzip, scratch restore, integrity_check, counts"
+step "4. Prove it restores: checksum, gzip, scratch restore, integrity_check, counts (an incremental: its whole chain)"
 bb verify --latest 1
 
 step "5. 22:00, the busiest day of the year: a bad script deletes today's orders"

@@ -31,7 +31,7 @@ struct CatalogCommand: AsyncParsableCommand {
                                   "skipped": outcome.skipped.map { ["key": $0.key, "why": $0.why] }])
                 } else {
                     Console.out("\(name): \(outcome.added.count) snapshots added to the catalog, \(outcome.alreadyKnown) already there")
-                    for s in outcome.added { Console.out("  + \(s.id)  \(s.name)  \(context.local(s.takenAt))") }
+                    for s in outcome.added { Console.out("  + \(s.shortID)  \(s.name)  \(context.local(s.takenAt))") }
                     for s in outcome.skipped { Console.out("  skipped \(s.key): \(s.why)") }
                 }
                 return ExitStatus.ok

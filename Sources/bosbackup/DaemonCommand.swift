@@ -76,7 +76,7 @@ struct DaemonCommand: AsyncParsableCommand {
             let report = try await scheduled.run()
             for outcome in report.jobs where outcome.decision.due {
                 if let s = outcome.snapshot {
-                    output.done("\(s.job): snapshot \(s.id) stored on \(s.target) (\(s.storedBytes) bytes)")
+                    output.done("\(s.job): snapshot \(s.shortID) stored on \(s.target) (\(s.storedBytes) bytes)")
                 } else if let error = outcome.error {
                     output.failure("\(outcome.decision.job): FAILED: \(error)", priority: .error)
                 } else {
@@ -84,7 +84,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 }
             }
             if !report.resumedDeletions.isEmpty {
-                output.done("finished deletions an earlier run left: \(report.resumedDeletions.map(\.id).joined(separator: ", "))")
+                output.done("finished deletions an earlier run left: \(report.resumedDeletions.map(\.shortID).joined(separator: ", "))")
             }
             for line in RunCommand.warnings(report) { output.failure(line, priority: .warning) }
             _ = context.writeMetrics(opened, output: output)

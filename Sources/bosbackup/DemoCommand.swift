@@ -24,6 +24,7 @@ struct DemoCommand: AsyncParsableCommand {
             let policy = """
                 # The documented double-backup policy (schedules/bos.yml), pointed at this demo folder.
                 timezone: Asia/Shanghai
+                host: store-0421
                 source: { database: live/bos.db }
                 catalog: catalog.db
                 scratch: scratch
@@ -31,7 +32,8 @@ struct DemoCommand: AsyncParsableCommand {
                   nas:   { url: nas }
                 jobs:
                   local-weekly: { target: nas, cron: "0 0 * * 0",  retention: { keep_last: 8 } }
-                  nas-daily:    { target: nas, cron: "0 22 * * *", retention: { keep_daily: 30, keep_monthly: 12 } }
+                  nas-daily:    { target: nas, cron: "0 22 * * *", incremental: { full_every: 7 },
+                                  retention: { keep_daily: 30, keep_monthly: 12 } }
                 drill: { cron: "0 3 1 1,4,7,10 *", rto: 4h }
 
                 """

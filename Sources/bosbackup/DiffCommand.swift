@@ -45,7 +45,7 @@ struct DiffCommand: AsyncParsableCommand {
                 }])
                 return ExitStatus.ok
             }
-            Console.out("snapshot \(record.id) (\(record.name), taken \(context.local(record.takenAt))) vs live \(live)")
+            Console.out("snapshot \(record.shortID) (\(record.name), taken \(context.local(record.takenAt))) vs live \(live)")
             let rows = results.map { [$0.table, $0.wholeRow ? "(whole row)" : $0.keyColumns.joined(separator: ","), String($0.missingInLive), String($0.onlyInLive), String($0.changed)] }
             let lines = Console.table(["TABLE", "KEY", "MISSING IN LIVE", "ONLY IN LIVE", "CHANGED"], rows, rightAligned: [2, 3, 4])
             Console.out(lines[0])

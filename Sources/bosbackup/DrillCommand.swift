@@ -49,7 +49,7 @@ struct DrillCommand: AsyncParsableCommand {
                     Console.out("  \(t.target): \(t.ok ? "ok" : Console.red("FAILED"))" + (t.recoverySeconds.map { ", newest snapshot back in \(Console.seconds($0))" } ?? ""))
                     for p in t.problems { Console.out("    - \(p)") }
                     for s in t.samples where !s.ok {
-                        Console.out("    - snapshot \(s.snapshot.id) (\(s.pick.rawValue)): \(s.findings.joined(separator: "; "))")
+                        Console.out("    - snapshot \(s.snapshot.shortID) (\(s.pick.rawValue)): \(s.findings.joined(separator: "; "))")
                     }
                 }
                 Console.out("report: \(outcome.markdown)")

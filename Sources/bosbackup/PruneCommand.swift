@@ -48,7 +48,7 @@ struct PruneCommand: AsyncParsableCommand {
                         + (notDeleted.isEmpty ? "" : ", could not delete \(notDeleted.count)"))
                     for d in plan {
                         let action = d.keep ? "keep  " : dryRun ? "delete" : notDeleted.contains(d.snapshot.id) ? "NOT deleted" : "deleted"
-                        Console.out("  \(action) \(d.snapshot.id)  \(context.local(d.snapshot.takenAt))  \(d.reasons.joined(separator: ", "))")
+                        Console.out("  \(action) \(d.snapshot.shortID)  \(context.local(d.snapshot.takenAt))  \(d.reasons.joined(separator: ", "))")
                     }
                 }
             }
@@ -60,7 +60,7 @@ struct PruneCommand: AsyncParsableCommand {
                 Console.json(["dry_run": dryRun, "jobs": report, "resumed_deletions": resumed.finished.map(\.id),
                               "deletion_failures": failures.map(RunCommand.json)])
             } else if !resumed.finished.isEmpty {
-                Console.out("finished \(resumed.finished.count) deletions an earlier run left: \(resumed.finished.map(\.id).joined(separator: ", "))")
+                Console.out("finished \(resumed.finished.count) deletions an earlier run left: \(resumed.finished.map(\.shortID).joined(separator: ", "))")
             }
             for line in cleanupProblems.map({ "warning: \($0)" }) + RunCommand.deletionWarnings(failures) { Console.error(line) }
             return failures.isEmpty ? ExitStatus.ok : ExitStatus.failed

@@ -60,7 +60,7 @@ struct RecoverCommand: AsyncParsableCommand {
                                                              "values": $0.values.map { TableKey.keyValue([$0]) }] }])
                 return ExitStatus.ok
             }
-            Console.out(apply ? "recovered from snapshot \(record.id) into \(livePath) (one transaction):"
+            Console.out(apply ? "recovered from snapshot \(record.shortID) into \(livePath) (one transaction):"
                               : "plan to recover from snapshot \(record.id); statements written to \(sql!) for review:")
             for t in plan.tables { Console.out("  \(t.table): +\(t.rows) rows (\(t.role))" + (t.heldBack > 0 ? ", \(t.heldBack) held back" : "")) }
             for note in plan.schema { Console.out("  schema: \(note)") }

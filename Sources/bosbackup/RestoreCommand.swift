@@ -52,7 +52,7 @@ struct RestoreCommand: AsyncParsableCommand {
             Console.json(["id": record.id, "path": outcome.path, "safety_copy": outcome.safetyCopy as Any,
                           "bytes": outcome.bytes, "tables": outcome.tables])
         } else {
-            Console.out("restored snapshot \(record.id) (\(record.name), taken \(context.local(record.takenAt))) into \(outcome.path)")
+            Console.out("restored snapshot \(record.shortID) (\(record.name), taken \(context.local(record.takenAt))) into \(outcome.path)")
             if let aside = outcome.safetyCopy { Console.out("the database that was there is kept at \(aside)") }
             let structure: String
             switch outcome.structure {
@@ -100,11 +100,11 @@ struct RestoreCommand: AsyncParsableCommand {
         } else {
             for r in results { printTriage(r, context: context) }
             if live != nil, let best = Triage.holdingMostLost(results) {
-                Console.out(Console.bold("snapshot \(best.snapshot.id) holds the most rows live lost") + " (\(best.lossSummary ?? ""))")
-                Console.out("  next: bosbackup diff --snapshot \(best.snapshot.id) --live \(live!)   then   bosbackup recover --snapshot \(best.snapshot.id) --live \(live!) --table TABLE --sql review.sql")
+                Console.out(Console.bold("snapshot \(best.snapshot.shortID) holds the most rows live lost") + " (\(best.lossSummary ?? ""))")
+                Console.out("  next: bosbackup diff --snapshot \(best.snapshot.shortID) --live \(live!)   then   bosbackup recover --snapshot \(best.snapshot.shortID) --live \(live!) --table TABLE --sql review.sql")
             }
             for (skipped, chosen) in duplicates {
-                Console.out("snapshot \(skipped.id) on \(skipped.target) is the same database as \(chosen.id) on \(chosen.target) (same SHA-256): restored once, from \(chosen.target)")
+                Console.out("snapshot \(skipped.shortID) on \(skipped.target) is the same database as \(chosen.shortID) on \(chosen.target) (same SHA-256): restored once, from \(chosen.target)")
             }
             if let live {
                 Console.out(liveRecovered
@@ -123,7 +123,7 @@ struct RestoreCommand: AsyncParsableCommand {
         case .damaged: status = Console.red("FAILED: " + r.verification.problems.joined(separator: "; "))
         case .couldNotCheck: status = Console.red("COULD NOT CHECK: " + r.verification.unchecked.joined(separator: "; "))
         }
-        Console.out(Console.bold("snapshot \(r.snapshot.id)") + "  \(r.snapshot.name)  taken \(context.local(r.snapshot.takenAt))  \(status)")
+        Console.out(Console.bold("snapshot \(r.snapshot.shortID)") + "  \(r.snapshot.name)  taken \(context.local(r.snapshot.takenAt))  \(status)")
         let hasLive = r.diff.rows.contains { $0.live != nil }
         let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER", "CHANGED"] : [])
         let rows = r.diff.rows.map { row -> [String] in

@@ -113,9 +113,9 @@ struct RunCommand: AsyncParsableCommand {
             if let error = o.error {
                 output.failure("\(job): FAILED — \(error)\(report)", priority: .error)
             } else if let s = o.snapshot {
-                var retention = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.id).joined(separator: ", "))"
-                if !o.deletionFailures.isEmpty { retention += "; retention could not delete \(o.deletionFailures.map(\.snapshot.id).joined(separator: ", "))" }
-                output.done("\(job): snapshot \(s.id) stored on \(s.target) (\(Console.bytes(s.storedBytes)))\(retention)")
+                var retention = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.shortID).joined(separator: ", "))"
+                if !o.deletionFailures.isEmpty { retention += "; retention could not delete \(o.deletionFailures.map(\.snapshot.shortID).joined(separator: ", "))" }
+                output.done("\(job): snapshot \(s.shortID) stored on \(s.target) (\(Console.bytes(s.storedBytes)))\(retention)")
             } else {
                 output.done("\(job): passed\(report)")
             }
@@ -141,12 +141,12 @@ struct RunCommand: AsyncParsableCommand {
             if let report = o.report {
                 Console.out("  \(d.job): " + (o.error == nil ? "passed" : Console.red("FAILED") + " — \(o.error!)") + "; report \(report)")
             } else if let s = o.snapshot {
-                var retention = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.id).joined(separator: ", "))"
+                var retention = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.shortID).joined(separator: ", "))"
                 if !o.deletionFailures.isEmpty {
-                    retention += "; retention could not delete \(o.deletionFailures.map(\.snapshot.id).joined(separator: ", ")) (see stderr)"
+                    retention += "; retention could not delete \(o.deletionFailures.map(\.snapshot.shortID).joined(separator: ", ")) (see stderr)"
                 }
                 if o.retentionError != nil { retention += "; retention " + Console.red("FAILED") + " (see stderr)" }
-                Console.out("  \(d.job): \(d.explanation(in: context.timeZone)) → snapshot \(s.id) (\(Console.bytes(s.storedBytes)) stored on \(s.target))\(retention)")
+                Console.out("  \(d.job): \(d.explanation(in: context.timeZone)) → snapshot \(s.shortID) (\(Console.bytes(s.storedBytes)) stored on \(s.target))\(retention)")
             } else {
                 Console.out("  \(d.job): " + Console.red("FAILED") + " — \(o.error ?? "unknown error")")
             }
@@ -171,7 +171,7 @@ struct RunCommand: AsyncParsableCommand {
         for failure in failures where !targets.contains(failure.snapshot.target) { targets.append(failure.snapshot.target) }
         return targets.map { target in
             let here = failures.filter { $0.snapshot.target == target }
-            let names = here.map { "\($0.snapshot.id) (\($0.snapshot.name))" }.joined(separator: ", ")
+            let names = here.map { "\($0.snapshot.shortID) (\($0.snapshot.name))" }.joined(separator: ", ")
             let what = here.count == 1 ? "snapshot \(names)" : "\(here.count) snapshots \(names)"
             let marked = here.count == 1 ? "it stays" : "they stay"
             return "target \(target): could not delete \(what): \(here[0].error); \(marked) marked for deletion and every run tries again"

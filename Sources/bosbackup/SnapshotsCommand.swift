@@ -20,9 +20,11 @@ struct SnapshotsCommand: AsyncParsableCommand {
             if json {
                 Console.json(["snapshots": try snapshots.map { s -> [String: Any] in
                                   var item = SnapshotsCommand.json(s)
-                                  item["verification"] = try catalog.lastVerification(of: s.id).map {
+                                  let verification = try catalog.lastVerification(of: s.id)
+                                  item["verification"] = verification.map {
                                       ["ok": $0.ok, "at": ISO8601.string($0.verifiedAt), "problems": $0.problems]
                                   } as Any
+                                  item["verified_at"] = verification.map { ISO8601.string($0.verifiedAt) } as Any
                                   return item
                               },
                               "deleting": deleting.map { pending -> [String: Any] in
@@ -35,7 +37,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
             }
             defer {
                 for pending in deleting {
-                    Console.out("deleting \(pending.id)  \(context.local(pending.snapshot.takenAt))  \(pending.snapshot.job)  \(pending.target)  "
+                    Console.out("deleting \(pending.shortID)  \(context.local(pending.snapshot.takenAt))  \(pending.snapshot.job)  \(pending.target)  "
                         + (pending.lastError.map { "not deleted yet: \($0)" } ?? "interrupted; the next run finishes it"))
                 }
             }
@@ -46,11 +48,13 @@ struct SnapshotsCommand: AsyncParsableCommand {
             let rows = try snapshots.map { s -> [String] in
                 let verification = try catalog.lastVerification(of: s.id)
                 let verified = verification.map { $0.ok ? "ok \(context.local($0.verifiedAt).prefix(10))" : "FAILED" } ?? "never"
-                return [s.id, context.local(s.takenAt), s.job, s.target, Console.bytes(s.bytes), Console.bytes(s.storedBytes),
+                // An incremental names its parent: what it cannot be restored without.
+                let kind = s.layout.parentID.map { "incr ← \(SnapshotID.short($0))" } ?? "full"
+                return [s.shortID, context.local(s.takenAt), s.job, s.target, kind, Console.bytes(s.bytes), Console.bytes(s.storedBytes),
                         String(s.tables.values.reduce(0, +)), verified]
             }
-            for line in Console.table(["ID", "TAKEN (\(context.timeZone.identifier))", "JOB", "TARGET", "SIZE", "STORED", "ROWS", "VERIFIED"],
-                                      rows, rightAligned: [4, 5, 6]) {
+            for line in Console.table(["ID", "TAKEN (\(context.timeZone.identifier))", "JOB", "TARGET", "KIND", "SIZE", "STORED", "ROWS", "VERIFIED"],
+                                      rows, rightAligned: [5, 6, 7]) {
                 Console.out(line)
             }
             Console.out("\(snapshots.count) snapshot\(snapshots.count == 1 ? "" : "s")")
@@ -67,6 +71,9 @@ struct SnapshotsCommand: AsyncParsableCommand {
          "sha256_of": "gzip stream",
          "object_bytes": s.encrypted ? EncryptedStreamFormat.encryptedSize(plaintextSize: s.storedBytes) : s.storedBytes,
          "database_sha256": s.databaseSHA256, "object_key": s.objectKey, "level": s.level, "block_size": s.blockSize,
-         "encrypted": s.encrypted, "tables": s.tables, "state": "complete"]
+         "encrypted": s.encrypted, "tables": s.tables, "state": "complete",
+         "format": s.layout.format, "kind": s.layout.kind.rawValue, "parent": s.layout.parentID as Any,
+         "chain_root": s.layout.chainRoot as Any, "host": s.layout.host as Any, "database": s.layout.database as Any,
+         "manifest_key": s.manifestKey, "pagemap_key": s.layout.pagemapKey as Any]
     }
 }

@@ -86,7 +86,7 @@ struct StatusCommand: AsyncParsableCommand {
                         + "ignored for the schedule")
                 }
                 for t in deletions where !t.pending.isEmpty {
-                    let ids = t.pending.map(\.id).joined(separator: ", ")
+                    let ids = t.pending.map(\.shortID).joined(separator: ", ")
                     let why = t.lastFailure.map { f in
                         "last attempt \(f.lastFailedAt.map(context.local) ?? "?") failed: \(f.lastError ?? "")"
                     } ?? "interrupted; the next run finishes it"

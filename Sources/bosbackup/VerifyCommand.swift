@@ -37,7 +37,7 @@ struct VerifyCommand: AsyncParsableCommand {
                     progress.clear()
                     errors.append((snapshot, error))
                     // A diagnostic, on stderr; the others' results still follow on stdout.
-                    Console.error("snapshot \(snapshot.id) (\(snapshot.name)) could not be checked: \(error)")
+                    Console.error("snapshot \(snapshot.shortID) (\(snapshot.name)) could not be checked: \(error)")
                 }
             }
             if json {
@@ -60,14 +60,14 @@ struct VerifyCommand: AsyncParsableCommand {
     static func printResult(_ r: VerificationResult) {
         let s = r.snapshot
         if r.verdict == .couldNotCheck {
-            Console.out("UNCHECKED \(s.id)  \(s.name)  no damage found, but not everything could be checked (not recorded):")
+            Console.out("UNCHECKED \(s.shortID)  \(s.name)  no damage found, but not everything could be checked (not recorded):")
             for part in r.unchecked { Console.out("        - could not check \(part)") }
         } else if r.ok {
-            Console.out("ok      \(s.id)  \(s.name)  checksum, gzip, integrity, \(s.tables.count) table counts  (\(Console.seconds(r.seconds)))")
+            Console.out("ok      \(s.shortID)  \(s.name)  checksum, gzip, integrity, \(s.tables.count) table counts  (\(Console.seconds(r.seconds)))")
         } else {
             let failed = [("checksum", r.checksumOK), ("gzip", r.gzipOK), ("integrity", r.integrityOK), ("counts", r.countsOK)]
                 .filter { !$0.1 }.map(\.0)
-            Console.out(Console.red("FAILED") + "  \(s.id)  \(s.name)  failed: \(failed.isEmpty ? "manifest" : failed.joined(separator: ", "))")
+            Console.out(Console.red("FAILED") + "  \(s.shortID)  \(s.name)  failed: \(failed.isEmpty ? "manifest" : failed.joined(separator: ", "))")
             for problem in r.problems { Console.out("        - \(problem)") }
         }
     }

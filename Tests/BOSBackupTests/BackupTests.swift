@@ -19,7 +19,9 @@ final class BackupFixture {
     }
 
     var request: BackupRequest {
-        BackupRequest(sourcePath: live, job: "local-weekly", targetName: "nas", scratch: dir.file("scratch"), blockSize: 256 << 10)
+        var request = BackupRequest(sourcePath: live, job: "local-weekly", targetName: "nas", scratch: dir.file("scratch"), blockSize: 256 << 10)
+        request.host = "store-0421"
+        return request
     }
 
     func backup(_ request: BackupRequest? = nil) throws -> SnapshotRecord {
@@ -40,7 +42,9 @@ final class BackupTests: XCTestCase {
         let f = try BackupFixture()
         let record = try f.backup()
         let object = f.objectPath(record)
-        XCTAssertTrue(record.objectKey.hasPrefix("local-weekly/2026/11/local-weekly-20261127T120000Z"), record.objectKey)
+        XCTAssertEqual(record.objectKey, "store-0421/bos/snapshots/2026/11/local-weekly-20261127T120000Z.db.gz")
+        XCTAssertEqual(record.manifestKey, "store-0421/bos/snapshots/2026/11/local-weekly-20261127T120000Z.manifest.json")
+        XCTAssertNil(record.layout.pagemapKey, "a job without incremental: writes no page map")
         XCTAssertEqual(fileMode(object), 0o600)
         XCTAssertEqual(fileMode(f.target.path(for: record.manifestKey)), 0o600)
         XCTAssertEqual(try f.catalog.snapshots().map(\.id), [record.id])
@@ -52,10 +56,15 @@ final class BackupTests: XCTestCase {
         XCTAssertEqual(try SHA256Stream.hex(ofFile: restored), record.databaseSHA256)
         let check = try runProcess("/usr/bin/sqlite3", [restored, "PRAGMA integrity_check; SELECT count(*) FROM orders;"])
         XCTAssertEqual(check.stdout, "ok\n2000\n")
-        let manifest = try SnapshotManifest.decode(try runAsync { try await f.target.get(key: record.manifestKey) })
+        let manifest = try SnapshotManifestV2.decode(try runAsync { try await f.target.get(key: record.manifestKey) })
         XCTAssertEqual(manifest.tables, try TableCounts.count(atPath: restored))
         XCTAssertEqual(manifest.tables["orders"], 2_000)
         XCTAssertEqual(manifest.blocks.count, Int((record.bytes + (256 << 10) - 1) / (256 << 10)))
+        // A full's blocks cover pages 1…N in order, each with the SHA-256 of its raw bytes.
+        XCTAssertEqual(manifest.blocks.flatMap(\.pageNumbers), Array(1...manifest.pageCount))
+        XCTAssertEqual(manifest.format, 2)
+        XCTAssertEqual(manifest.kind, .full)
+        XCTAssertEqual(manifest.objects.map(\.key), [record.objectKey])
 
         // No scratch copy is left behind.
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: f.dir.file("scratch"))) ?? []

@@ -82,7 +82,7 @@ final class CorruptionSuiteTests: XCTestCase {
             }
         }
         // A manifest that lies about counts (valid JSON, valid everything else).
-        var lying = try SnapshotManifest.decode(try runAsync { try await plain.get(key: a.manifestKey) })
+        var lying = try SnapshotManifestV2.decode(try runAsync { try await plain.get(key: a.manifestKey) })
         lying.tables["orders", default: 0] += 1
         try DurableFile.write(try lying.encoded(), to: plain.path(for: a.manifestKey))
         let lied = try runAsync { try await verifier.verify(a, target: plain) }

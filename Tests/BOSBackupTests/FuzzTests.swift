@@ -112,7 +112,7 @@ final class FuzzTests: XCTestCase {
         let record = try f.backup()
         let manifest = try Array(runAsync { try await f.target.get(key: record.manifestKey) })
         fuzz("manifest", seeds: [manifest], count: 800) { input in
-            if let m = try? SnapshotManifest.decode(Data(input)) { _ = m.record(target: "nas", targetURL: "file:///x", manifestKey: "k") }
+            if let m = try? ManifestDocument.decode(Data(input)) { _ = m.record(target: "nas", targetURL: "file:///x", manifestKey: "k", manifestSHA256: nil) }
         }
     }
 }

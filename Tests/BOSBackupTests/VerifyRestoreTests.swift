@@ -71,7 +71,7 @@ final class VerifyRestoreTests: XCTestCase {
     func testManifestThatLiesAboutCountsIsCaught() throws {
         let f = try BackupFixture(orders: 200)
         let record = try f.backup()
-        var manifest = try SnapshotManifest.decode(try runAsync { try await f.target.get(key: record.manifestKey) })
+        var manifest = try SnapshotManifestV2.decode(try runAsync { try await f.target.get(key: record.manifestKey) })
         manifest.tables["orders"] = 999_999
         try DurableFile.write(try manifest.encoded(), to: f.target.path(for: record.manifestKey))
         let result = try f.verify(record)
@@ -158,7 +158,7 @@ final class VerifyRestoreTests: XCTestCase {
     func testParallelBlockRestoreIsByteExactAndNamesADamagedBlock() throws {
         let f = try BackupFixture(orders: 2_000)
         let record = try f.backup()
-        let manifest = try SnapshotManifest.decode(try runAsync { try await f.target.get(key: record.manifestKey) })
+        let manifest = try SnapshotManifestV2.decode(try runAsync { try await f.target.get(key: record.manifestKey) })
         XCTAssertGreaterThan(manifest.blocks.count, 3)
         let fetcher = SnapshotFetcher(jobs: 3)
         let table = try XCTUnwrap(try runAsync { try await fetcher.blockTable(record, target: f.target) }, "the manifest's table fits")

@@ -26,6 +26,9 @@ public struct SnapshotRecord: Equatable, Sendable {
     /// Where its objects are and how they chain (v1 rows: one full object, v1 layout).
     public var layout: SnapshotLayout
 
+    /// The id as tables and messages show it (commands take any unambiguous prefix).
+    public var shortID: String { SnapshotID.short(id) }
+
     public init(id: String, name: String, job: String, target: String, targetURL: String,
                 objectKey: String, manifestKey: String, takenAt: Date, source: String,
                 bytes: Int64, storedBytes: Int64, sha256: String, databaseSHA256: String,
@@ -80,5 +83,6 @@ public struct PendingDeletion: Sendable {
     public var failures: Int
 
     public var id: String { snapshot.id }
+    public var shortID: String { snapshot.shortID }
     public var target: String { snapshot.target }
 }

@@ -90,6 +90,13 @@ public struct SnapshotManifestV2: Codable, Equatable, Sendable {
         return try encoder.encode(self)
     }
 
+    public static func decode(_ data: Data) throws -> SnapshotManifestV2 {
+        guard case .v2(let manifest) = try ManifestDocument.decode(data) else {
+            throw RepositoryError.unreadableManifest("a format 1 manifest, not format 2")
+        }
+        return manifest
+    }
+
     /// The catalog row this manifest describes, on the target it was found on.
     public func record(target: String, targetURL: String, manifestKey: String, manifestSHA256: String?) -> SnapshotRecord? {
         guard let taken = ISO8601.parse(takenAt), let main = objects.first else { return nil }
