@@ -20,6 +20,26 @@ public struct Policy: Sendable {
         public var isEmpty: Bool { keepLast == nil && keepDaily == nil && keepWeekly == nil && keepMonthly == nil }
     }
 
+    /// One database the policy backs up (`databases.NAME.path`, or v1's `source.database`, named `bos`).
+    public struct DatabaseConfig: Equatable, Sendable {
+        /// The second folder of every object key on a target (`<host>/<database>/…`).
+        public var name: String
+        /// Absolute (relative paths in the file resolve against its folder).
+        public var path: String
+        public init(name: String, path: String) {
+            self.name = name
+            self.path = path
+        }
+    }
+
+    /// `incremental: { full_every: N }`: a chain of one full snapshot and up to N-1 incrementals.
+    public struct Incremental: Equatable, Sendable {
+        /// The most links a chain may have, the full included (2...1000).
+        public var fullEvery: Int
+        public static let allowedFullEvery = 2...1000
+        public init(fullEvery: Int) { self.fullEvery = fullEvery }
+    }
+
     public struct Job: Sendable {
         public var name: String
         public var target: String
@@ -27,6 +47,11 @@ public struct Policy: Sendable {
         public var retention: Retention
         /// How late a job may be before `status` calls it overdue.
         public var grace: TimeInterval
+        /// The name of the database this job backs up (one of `Policy.databases`, resolved at load time;
+        /// `Policy.defaultDatabaseName` for a job of a policy that names no database at all).
+        public var database: String
+        /// nil: every snapshot of this job is a full one.
+        public var incremental: Incremental?
     }
 
     public struct Drill: Sendable {
@@ -47,7 +72,10 @@ public struct Policy: Sendable {
 
     public var file: String?
     public var timeZone: TimeZone
-    public var sourceDatabase: String?
+    /// `host:`, else the machine's hostname: the first folder of every object key on a target.
+    public var host: String
+    /// `databases:` in file order (v1's `source: { database: PATH }` is one database named `bos`).
+    public var databases: [DatabaseConfig]
     public var catalog: String?
     public var scratch: String?
     public var compressionLevel: Int
@@ -59,8 +87,10 @@ public struct Policy: Sendable {
     public var metricsTextfile: String?
     public var notify: Notify?
 
-    public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!) {
+    public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!, host: String = PolicyLoader.machineHostname()) {
         self.timeZone = timeZone
+        self.host = host
+        databases = []
         compressionLevel = BlockGzipWriter.defaultLevel
         blockSize = BlockGzipWriter.defaultBlockSize
         targets = []
@@ -69,6 +99,18 @@ public struct Policy: Sendable {
 
     public func target(named name: String) -> TargetConfig? { targets.first { $0.name == name } }
     public func job(named name: String) -> Job? { jobs.first { $0.name == name } }
+    public func database(named name: String) -> DatabaseConfig? { databases.first { $0.name == name } }
+
+    /// The name v1's `source: { database: PATH }` gives its database, and the database of
+    /// jobs in a policy that names none (their source then comes from `backup --source`).
+    public static let defaultDatabaseName = "bos"
+
+    /// v1's single source: the path of the only database; nil when the policy has none or several.
+    /// Setting it replaces the databases with one named `bos` (nil: none).
+    public var sourceDatabase: String? {
+        get { databases.count == 1 ? databases[0].path : nil }
+        set { databases = newValue.map { [DatabaseConfig(name: Self.defaultDatabaseName, path: $0)] } ?? [] }
+    }
 
     /// The job name of ad hoc backups (`backup --source … --target …` without `--job`).
     public static let manualJobName = "manual"
@@ -120,5 +162,18 @@ public enum Duration {
             rest %= size
         }
         return parts.joined()
+    }
+}
+
+extension Policy.Job {
+    public init(name: String, database: String = Policy.defaultDatabaseName, target: String, cron: CronExpression,
+                retention: Policy.Retention = .init(), grace: TimeInterval = 3_600, incremental: Policy.Incremental? = nil) {
+        self.name = name
+        self.database = database
+        self.target = target
+        self.cron = cron
+        self.retention = retention
+        self.grace = grace
+        self.incremental = incremental
     }
 }

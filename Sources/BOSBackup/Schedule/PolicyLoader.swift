@@ -17,24 +17,36 @@ public struct PolicyError: Error, CustomStringConvertible, CategorizedError, Sen
 
 /// Loads schedules/bos.yml (or any policy file) with Yams, checking every
 /// key: unknown keys, wrong types, bad cron, bad duration, bad time zone and
-/// jobs naming a target that does not exist are reported with key and line.
+/// jobs naming a target or database that does not exist are reported with key and line.
+///
+/// `hostname` is the machine's name, the `host` of a policy without `host:`
+/// (tests inject one; the default asks the system).
 public struct PolicyLoader {
     let file: String
+    let hostname: String
 
-    public static func load(path: String) throws -> Policy {
+    /// The machine's hostname as gethostname(2) gives it ("" if it cannot).
+    public static func machineHostname() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+        return String(cString: buffer)
+    }
+
+    public static func load(path: String, hostname: String = PolicyLoader.machineHostname()) throws -> Policy {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PolicyError(file: path, line: nil, keyPath: "", message: "cannot read the policy file")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw PolicyError(file: path, line: nil, keyPath: "", message: "not UTF-8 text")
         }
-        var policy = try PolicyLoader(file: path).parse(text, folder: (path as NSString).deletingLastPathComponent)
+        var policy = try PolicyLoader(file: path, hostname: hostname).parse(text, folder: (path as NSString).deletingLastPathComponent)
         policy.file = path
         return policy
     }
 
-    public static func parse(_ text: String, file: String = "<policy>", folder: String = FileManager.default.currentDirectoryPath) throws -> Policy {
-        try PolicyLoader(file: file).parse(text, folder: folder)
+    public static func parse(_ text: String, file: String = "<policy>", folder: String = FileManager.default.currentDirectoryPath,
+                             hostname: String = PolicyLoader.machineHostname()) throws -> Policy {
+        try PolicyLoader(file: file, hostname: hostname).parse(text, folder: folder)
     }
 
     func fail(_ node: Node?, _ keyPath: String, _ message: String) -> PolicyError {
@@ -49,24 +61,31 @@ public struct PolicyLoader {
         } catch let error as YamlError {
             throw PolicyError(file: file, line: nil, keyPath: "", message: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
-        let top = try mapping(root, "", allowed: ["timezone", "source", "catalog", "scratch", "targets", "jobs", "drill", "compression",
-                                                          "metrics", "notify"])
+        let top = try mapping(root, "", allowed: ["host", "timezone", "source", "databases", "catalog", "scratch", "targets", "jobs", "drill",
+                                                  "compression", "metrics", "notify"])
         let absoluteFolder = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : (absoluteFolder as NSString).appendingPathComponent(path)
         }
 
-        var policy = Policy()
+        var policy = Policy(host: try host(top["host"]))
         if let node = top["timezone"] {
             let name = try string(node, "timezone")
             let zone: TimeZone
             do { zone = try TimeZoneName.resolve(name) } catch let error as TimeZoneError { throw fail(node, "timezone", error.description) }
             policy.timeZone = zone
         }
+        if top["source"] != nil, top["databases"] != nil {
+            let source = try topKey(root, "source"), databases = try topKey(root, "databases")
+            let (first, second) = source.line <= databases.line ? (source, databases) : (databases, source)
+            throw fail(second.node, second.name, "cannot be used together with \(first.name): (line \(first.line)); "
+                + "source: { database: PATH } is the v1 form of databases: { bos: { path: PATH } }: keep one of them")
+        }
         if let node = top["source"] {
             let source = try mapping(node, "source", allowed: ["database"])
             if let db = source["database"] { policy.sourceDatabase = resolve(try string(db, "source.database")) }
         }
+        if let node = top["databases"] { policy.databases = try databases(node, resolve: resolve) }
         if let node = top["catalog"] { policy.catalog = resolve(try string(node, "catalog")) }
         if let node = top["scratch"] { policy.scratch = resolve(try string(node, "scratch")) }
         if let node = top["compression"] {
@@ -102,7 +121,8 @@ public struct PolicyLoader {
         if let node = top["jobs"] {
             for (name, value) in try namedEntries(node, "jobs", reserved: Policy.reservation(ofJobName:)) {
                 let key = "jobs.\(name)"
-                let job = try mapping(value, key, allowed: ["target", "cron", "retention", "grace"])
+                let job = try mapping(value, key, allowed: ["database", "target", "cron", "retention", "grace", "incremental"])
+                let database = try jobDatabase(job["database"], of: value, key, in: policy)
                 guard let targetNode = job["target"] else { throw fail(value, key, "missing target") }
                 let targetName = try string(targetNode, key + ".target")
                 guard policy.target(named: targetName) != nil else {
@@ -124,7 +144,9 @@ public struct PolicyLoader {
                                       keepWeekly: try count("keep_weekly"), keepMonthly: try count("keep_monthly"))
                 }
                 let grace = try job["grace"].map { try duration($0, key + ".grace") } ?? 3_600
-                policy.jobs.append(.init(name: name, target: targetName, cron: cron, retention: retention, grace: grace))
+                let incremental = try job["incremental"].map { try self.incremental($0, key + ".incremental") }
+                policy.jobs.append(.init(name: name, database: database, target: targetName, cron: cron, retention: retention,
+                                         grace: grace, incremental: incremental))
             }
         }
         if let node = top["drill"] {
@@ -136,6 +158,89 @@ public struct PolicyLoader {
         if let node = top["metrics"] { policy.metricsTextfile = resolve(try metricsTextfile(node)) }
         if let node = top["notify"] { policy.notify = try notify(node) }
         return policy
+    }
+
+    /// `host:` (the first folder of every object key on shared buckets), else the machine's hostname.
+    private func host(_ node: Node?) throws -> String {
+        let rule = "letters, digits, '-', '_' or '.', at most 64, starting with a letter or digit, no '..'"
+        guard let node else {
+            guard Policy.isValidName(hostname) else {
+                throw fail(nil, "host", "missing, and the machine's hostname \"\(hostname)\" cannot be used as one (it must be \(rule)): "
+                    + "set host: to this machine's name, e.g. host: store-0421")
+            }
+            return hostname
+        }
+        let name = try string(node, "host")
+        guard Policy.isValidName(name) else {
+            throw fail(node, "host", "\"\(name)\" must be \(rule) (it is the first folder of every object key on the targets)")
+        }
+        return name
+    }
+
+    /// `databases: { NAME: { path: PATH }, … }`, in file order. Names are folders on the
+    /// targets, so two that differ only in case (one folder on a case-insensitive NAS) are refused.
+    private func databases(_ node: Node, resolve: (String) -> String) throws -> [Policy.DatabaseConfig] {
+        let entries = try namedEntries(node, "databases")
+        guard !entries.isEmpty else {
+            throw fail(node, "databases", "is empty: name at least one database, e.g. databases: { bos: { path: /var/lib/bos/bos.db } }")
+        }
+        var result: [Policy.DatabaseConfig] = []
+        for (name, value) in entries {
+            let key = "databases.\(name)"
+            if let other = result.first(where: { $0.name.caseInsensitiveCompare(name) == .orderedSame }) {
+                throw fail(value, key, "differs from database \"\(other.name)\" only in case; they would share one folder on a "
+                    + "case-insensitive target: rename one")
+            }
+            let database = try mapping(value, key, allowed: ["path"])
+            guard let pathNode = database["path"] else { throw fail(value, key, "missing path (the SQLite file to back up)") }
+            let path = try string(pathNode, key + ".path")
+            guard !path.isEmpty else { throw fail(pathNode, key + ".path", "is empty: give the SQLite file to back up") }
+            result.append(.init(name: name, path: resolve(path)))
+        }
+        return result
+    }
+
+    /// A job's `database:`, else the only database there is (or `bos` in a policy that names none).
+    private func jobDatabase(_ node: Node?, of job: Node, _ key: String, in policy: Policy) throws -> String {
+        let known = policy.databases.map(\.name)
+        guard let node else {
+            guard known.count <= 1 else {
+                throw fail(job, key, "missing database: the policy has several (\(known.joined(separator: ", "))), say which one this job backs up")
+            }
+            return known.first ?? Policy.defaultDatabaseName
+        }
+        let name = try string(node, key + ".database")
+        guard known.contains(name) else {
+            throw fail(node, key + ".database",
+                       "unknown database \"\(name)\" (databases: \(known.isEmpty ? "none" : known.joined(separator: ", ")))")
+        }
+        return name
+    }
+
+    /// `incremental: { full_every: N }`: one full snapshot and up to N-1 incrementals per chain.
+    private func incremental(_ node: Node, _ keyPath: String) throws -> Policy.Incremental {
+        let block = try mapping(node, keyPath, allowed: ["full_every"])
+        guard let everyNode = block["full_every"] else {
+            throw fail(node, keyPath, "missing full_every (how many snapshots a chain holds, the full included, e.g. { full_every: 7 })")
+        }
+        let every = try int(everyNode, keyPath + ".full_every")
+        let range = Policy.Incremental.allowedFullEvery
+        guard every != 1 else {
+            throw fail(everyNode, keyPath + ".full_every", "1 would make every snapshot a full one: use no incremental: block")
+        }
+        guard range.contains(every) else {
+            throw fail(everyNode, keyPath + ".full_every", "must be \(range.lowerBound)-\(range.upperBound) (one full and up to N-1 "
+                + "incremental snapshots per chain), got \(every)")
+        }
+        return .init(fullEvery: every)
+    }
+
+    /// The key node of a top-level entry (for its line).
+    private func topKey(_ root: Node, _ name: String) throws -> (name: String, node: Node, line: Int) {
+        guard case .mapping(let mapping) = root, let key = mapping.first(where: { $0.key.string == name })?.key else {
+            throw fail(root, name, "missing")
+        }
+        return (name, key, key.mark?.line ?? 0)
     }
 
     /// `metrics: { textfile: PATH }`. node_exporter's textfile collector reads only
