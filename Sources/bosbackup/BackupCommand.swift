@@ -15,6 +15,7 @@ struct BackupCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
     @Option(help: "Job from the policy file (its target and source).") var job: String?
     @Option(help: "Live SQLite database to back up (overrides the policy's).") var source: String?
+    @Option(help: "Database from the policy (its path and namespace), where the policy has several.") var database: String?
     @Option(help: "Target URL (file:///path) or a target name from the policy.") var target: String?
     @Option(help: "gzip level 1-9 (default: policy's, else \(BlockGzipWriter.defaultLevel)).") var level: Int?
     @Option(help: "Cores to compress on (default: all).") var jobs: Int?
@@ -57,16 +58,50 @@ struct BackupCommand: AsyncParsableCommand {
             }
             return found
         }
-        guard let sourcePath = (source.map(Context.absolute) ?? policy?.sourceDatabase) else {
-            throw UsageError("no source database: give --source DB or a policy file with source.database")
-        }
+        let adHoc = policyJob == nil ? try adHocDatabase(policy) : nil
         let (targetName, destination) = try resolveTarget(context, policyJob: policyJob)
-        var request = BackupRequest(sourcePath: sourcePath, job: policyJob?.name ?? Policy.manualJobName, targetName: targetName,
-                                    scratch: context.scratch,
-                                    level: level ?? policy?.compressionLevel ?? BlockGzipWriter.defaultLevel,
+        var request: BackupRequest
+        if let policyJob, let policy {
+            if let database, database != policyJob.database {
+                throw UsageError("job \(policyJob.name) backs up database \(policyJob.database), not \(database)")
+            }
+            request = try policy.backupRequest(for: policyJob, scratch: context.scratch)
+            request.targetName = targetName
+        } else {
+            let (name, path) = adHoc!
+            request = BackupRequest(sourcePath: path, job: Policy.manualJobName, targetName: targetName, scratch: context.scratch,
+                                    level: policy?.compressionLevel ?? BlockGzipWriter.defaultLevel,
                                     blockSize: policy?.blockSize ?? BlockGzipWriter.defaultBlockSize)
+            request.database = name
+            if let policy { request.host = policy.host }
+        }
+        if let source { request.sourcePath = Context.absolute(source) }
+        if let level { request.level = level }
         if let jobs { request.jobs = jobs }
         return (request, destination)
+    }
+
+    /// The database of a backup without --job: --database, or the policy's only one,
+    /// or --source (named after the policy's database at that path, else after the file).
+    private func adHocDatabase(_ policy: Policy?) throws -> (name: String, path: String) {
+        let databases = policy?.databases ?? []
+        if let database {
+            guard let found = policy?.database(named: database) else {
+                throw UsageError("no database \"\(database)\" in \(policy?.file ?? "the policy") (databases: \(databases.map(\.name).joined(separator: ", ")))")
+            }
+            return (found.name, found.path)
+        }
+        if let source {
+            let path = Context.absolute(source)
+            if let known = databases.first(where: { $0.path == path }) { return (known.name, path) }
+            let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+            return (Policy.isValidName(stem) ? stem : Policy.defaultDatabaseName, path)
+        }
+        guard databases.count == 1, let only = databases.first else {
+            if databases.isEmpty { throw UsageError("no source database: give --source DB or a policy file with source.database") }
+            throw UsageError("the policy has several databases (\(databases.map(\.name).joined(separator: ", "))): give --database NAME or --job NAME")
+        }
+        return (only.name, only.path)
     }
 
     private func resolveTarget(_ context: Context, policyJob: Policy.Job?) throws -> (String, Target) {
@@ -101,6 +136,9 @@ struct BackupCommand: AsyncParsableCommand {
         Console.out("snapshot \(Console.bold(record.id))  \(record.name)")
         Console.out("  job \(record.job) → target \(record.target) (\(record.targetURL))")
         Console.out("  taken \(context.local(record.takenAt)); \(Console.bytes(record.bytes)) → \(Console.bytes(record.storedBytes)) stored (\(String(format: "%.0f", ratio))%) in \(Console.seconds(seconds))")
+        if let parent = record.layout.parentID {
+            Console.out("  incremental: only the pages changed since \(SnapshotID.short(parent)); restores through its chain from the full \(SnapshotID.short(record.layout.chainRoot ?? "?"))")
+        }
         Console.out("  sha256 \(record.sha256)")
         let tables = record.tables.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         Console.out("  rows: \(tables)")

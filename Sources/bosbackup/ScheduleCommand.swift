@@ -237,9 +237,10 @@ struct SystemdUnits {
         if let metrics = policy.metricsTextfile {
             writable.append(((metrics as NSString).deletingLastPathComponent, "metrics textfile folder (written after every run)"))
         }
-        if let source = policy.sourceDatabase {
+        for database in policy.databases {
             // SQLite's readers of a WAL database write its -shm, and a hot journal is rolled back in place.
-            writable.append(((source as NSString).deletingLastPathComponent, "source database folder (SQLite writes -shm / rolls back a hot journal)"))
+            writable.append(((database.path as NSString).deletingLastPathComponent,
+                             "database \(database.name)'s folder (SQLite writes -shm / rolls back a hot journal)"))
         }
         var lines: [String] = []
         var seen: [String] = []

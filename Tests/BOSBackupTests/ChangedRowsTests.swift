@@ -30,7 +30,7 @@ final class ChangedRowsTests: XCTestCase {
         XCTAssertEqual(human.status, 0, human.stderr)
         XCTAssertEqual(triageCells(human.stdout, table: "TABLE"), ["TABLE", "CATALOG", "RESTORED", "LIVE", "DELTA", "LOST", "NEWER", "CHANGED"], human.stdout)
         XCTAssertEqual(triageCells(human.stdout, table: "orders"), ["orders", "400", "400", "220", "\u{2212}180", "180", "0", "20"], human.stdout)
-        XCTAssertTrue(human.stdout.contains("snapshot \(id) holds the most rows live lost"), human.stdout)
+        XCTAssertTrue(human.stdout.contains("snapshot \(SnapshotID.short(id)) holds the most rows live lost"), human.stdout)
     }
 
     /// The snapshot whose prices a bad script overwrote since holds 20 rows live
@@ -53,7 +53,7 @@ final class ChangedRowsTests: XCTestCase {
         XCTAssertEqual(results.map { $0["missing_rows"] as? Int }, [1, 0])
         XCTAssertEqual(results.map { $0["lost_rows"] as? Int }, [1, 20])
         let human = try incident.run("restore", "--latest", "2", "--live", incident.live)
-        XCTAssertTrue(human.stdout.contains("snapshot \(before) holds the most rows live lost (products \u{2212}20 (20 changed) vs live)"), human.stdout)
+        XCTAssertTrue(human.stdout.contains("snapshot \(SnapshotID.short(before)) holds the most rows live lost (products \u{2212}20 (20 changed) vs live)"), human.stdout)
     }
 
     func testDiffListsChangedRowsWithTheColumnsThatChanged() throws {

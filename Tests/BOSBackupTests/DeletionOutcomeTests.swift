@@ -30,9 +30,9 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         XCTAssertEqual(second.status, 1, "a deletion failed: " + second.stdout + second.stderr)
         let secondCloud = try XCTUnwrap(try catalog().snapshots(job: "cloud-daily").last)
         XCTAssertNotEqual(secondCloud.id, firstCloud.id)
-        XCTAssertTrue(second.stdout.contains("cloud-daily") && second.stdout.contains("snapshot \(secondCloud.id)"),
+        XCTAssertTrue(second.stdout.contains("cloud-daily") && second.stdout.contains("snapshot \(secondCloud.shortID)"),
                       "the backup itself is reported as done: " + second.stdout)
-        let warning = second.stderr.split(separator: "\n").filter { $0.contains(firstCloud.id) }
+        let warning = second.stderr.split(separator: "\n").filter { $0.contains(firstCloud.shortID) }
         XCTAssertEqual(warning.count, 1, "one line names the snapshot that could not be deleted: " + second.stderr)
         XCTAssertTrue(warning.first?.contains("cloud") == true && warning.first?.contains("AccessDenied") == true, second.stderr)
         XCTAssertEqual(try catalog().runs(job: "cloud-daily").first?.status, .success, "the backup succeeded")
@@ -48,7 +48,7 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         XCTAssertEqual(Set(failures.compactMap { $0["target"] as? String }), ["cloud"])
         XCTAssertEqual(try catalog().runs(job: "local-weekly").map(\.status), [.success, .success])
         XCTAssertEqual(try catalog().runs(job: "cloud-daily").map(\.status), [.success, .success, .success])
-        XCTAssertTrue(third.stderr.contains(firstCloud.id) && third.stderr.contains(secondCloud.id), third.stderr)
+        XCTAssertTrue(third.stderr.contains(firstCloud.shortID) && third.stderr.contains(secondCloud.shortID), third.stderr)
 
         // status: the jobs are fine, the target has two deletions it could not finish.
         let status = try statusJSON(at: "2026-12-06T00:10:00+08:00")
@@ -62,11 +62,11 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         XCTAssertTrue(status.metrics.contains("bosbackup_pending_deletions{target=\"cloud\"} 2\n"), status.metrics)
         XCTAssertTrue(status.metrics.contains("bosbackup_pending_deletions{target=\"nas\"} 0\n"), status.metrics)
         let text = try run("status", "--config", config, "--now", "2026-12-06T00:10:00+08:00")
-        XCTAssertTrue(text.stdout.contains("cloud") && text.stdout.contains(firstCloud.id), text.stdout)
+        XCTAssertTrue(text.stdout.contains("cloud") && text.stdout.contains(firstCloud.shortID), text.stdout)
 
         // snapshots: the stuck ones are listed, as deleting.
         let listing = try run("snapshots", "--config", config)
-        let stuckLine = listing.stdout.split(separator: "\n").first { $0.contains(firstCloud.id) }
+        let stuckLine = listing.stdout.split(separator: "\n").first { $0.contains(firstCloud.shortID) }
         XCTAssertTrue(stuckLine?.contains("deleting") == true, listing.stdout)
 
         // Deletes allowed again: the next run finishes both, and all is well.
@@ -123,7 +123,7 @@ final class DeletionOutcomeTests: ScheduleCLITestCase {
         XCTAssertEqual(try catalog().runs(job: "local-weekly").map(\.status), [.success, .success], "the NAS job ran: " + third.stdout + third.stderr)
         XCTAssertEqual(try catalog().snapshots(job: "local-weekly").count, 1, "and its retention still applies")
         let lines = third.stderr.split(separator: "\n")
-        XCTAssertTrue(lines.contains { $0.contains(firstCloud.id) && $0.contains("cloud") }, third.stderr)
+        XCTAssertTrue(lines.contains { $0.contains(firstCloud.shortID) && $0.contains("cloud") }, third.stderr)
         let listing = try run("snapshots", "--config", config, "--json")
         let listed = try XCTUnwrap(try jsonObject(listing.stdout)["deleting"] as? [[String: Any]], listing.stdout)
         XCTAssertEqual(listed.map { $0["id"] as? String }, [firstCloud.id], "\(listed)")

@@ -35,7 +35,10 @@ public struct Preflight {
     public func run() async -> [PreflightCheck] {
         var checks: [PreflightCheck] = []
         let sizes = lastSnapshotSizes()
-        checks.append(source())
+        if policy.databases.isEmpty {
+            checks.append(PreflightCheck(subject: "source", ok: false, detail: "the policy names no database to back up"))
+        }
+        checks += policy.databases.map(source)
         checks.append(folder("catalog folder", catalogPath.map { ($0 as NSString).deletingLastPathComponent }))
         checks.append(folder("scratch", scratch, needs: sizes.largestDatabase))
         for target in policy.targets {
@@ -44,17 +47,22 @@ public struct Preflight {
         return checks
     }
 
-    private func source() -> PreflightCheck {
-        guard let path = policy.sourceDatabase else { return PreflightCheck(subject: "source", ok: false, detail: "the policy names no source database") }
+    private func source(_ database: Policy.DatabaseConfig) -> PreflightCheck {
+        let path = database.path
         do {
             let db = try ConsistentCopy.openSource(path)
             let mode = try db.scalar("PRAGMA journal_mode")?.string ?? "?"
             let size = DurableFile.fileSize(path) ?? 0
             let note = mode == "wal" ? "WAL: snapshots read it directly, no scratch copy" : "\(mode) journal: each snapshot is copied to scratch first"
-            return PreflightCheck(subject: "source \(path)", ok: true, detail: "readable, \(Self.bytes(size)), \(note)")
+            return PreflightCheck(subject: subject(database), ok: true, detail: "readable, \(Self.bytes(size)), \(note)")
         } catch {
-            return PreflightCheck(subject: "source \(path)", ok: false, detail: "\(error)")
+            return PreflightCheck(subject: subject(database), ok: false, detail: "\(error)")
         }
+    }
+
+    /// "source PATH" as v1 said it; a policy of several databases names each.
+    private func subject(_ database: Policy.DatabaseConfig) -> String {
+        policy.databases.count > 1 ? "database \(database.name) \(database.path)" : "source \(database.path)"
     }
 
     /// A folder bosbackup writes into: private (or its parent, if it is still to be made), with room.

@@ -129,9 +129,7 @@ public struct ScheduledRun {
 
     /// Runs every due job; a failed job does not stop the others.
     public func execute(progress: ((String, BackupProgress) -> Void)? = nil) async throws -> [JobOutcome] {
-        guard let source = policy.sourceDatabase else {
-            throw PolicyError(file: policy.file ?? "policy", line: nil, keyPath: "source.database", message: "missing: which database to back up")
-        }
+        guard !policy.databases.isEmpty else { throw Policy.noDatabase(policy.file) }
         var outcomes: [JobOutcome] = []
         for decision in try decide() {
             if decision.job == DrillJob.runName && decision.due {
@@ -144,8 +142,7 @@ public struct ScheduledRun {
             }
             var outcome = JobOutcome(decision: decision, retention: [], deleted: [])
             do {
-                let request = BackupRequest(sourcePath: source, job: job.name, targetName: job.target, scratch: scratch,
-                                            level: policy.compressionLevel, blockSize: policy.blockSize)
+                let request = try policy.backupRequest(for: job, scratch: scratch)
                 let snapshot = try await JobRunner(catalog: catalog, clock: clock)
                     .backup(request, to: try openTarget(job.target), scheduledFor: decision.scheduledFor) { progress?(job.name, $0) }
                 outcome.snapshot = snapshot

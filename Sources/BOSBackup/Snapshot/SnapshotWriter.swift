@@ -44,9 +44,7 @@ public struct BackupRequest: Sendable {
 
     /// The machine's name, for a request made without a policy's `host:`.
     public static var machineHostname: String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        guard gethostname(&buffer, buffer.count) == 0 else { return "localhost" }
-        let name = String(cString: buffer)
+        let name = PolicyLoader.machineHostname()
         return Policy.isValidName(name) ? name : "localhost"
     }
 
