@@ -17,6 +17,12 @@ struct CommonOptions: ParsableArguments {
     var now: String?
 }
 
+/// `--database NAME`: where a policy backs up several databases, which one.
+struct DatabaseOption: ParsableArguments {
+    @Option(help: "Only this database's snapshots (a name from the policy's databases:).")
+    var database: String?
+}
+
 /// What a command needs, resolved once from flags, environment and policy.
 struct Context {
     let policy: Policy?
@@ -121,13 +127,27 @@ struct Context {
         try TargetFactory.open(target, environment: environment)
     }
 
-    /// Snapshots selected by `--snapshot ID` or `--latest N`.
-    func selectSnapshots(_ catalog: Catalog, id: String?, latest: Int?) throws -> [SnapshotRecord] {
+    /// The database `--database` names (checked against the policy), else the
+    /// policy's database at `live`'s path, else nil: every database.
+    func database(_ option: DatabaseOption, live: String? = nil) throws -> String? {
+        let databases = policy?.databases ?? []
+        if let name = option.database {
+            guard databases.isEmpty || databases.contains(where: { $0.name == name }) else {
+                throw UsageError("no database \"\(name)\" in \(policy?.file ?? "the policy") (databases: \(databases.map(\.name).joined(separator: ", ")))")
+            }
+            return name
+        }
+        guard let live else { return nil }
+        return databases.first { $0.path == Context.absolute(live) }?.name
+    }
+
+    /// Snapshots selected by `--snapshot ID` or `--latest N` (of one database, when given).
+    func selectSnapshots(_ catalog: Catalog, id: String?, latest: Int?, database: String? = nil) throws -> [SnapshotRecord] {
         switch (id, latest) {
         case (let id?, nil): return [try catalog.snapshot(id)]
         case (nil, let n?):
             guard n > 0 else { throw UsageError("--latest must be at least 1") }
-            let found = try catalog.latest(n)
+            let found = try catalog.latest(n, database: database)
             guard !found.isEmpty else { throw UsageError("the catalog has no snapshots yet") }
             return found
         default: throw UsageError("give exactly one of --snapshot ID or --latest N")

@@ -23,6 +23,7 @@ struct RestoreCommand: AsyncParsableCommand {
     @Flag(help: "Replace an existing database at --into (after copying it aside).") var force = false
     @Option(help: "Restore the N newest snapshots into scratch for triage.") var latest: Int?
     @Option(help: "Live database to compare with (opened read-only).") var live: String?
+    @OptionGroup var database: DatabaseOption
     @Flag(help: "Run the full integrity_check on what is restored (default: the byte-for-byte SHA-256 match, plus quick_check unless a verify already passed these bytes; the full check is verify's job).")
     var fullCheck = false
     @Flag(help: "Print the result as JSON.") var json = false
@@ -69,7 +70,14 @@ struct RestoreCommand: AsyncParsableCommand {
     private func triage(_ context: Context, _ catalog: Catalog) async throws -> Int32 {
         let count = latest ?? 3
         guard count > 0 else { throw UsageError("--latest must be at least 1") }
-        let (snapshots, duplicates) = Triage.newestDistinct(count, from: try catalog.snapshots())
+        let only = try context.database(database, live: live)
+        let candidates = try catalog.snapshots().filter { only == nil || $0.databaseName == only }
+        let databases = Set(candidates.map(\.databaseName))
+        if live != nil, only == nil, databases.count > 1 {
+            // Another database's snapshot compared with this live file would report every row lost.
+            throw UsageError("the catalog holds snapshots of \(databases.count) databases (\(databases.sorted().joined(separator: ", "))): give --database NAME")
+        }
+        let (snapshots, duplicates) = Triage.newestDistinct(count, from: candidates)
         // Opened first, so we know whether SQLite had to roll back a crashed writer's journal.
         let liveRecovered = try live.map { try ConsistentCopy.openSourceNoting(Context.absolute($0)).recovered } ?? false
         guard !snapshots.isEmpty else { throw UsageError("the catalog has no snapshots yet") }

@@ -8,13 +8,15 @@ struct SnapshotsCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Only this job's snapshots.") var job: String?
+    @OptionGroup var database: DatabaseOption
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
         try await reporting {
             let context = try Context(common)
             let catalog = try context.openCatalog(readOnly: true)
-            let snapshots = try catalog.snapshots(job: job)
+            let only = try context.database(database)
+            let snapshots = try catalog.snapshots(job: job).filter { only == nil || $0.databaseName == only }
             // Marked for deletion but still (maybe) on their target: listed apart, never offered for use.
             let deleting = try catalog.pendingDeletions().filter { job == nil || $0.snapshot.job == job }
             if json {

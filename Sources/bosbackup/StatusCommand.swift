@@ -32,7 +32,7 @@ struct StatusCommand: AsyncParsableCommand {
             }
             if json {
                 Console.json(["now": context.local(context.clock.now()), "jobs": statuses.map { s -> [String: Any] in
-                    ["job": s.job, "target": s.target, "overdue": s.overdue, "last_run_failed": s.lastRunFailed,
+                    ["job": s.job, "target": s.target, "database": policy.job(named: s.job)?.database as Any, "overdue": s.overdue, "last_run_failed": s.lastRunFailed,
                      "last_success": s.lastSuccess.map { ISO8601.string($0.finishedAt ?? $0.startedAt) } as Any,
                      "last_snapshot_id": s.lastSnapshot?.id as Any, "next": s.next.map(ISO8601.string) as Any,
                      "last_run_status": s.lastRun?.status.rawValue as Any, "last_error": s.lastRun?.error as Any,
@@ -52,14 +52,18 @@ struct StatusCommand: AsyncParsableCommand {
                                    "last_failed_at": t.lastFailure?.lastFailedAt.map { ISO8601.string($0) } as Any]
                               }])
             } else {
+                // Several databases: each job's line says which one it keeps.
+                let several = policy.databases.count > 1
                 let rows = statuses.map { s -> [String] in
-                    [s.job, s.target,
+                    (several ? [policy.job(named: s.job)?.database ?? "-"] : []) + [s.job, s.target,
                      s.lastSuccess.map { context.local($0.finishedAt ?? $0.startedAt) } ?? "never",
                      s.next.map(context.local) ?? "never",
                      StatusCommand.state(s, context: context),
                      s.lastVerification.map { $0.ok ? "ok" : "FAILED" } ?? "never"]
                 }
-                for line in Console.table(["JOB", "TARGET", "LAST SUCCESS", "NEXT", "STATE", "VERIFIED"], rows) { Console.out(line) }
+                for line in Console.table((several ? ["DATABASE"] : []) + ["JOB", "TARGET", "LAST SUCCESS", "NEXT", "STATE", "VERIFIED"], rows) {
+                    Console.out(line)
+                }
                 if policy.drill != nil {
                     let last = lastDrill.map { "\($0.ok ? "passed" : "FAILED") \(context.local($0.startedAt)) (\($0.report ?? ""))" } ?? "never"
                     let now = try statusReport.drillInProgress().map { "RUNNING since \(context.local($0.startedAt))" }

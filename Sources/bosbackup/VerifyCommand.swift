@@ -11,6 +11,7 @@ struct VerifyCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
     @Option(help: "Snapshot id (or name, or unique id prefix).") var snapshot: String?
     @Option(help: "Verify the N newest snapshots.") var latest: Int?
+    @OptionGroup var database: DatabaseOption
     @Flag(help: "PRAGMA quick_check instead of the full integrity_check (faster, skips index content checks).") var quick = false
     @Flag(help: "Print the result as JSON.") var json = false
 
@@ -18,7 +19,7 @@ struct VerifyCommand: AsyncParsableCommand {
         try await reporting {
             let context = try Context(common)
             let catalog = try context.openCatalog()
-            let snapshots = try context.selectSnapshots(catalog, id: snapshot, latest: latest)
+            let snapshots = try context.selectSnapshots(catalog, id: snapshot, latest: latest, database: try context.database(database))
             let progress = ProgressLine()
             var verifier = context.verifier(catalog, progress: progress)
             verifier.quick = quick

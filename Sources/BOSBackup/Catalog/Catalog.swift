@@ -209,9 +209,9 @@ public final class Catalog {
         try loadSnapshots(where: "job = ?", [.text(job)], suffix: "ORDER BY rowid")
     }
 
-    /// The `count` newest snapshots, newest first.
-    public func latest(_ count: Int, job: String? = nil) throws -> [SnapshotRecord] {
-        Array(try snapshots(job: job).reversed().prefix(count))
+    /// The `count` newest snapshots, newest first (of one database, when given).
+    public func latest(_ count: Int, job: String? = nil, database: String? = nil) throws -> [SnapshotRecord] {
+        Array(try snapshots(job: job).reversed().filter { database == nil || $0.databaseName == database }.prefix(count))
     }
 
     /// Finds a snapshot by id, name or unique id prefix.

@@ -26,6 +26,9 @@ public struct SnapshotRecord: Equatable, Sendable {
     /// Where its objects are and how they chain (v1 rows: one full object, v1 layout).
     public var layout: SnapshotLayout
 
+    /// The policy database it is a snapshot of (v1 rows: the one database v1 had, `bos`).
+    public var databaseName: String { layout.database ?? Policy.defaultDatabaseName }
+
     /// The id as tables and messages show it (commands take any unambiguous prefix).
     public var shortID: String { SnapshotID.short(id) }
 
