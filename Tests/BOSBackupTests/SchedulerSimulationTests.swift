@@ -4,7 +4,8 @@ import XCTest
 
 /// Eight weeks of the shipped policy, one `run` an hour, with a month end and
 /// a three-day machine outage: exactly which snapshots exist and which
-/// retention deleted, and one catch-up run per job after the outage.
+/// retention deleted, and one catch-up run per job after the outage. An
+/// incremental job beside them keeps whole chains: nothing kept loses a parent.
 final class SchedulerSimulationTests: XCTestCase {
     let zone = TimeZone(identifier: "Asia/Shanghai")!
     func local(_ text: String) -> Date { ISO8601.parse(text + "+08:00")! }
@@ -21,7 +22,9 @@ final class SchedulerSimulationTests: XCTestCase {
     func testEightWeeksHourlyWithOutage() throws {
         let dir = TempDir()
         try Fixtures.sampleDatabase(at: dir.file("live.db"), orders: 100)
-        let policy = try shippedPolicy(in: dir)
+        var policy = try shippedPolicy(in: dir)
+        policy.jobs.append(Policy.Job(name: "cloud-incremental", target: "cloud", cron: try CronExpression("0 22 * * *"),
+                                      retention: .init(keepDaily: 7), incremental: .init(fullEvery: 7)))
         let catalog = try Catalog(path: dir.file("catalog.db"))
         let start = local("2026-11-30T00:00:00")                  // a Monday
         let outage = local("2026-12-19T12:00:00")..<local("2026-12-22T12:00:00")
@@ -32,6 +35,10 @@ final class SchedulerSimulationTests: XCTestCase {
             defer { tick = tick.addingTimeInterval(3_600) }
             if outage.contains(tick) { continue }
             ticks += 1
+            // The BOS takes an order every evening, so the increments are not empty.
+            if Calendar.current.dateComponents(in: zone, from: tick).hour == 21 {
+                _ = try SampleBOS.addOrders(to: dir.file("live.db"), count: 1, at: tick, seed: UInt64(ticks))
+            }
             let run = ScheduledRun(policy: policy, catalog: catalog, clock: FixedClock(tick), scratch: dir.file("scratch")) {
                 try TargetFactory.open(url: policy.target(named: $0)!.url)
             }
@@ -75,12 +82,35 @@ final class SchedulerSimulationTests: XCTestCase {
         XCTAssertEqual(deleted.count, 24)
         XCTAssertTrue(deleted.contains("2026-11-30T00:00") && deleted.contains("2026-12-22T12:00") && deleted.contains("2026-12-18T22:00"))
 
+        // --- cloud-incremental: 22:00 daily, chains of at most 7, keep_daily 7 ---
+        let incrementalRuns = try catalog.runs(job: "cloud-incremental")
+        XCTAssertEqual(incrementalRuns.count, dailyRuns.count, "the same fire times as cloud-daily")
+        let incrementals = try catalog.snapshots(job: "cloud-incremental")
+        let byID = Dictionary(uniqueKeysWithValues: incrementals.map { ($0.id, $0) })
+        for snapshot in incrementals {
+            let chain = try catalog.chain(of: snapshot)
+            XCTAssertEqual(chain.last?.layout.kind, .full, "\(stamp(snapshot.takenAt)): its chain reaches its full")
+            XCTAssertLessThanOrEqual(chain.count, 7)
+            XCTAssertTrue(chain.allSatisfy { byID[$0.id] != nil }, "every link of a kept snapshot is kept")
+        }
+        // The last 7 days, plus the parents back to the full the oldest of them needs.
+        XCTAssertGreaterThanOrEqual(incrementals.count, 7)
+        XCTAssertLessThanOrEqual(incrementals.count, 13)
+        XCTAssertTrue(incrementals.contains { $0.layout.kind == .incremental })
+        let newest = try XCTUnwrap(incrementals.last)
+        let restored = dir.file("newest-incremental.db")
+        let fetched = try runAsync {
+            try await SnapshotFetcher(jobs: 2, catalog: catalog).fetch(newest, from: try FileTarget(url: "file://" + dir.file("cloud")), into: restored)
+        }
+        XCTAssertTrue(fetched.databaseMatches, "\(fetched.problems)")
+        let incrementalDeleted = incrementalRuns.count - incrementals.count
+
         // Every deletion is audited, and the target holds exactly the cataloged snapshots.
-        XCTAssertEqual(try catalog.auditTrail(limit: 1000).filter { $0.action == "delete" }.count, 24 + 1)
+        XCTAssertEqual(try catalog.auditTrail(limit: 1000).filter { $0.action == "delete" }.count, 24 + 1 + incrementalDeleted)
         XCTAssertTrue(try catalog.pendingDeletions().isEmpty)
         for name in ["nas", "cloud"] {
             let stored = try runAsync { try await FileTarget(url: "file://" + dir.file(name)).list(prefix: "") }
-            let expected = try catalog.snapshots().filter { $0.target == name }.flatMap { [$0.objectKey, $0.manifestKey] }
+            let expected = try catalog.snapshots().filter { $0.target == name }.flatMap { [$0.objectKey, $0.manifestKey] + [$0.layout.pagemapKey].compactMap { $0 } }
             XCTAssertEqual(Set(stored.map(\.key)), Set(expected), name)
         }
     }
