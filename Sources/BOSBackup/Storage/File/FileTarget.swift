@@ -131,18 +131,13 @@ public final class FileTarget: Target {
 
     /// The temporary files under `prefix` whose writer is not another live process and that
     /// were last written before `startedBefore`: a writer still at work touches its file.
+    /// One that cannot be removed costs only space and is tried again next time: it is not
+    /// counted, and does not make a reachable folder look failed.
     public func removeStaleWrites(under prefix: String, startedBefore: Date) async throws -> Int {
-        var removed = 0
-        for temporary in try temporaryFiles(prefix: prefix) where temporary.lastModified < startedBefore {
-            guard !temporary.name.isOwnedByAnotherLiveProcess else { continue }
-            let file = path(for: temporary.relative)
-            if unlink(file) == 0 {
-                removed += 1
-            } else if errno != ENOENT {   // gone already: its writer committed or aborted meanwhile
-                throw TargetError.failed(FileError("remove", file).description)
-            }
-        }
-        return removed
+        try temporaryFiles(prefix: prefix).filter { temporary in
+            temporary.lastModified < startedBefore && !temporary.name.isOwnedByAnotherLiveProcess
+                && unlink(path(for: temporary.relative)) == 0
+        }.count
     }
 
     // MARK: - Walking the folder
