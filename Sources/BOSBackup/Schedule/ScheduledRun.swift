@@ -100,17 +100,18 @@ public struct ScheduledRun {
     /// Half-done deletions are left to `run` (after the jobs). Safe only under the run lock.
     public func recoverFromCrash() async throws -> Recovery {
         var recovery = Recovery(abandonedRuns: try catalog.abandonStaleRuns())
+        // What this run writes starts after this instant; under the run lock, what a writer
+        // started before it is a killed run's, unless its live process says otherwise. The
+        // real clock, not `clock`: file times and S3's upload times are real (`--now` is not).
+        let runStart = Date()
         for target in policy.targets {
             // This look at every target, each run, is also what bosbackup_target_up reports.
             var problem: String?
             do {
-                let backend = try openTarget(target.name).backend
-                if let folder = backend as? FileTarget {
-                    for file in folder.staleTemporaryFiles() where unlink(file) == 0 { recovery.temporaryFiles += 1 }
-                } else if let bucket = backend as? S3Target {
-                    // Parts of an upload a killed run never completed or aborted cost money and hide nothing.
-                    recovery.temporaryFiles += try await bucket.abortStaleUploads()
-                }
+                // Temporary files and multipart uploads a killed run never committed or aborted
+                // cost space or money and hide nothing.
+                // v2: the repository passes "<host>/"
+                recovery.temporaryFiles += try await openTarget(target.name).removeStaleWrites(under: "", startedBefore: runStart)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {

@@ -37,29 +37,112 @@ public protocol ObjectWriter: AnyObject {
     func abort() async
 }
 
-/// Where snapshots live: a folder (NAS, mounted disk) or an S3 bucket.
-/// The rest of bosbackup knows only this interface (like Litestream's ReplicaClient).
+/// Where snapshots live: a folder (NAS, mounted disk) or an S3 bucket, seen as a blob
+/// store. The rest of bosbackup knows only this interface (like Litestream's ReplicaClient):
+/// what differs between backends is told by traits (`isLocal`, `encrypts`), never by casts.
 public protocol Target: AnyObject {
     /// The URL as it may be shown: no credentials in it.
     var displayURL: String { get }
+    /// True when objects are files on a disk of this machine (or a mount of it).
+    var isLocal: Bool { get }
+    /// True when objects are encrypted on the way to this target.
+    var encrypts: Bool { get }
     /// Starts a streaming upload of a new object at `key`.
     func makeWriter(key: String) async throws -> ObjectWriter
     /// Stores a small object in one piece, durably.
     func put(key: String, data: Data) async throws
     /// Streams an object's bytes, in order, to `consume`.
     func read(key: String, consume: (UnsafeRawBufferPointer) throws -> Void) async throws
+    /// Streams exactly the bytes `offset ..< offset + length` of the object (its plaintext,
+    /// on an encrypted target), in order, to `consume`. A range that runs past the end stops
+    /// at the end; one that starts past it delivers nothing. A missing object is
+    /// `TargetError.notFound`, whatever the range.
+    func read(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) async throws
     /// Reads a small object whole (manifests).
     func get(key: String) async throws -> Data
     func head(key: String) async throws -> ObjectInfo?
-    func list(prefix: String) async throws -> [ObjectInfo]
+    /// Every object whose key starts with `prefix`, a page at a time: the next page is
+    /// fetched only when the consumer has taken the current one. The order is the
+    /// backend's (key order on S3, folder by folder on disk); `list` sorts.
+    func objects(prefix: String) -> AsyncThrowingStream<ObjectInfo, Error>
     /// Deletes an object; deleting a missing object is not an error.
     func delete(key: String) async throws
+    /// Removes what writers that never finished left under `prefix` (temporary files,
+    /// multipart uploads) and that was started before `startedBefore`; "" means the whole
+    /// target. Writes of other live processes are left alone. Returns how many were removed.
+    func removeStaleWrites(under prefix: String, startedBefore: Date) async throws -> Int
     /// The cheap check before a backup starts compressing: the place exists
     /// and our credentials are accepted (a missing bucket, a wrong key or an
     /// unmounted folder fails here, in a second, not after the whole snapshot).
     func checkAccess() async throws
     /// Bytes free where objects go, when the target is a local disk (nil for object storage).
     var freeBytes: Int64? { get }
+}
+
+extension Target {
+    /// Every object under `prefix`, sorted by key (the whole listing in memory: for the
+    /// catalog rebuild and tests; `objects(prefix:)` streams).
+    public func list(prefix: String) async throws -> [ObjectInfo] {
+        var result: [ObjectInfo] = []
+        for try await object in objects(prefix: prefix) { result.append(object) }
+        return result.sorted { $0.key < $1.key }
+    }
+}
+
+/// A validated byte range of a ranged read: `offset ..< offset + length`, the end saturated
+/// at `Int64.max` so "to the end" can be asked for with any large length.
+struct ByteRange: Equatable {
+    let lowerBound: Int64
+    let upperBound: Int64
+
+    init(offset: Int64, length: Int64, key: String) throws {
+        guard offset >= 0, length >= 0 else {
+            throw TargetError.failed("read of \(key): invalid range (offset \(offset), length \(length))")
+        }
+        lowerBound = offset
+        let (end, overflow) = offset.addingReportingOverflow(length)
+        upperBound = overflow ? .max : end
+    }
+
+    var isEmpty: Bool { lowerBound == upperBound }
+    var count: Int64 { upperBound - lowerBound }
+}
+
+/// Turns a backend that fetches a listing page by page into an `objects(prefix:)` stream.
+/// `fetch` gets the cursor of the page to fetch (nil for the first) and returns that page
+/// and the next page's cursor (nil after the last page). Pages are pulled: one is fetched
+/// only when the consumer has taken every object of the one before.
+enum ObjectPages {
+    static func stream<Cursor>(_ fetch: @escaping (Cursor?) async throws -> (objects: [ObjectInfo], next: Cursor?))
+        -> AsyncThrowingStream<ObjectInfo, Error> {
+        let state = PageState(fetch: fetch)
+        return AsyncThrowingStream { try await state.next() }
+    }
+
+    /// The consumer's position in the listing. `AsyncThrowingStream(unfolding:)` calls its
+    /// closure for one `next()` at a time (a stream has one consumer), so the state is never
+    /// touched concurrently; hence unchecked.
+    private final class PageState<Cursor>: @unchecked Sendable {
+        private let fetch: (Cursor?) async throws -> (objects: [ObjectInfo], next: Cursor?)
+        private var page: [ObjectInfo] = []
+        private var position = 0
+        private var cursor: Cursor?
+        private var finished = false
+
+        init(fetch: @escaping (Cursor?) async throws -> (objects: [ObjectInfo], next: Cursor?)) { self.fetch = fetch }
+
+        func next() async throws -> ObjectInfo? {
+            // An empty page with a cursor is legal (S3 may send one): fetch on.
+            while position == page.count {
+                if finished { return nil }
+                let fetched = try await fetch(cursor)
+                (page, position, cursor) = (fetched.objects, 0, fetched.next)
+                finished = fetched.next == nil
+            }
+            position += 1
+            return page[position - 1]
+        }
+    }
 }
 
 /// Opens the right target for a URL, or for a policy's target (with its

@@ -96,6 +96,25 @@ public final class DecryptingStream {
         self.sink = sink
     }
 
+    /// A stream fed from the record of chunk `firstChunk` on, its header read apart (a
+    /// ranged read): the chunks are authenticated as in a whole stream, with their index.
+    init(key: EncryptionKey, header: EncryptedStreamHeader, firstChunk: UInt64,
+         sink: @escaping (UnsafeRawBufferPointer) throws -> Void) {
+        self.key = key
+        self.sink = sink
+        self.headerBytes = header.bytes
+        self.chunkIndex = firstChunk
+        start(parsed: header)
+    }
+
+    /// The index of the next chunk expected.
+    var nextChunk: UInt64 { chunkIndex }
+    /// True between two records: every byte fed so far belonged to a whole chunk.
+    var isBetweenChunks: Bool {
+        if case .recordWord = phase { return wordFilled == 0 }
+        return false
+    }
+
     deinit { record?.deallocate() }
 
     public func feed(_ data: Data) throws {
@@ -198,7 +217,10 @@ public final class DecryptingStream {
     }
 
     private func start() throws {
-        let parsed = try EncryptedStreamHeader.parse(headerBytes)
+        start(parsed: try EncryptedStreamHeader.parse(headerBytes))
+    }
+
+    private func start(parsed: EncryptedStreamHeader) {
         header = parsed
         cipher = ChunkCipher(key: key, header: parsed)
         if parsed.keyIDBytes != key.idBytes {
@@ -227,8 +249,10 @@ public final class DecryptingStream {
         do {
             plaintext = try cipher!.open(sealed, index: chunkIndex, final: final)
         } catch {
-            if chunkIndex == 0, keyIDCheck != nil {
-                if (try? keyIDCheck!.open(sealed, index: 0, final: final)) != nil {
+            // Until the first chunk fed (chunk 0, or a range's first) authenticates, a
+            // failure may be the key id field's or the key's: the other cipher tells.
+            if keyIDCheck != nil {
+                if (try? keyIDCheck!.open(sealed, index: chunkIndex, final: final)) != nil {
                     // Our key opens the data once the header names it: the
                     // key is right and the key id field was damaged.
                     keyIDCheck = nil

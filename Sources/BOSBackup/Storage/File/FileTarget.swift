@@ -10,6 +10,8 @@ import Glibc
 public final class FileTarget: Target {
     public let root: String
     public var displayURL: String { "file://" + root }
+    public var isLocal: Bool { true }
+    public var encrypts: Bool { false }
 
     public init(url: String) throws {
         var path = url
@@ -56,23 +58,43 @@ public final class FileTarget: Target {
         do {
             try PrivateFolder.prepare(root)
             try DurableFile.makeDirectory(folder)
-            try DurableFile.write(data, to: final)
+            // Through a writer, so a put cut short leaves a temporary file that names its process.
+            let writer = try FileObjectWriter(finalPath: final)
+            try data.withUnsafeBytes { try writer.append($0) }
+            try writer.finish()
         } catch let error as FileError {
             throw TargetError.notWritable("cannot write \(final): \(String(cString: strerror(error.errno)))")
         }
     }
 
     public func read(key: String, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
+        try await read(key: key, offset: 0, length: .max, consume: consume)
+    }
+
+    public func read(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
+        let range = try ByteRange(offset: offset, length: length, key: key)
         let file: FileHandleFD
         do { file = try FileHandleFD(readingFrom: path(for: key)) } catch let error as FileError where error.errno == ENOENT {
             throw TargetError.notFound(key: key, target: displayURL)
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        while true {
-            let n = try file.read(into: buffer)
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let wanted = Int(min(Int64(buffer.count), range.upperBound - position))
+            let n = try Self.pread(file, into: UnsafeMutableRawBufferPointer(rebasing: buffer[..<wanted]), at: position)
             if n == 0 { break }
             try consume(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            position += Int64(n)
+        }
+    }
+
+    /// pread(2), again on EINTR; 0 at the end of the file.
+    private static func pread(_ file: FileHandleFD, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        while true {
+            let n = Glibc.pread(file.fd, buffer.baseAddress, buffer.count, off_t(offset))
+            if n >= 0 { return n }
+            if errno != EINTR { throw TargetError.failed(FileError("read", file.path).description) }
         }
     }
 
@@ -86,18 +108,14 @@ public final class FileTarget: Target {
         DurableFile.fileSize(path(for: key)).map { ObjectInfo(key: key, size: $0) }
     }
 
-    public func list(prefix: String) async throws -> [ObjectInfo] {
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
-        var result: [ObjectInfo] = []
-        while let relative = enumerator.nextObject() as? String {
-            guard relative.hasPrefix(prefix) else { continue }
-            let name = (relative as NSString).lastPathComponent
-            if name.hasPrefix(".") && name.contains(DurableFile.temporaryMarker) { continue }
-            var st = stat()
-            guard stat(path(for: relative), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            result.append(ObjectInfo(key: relative, size: Int64(st.st_size)))
+    /// One page per folder: the folders still to walk are the cursor.
+    public func objects(prefix: String) -> AsyncThrowingStream<ObjectInfo, Error> {
+        ObjectPages.stream { (pending: [String]?) in
+            var pending = pending ?? [""]
+            let folder = try self.readFolder(pending.removeLast(), prefix: prefix)
+            pending += folder.subfolders.reversed()
+            return (folder.objects, pending.isEmpty ? nil : pending)
         }
-        return result.sorted { $0.key < $1.key }
     }
 
     public func delete(key: String) async throws {
@@ -108,17 +126,122 @@ public final class FileTarget: Target {
 
     /// Temporary files left by a writer that was killed; removed by the next run.
     public func staleTemporaryFiles() -> [String] {
-        guard let enumerator = FileManager.default.enumerator(atPath: root) else { return [] }
-        var result: [String] = []
-        while let relative = enumerator.nextObject() as? String {
-            let name = (relative as NSString).lastPathComponent
-            if name.hasPrefix(".") && name.contains(DurableFile.temporaryMarker) { result.append(path(for: relative)) }
+        ((try? temporaryFiles(prefix: "")) ?? []).map { path(for: $0.relative) }
+    }
+
+    /// The temporary files under `prefix` whose writer is not another live process and that
+    /// were last written before `startedBefore`: a writer still at work touches its file.
+    /// One that cannot be removed costs only space and is tried again next time: it is not
+    /// counted, and does not make a reachable folder look failed.
+    public func removeStaleWrites(under prefix: String, startedBefore: Date) async throws -> Int {
+        try temporaryFiles(prefix: prefix).filter { temporary in
+            temporary.lastModified < startedBefore && !temporary.name.isOwnedByAnotherLiveProcess
+                && unlink(path(for: temporary.relative)) == 0
+        }.count
+    }
+
+    // MARK: - Walking the folder
+
+    struct TemporaryFile {
+        let relative: String
+        let name: TemporaryName
+        let lastModified: Date
+    }
+
+    /// What one folder holds: objects, temporary files of writers, and the subfolders that
+    /// may hold keys under the prefix.
+    struct Folder {
+        var objects: [ObjectInfo] = []
+        var temporaries: [TemporaryFile] = []
+        var subfolders: [String] = []
+    }
+
+    /// Reads the folder at `relative` ("" for the root), keeping what lies under `prefix`.
+    /// A missing root is an empty target; an unreadable subfolder (`lost+found` at the root
+    /// of a mount) is skipped, as it cannot hold anything we wrote.
+    func readFolder(_ relative: String, prefix: String) throws -> Folder {
+        let directory = relative.isEmpty ? root : path(for: relative)
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            if !relative.isEmpty || !DurableFile.exists(root) { return Folder() }
+            throw TargetError.failed("cannot list \(directory): \(error.localizedDescription)")
+        }
+        var folder = Folder()
+        for name in names.sorted() {
+            let key = relative.isEmpty ? name : relative + "/" + name
+            var st = stat()
+            guard lstat(path(for: key), &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                // Only folders that can hold keys starting with the prefix are walked.
+                if (key + "/").hasPrefix(prefix) || prefix.hasPrefix(key + "/") { folder.subfolders.append(key) }
+            } else if let temporary = TemporaryName(parsing: name) {
+                let finalKey = relative.isEmpty ? temporary.finalName : relative + "/" + temporary.finalName
+                guard finalKey.hasPrefix(prefix) else { continue }
+                let modified = Date(timeIntervalSince1970: Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) / 1e9)
+                folder.temporaries.append(TemporaryFile(relative: key, name: temporary, lastModified: modified))
+            } else if key.hasPrefix(prefix), stat(path(for: key), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG {
+                // A symlink to a file is an object, as it reads like one.
+                folder.objects.append(ObjectInfo(key: key, size: Int64(st.st_size)))
+            }
+        }
+        return folder
+    }
+
+    /// Every temporary file under `prefix`, whoever writes it.
+    func temporaryFiles(prefix: String) throws -> [TemporaryFile] {
+        var result: [TemporaryFile] = []
+        var pending = [""]
+        while let relative = pending.popLast() {
+            let folder = try readFolder(relative, prefix: prefix)
+            result += folder.temporaries
+            pending += folder.subfolders
         }
         return result
     }
 }
 
-/// Streams into `.name.tmp-XXXX` beside the final path; commit = fsync, rename, fsync folder.
+/// The name of a writer's temporary file: `.<name>.tmp-<pid>-<random>` beside the final
+/// path. The pid tells a temporary of a live writer of another process (left alone) from one
+/// a killed writer left; names without it (`.<name>.tmp-<random>`, v1 and `DurableFile`)
+/// have no known owner.
+struct TemporaryName: Equatable {
+    /// The name the file gets on commit.
+    let finalName: String
+    /// The writer's process, when the name says.
+    let pid: pid_t?
+
+    static func make(for finalPath: String) -> String {
+        let folder = (finalPath as NSString).deletingLastPathComponent
+        let name = (finalPath as NSString).lastPathComponent
+        let random = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return (folder.isEmpty ? "" : folder + "/") + "." + name + DurableFile.temporaryMarker + "\(getpid())-" + random
+    }
+
+    init?(parsing fileName: String) {
+        guard fileName.hasPrefix("."), let marker = fileName.range(of: DurableFile.temporaryMarker, options: .backwards) else {
+            return nil
+        }
+        finalName = String(fileName[fileName.index(after: fileName.startIndex) ..< marker.lowerBound])
+        let tail = fileName[marker.upperBound...]
+        if let dash = tail.firstIndex(of: "-"), let pid = pid_t(tail[..<dash]), pid > 0 {
+            self.pid = pid
+        } else {
+            self.pid = nil
+        }
+    }
+
+    /// True while the writer is a process other than this one that is still running
+    /// (kill(pid, 0) succeeds, or fails only for want of permission).
+    var isOwnedByAnotherLiveProcess: Bool {
+        guard let pid, pid != getpid() else { return false }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
+}
+
+/// Streams into `.name.tmp-<pid>-<random>` beside the final path; commit = fsync, rename,
+/// fsync folder.
 final class FileObjectWriter: ObjectWriter {
     let finalPath: String
     let temporaryPath: String
@@ -126,25 +249,18 @@ final class FileObjectWriter: ObjectWriter {
 
     init(finalPath: String) throws {
         self.finalPath = finalPath
-        self.temporaryPath = DurableFile.temporaryName(for: finalPath)
+        self.temporaryPath = TemporaryName.make(for: finalPath)
         self.file = try FileHandleFD(creating: temporaryPath, mode: 0o600)
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        guard let file else { throw TargetError.failed("write after commit or abort: \(finalPath)") }
-        do { try file.write(bytes) } catch let error as FileError {
+        do { try append(bytes) } catch let error as FileError {
             throw TargetError.failed(error.isNoSpace ? "target disk full while writing \(finalPath)" : error.description)
         }
     }
 
     func commit() async throws {
-        guard let file else { throw TargetError.failed("commit twice: \(finalPath)") }
-        do {
-            try file.sync()
-            self.file = nil
-            try DurableFile.commit(temporary: temporaryPath, to: finalPath)
-        } catch let error as FileError {
-            await abort()
+        do { try finish() } catch let error as FileError {
             throw TargetError.failed(error.isNoSpace ? "target disk full while writing \(finalPath)" : error.description)
         }
     }
@@ -152,6 +268,26 @@ final class FileObjectWriter: ObjectWriter {
     func abort() async {
         file = nil
         unlink(temporaryPath)
+    }
+
+    /// `write` with the file system's error as it is.
+    func append(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let file else { throw TargetError.failed("write after commit or abort: \(finalPath)") }
+        try file.write(bytes)
+    }
+
+    /// `commit` with the file system's error as it is; on failure nothing is left.
+    func finish() throws {
+        guard let file else { throw TargetError.failed("commit twice: \(finalPath)") }
+        do {
+            try file.sync()
+            self.file = nil
+            try DurableFile.commit(temporary: temporaryPath, to: finalPath)
+        } catch {
+            self.file = nil
+            unlink(temporaryPath)
+            throw error
+        }
     }
 
     deinit {

@@ -61,6 +61,8 @@ public final class S3Target: Target {
     /// The target's URL with every non-default setting and no credentials: parsing it again
     /// gives the same location (the catalog records it to find snapshots later).
     public let displayURL: String
+    public var isLocal: Bool { false }
+    public var encrypts: Bool { false }
 
     public init(location: S3Location, credentials: AWSCredentials, options: Options = Options()) {
         self.location = location
@@ -165,6 +167,18 @@ public final class S3Target: Target {
         }
     }
 
+    public func read(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
+        let range = try ByteRange(offset: offset, length: length, key: key)
+        let fullKey = location.objectKey(key)
+        try await mapErrors(notFoundKey: key) {
+            guard range.isEmpty else { return try await getObject(fullKey: fullKey, range: range, consume: consume) }
+            // No Range header asks for nothing; whether the object exists is HEAD's to say.
+            if try await headObject(fullKey: fullKey) == nil {
+                throw TargetError.notFound(key: key, target: displayURL)
+            }
+        }
+    }
+
     public func get(key: String) async throws -> Data {
         var data = Data()
         try await read(key: key) { data.append(contentsOf: $0) }
@@ -194,13 +208,16 @@ public final class S3Target: Target {
         }
     }
 
-    public func list(prefix: String) async throws -> [ObjectInfo] {
+    /// One ListObjectsV2 page (`Options.listPageSize` keys) at a time, as the consumer asks.
+    public func objects(prefix: String) -> AsyncThrowingStream<ObjectInfo, Error> {
         let fullPrefix = location.objectKey(prefix)
         let strip = location.prefix.isEmpty ? 0 : location.prefix.count + 1
-        return try await mapErrors {
-            try await listObjects(fullPrefix: fullPrefix)
-                .map { ObjectInfo(key: String($0.key.dropFirst(strip)), size: $0.size) }
-                .sorted { $0.key < $1.key }
+        return ObjectPages.stream { (cursor: ListCursor?) in
+            let cursor = cursor ?? ListCursor(page: 1, token: nil)
+            let listing = try await self.mapErrors { try await self.listObjectsPage(fullPrefix: fullPrefix, cursor: cursor) }
+            let objects = listing.objects.map { ObjectInfo(key: String($0.key.dropFirst(strip)), size: $0.size) }
+            let next = listing.nextContinuationToken.map { ListCursor(page: cursor.page + 1, token: $0) }
+            return (objects, listing.isTruncated ? next : nil)
         }
     }
 
@@ -212,16 +229,37 @@ public final class S3Target: Target {
     }
 
     /// Multipart uploads in progress under the target's prefix (full keys): what a writer
-    /// killed mid-upload leaves behind. `abortStaleUploads` removes them.
-    public func multipartUploads() async throws -> [(key: String, uploadID: String)] {
+    /// killed mid-upload leaves behind, or one still at work. `removeStaleWrites` removes
+    /// the stale ones.
+    public func multipartUploads() async throws -> [S3MultipartUpload] {
         try await mapErrors { try await listMultipartUploads(fullPrefix: location.objectKey("")) }
     }
 
-    /// Aborts every multipart upload in progress under the target's prefix; returns how many.
+    /// Aborts the multipart uploads under the target's prefix + `prefix` that S3 says were
+    /// initiated before `startedBefore`. One whose start the server does not tell may be a
+    /// live writer's, and is left alone. S3's clock, not ours, dates them: a server ahead of
+    /// us leaves an upload of a moment ago to the next run, never one of the future to this.
+    public func removeStaleWrites(under prefix: String, startedBefore: Date) async throws -> Int {
+        try await abortUploads(fullPrefix: location.objectKey(prefix), budget: Self.housekeepingBudget) { upload in
+            upload.initiated.map { $0 < startedBefore } ?? false
+        }
+    }
+
+    /// Aborts every multipart upload in progress under the target's prefix, whoever's
+    /// (v1's cleanup: only safe when no other writer can be at work); returns how many.
+    @discardableResult
+    public func abortStaleUploads(budget: Double = S3Target.housekeepingBudget) async throws -> Int {
+        try await abortUploads(fullPrefix: location.objectKey(""), budget: budget) { _ in true }
+    }
+
+    /// Seconds the cleanup of a run may take against S3, retries included.
+    public static let housekeepingBudget: Double = 20
+
+    /// Aborts the uploads under `fullPrefix` that `isStale` picks; returns how many were aborted.
     /// Housekeeping, not the job: it gets `budget` seconds in all (with its retries), so an
     /// unreachable endpoint costs a run seconds, not minutes; what is left, the next run aborts.
-    @discardableResult
-    public func abortStaleUploads(budget: Double = 20) async throws -> Int {
+    private func abortUploads(fullPrefix: String, budget: Double,
+                              where isStale: (S3MultipartUpload) -> Bool) async throws -> Int {
         var bounded = options
         bounded.retry.maxTotalTime = min(bounded.retry.maxTotalTime, budget)
         bounded.retry.maxAttempts = min(bounded.retry.maxAttempts, 3)
@@ -229,11 +267,13 @@ public final class S3Target: Target {
         let housekeeping = S3Target(location: location, credentials: credentials, options: bounded)
         let deadline = S3RetryPolicy.monotonicSeconds() + budget
         return try await mapErrors {
-            let uploads = try await housekeeping.listMultipartUploads(fullPrefix: location.objectKey(""))
-            for upload in uploads where S3RetryPolicy.monotonicSeconds() < deadline {
+            var aborted = 0
+            for upload in try await housekeeping.listMultipartUploads(fullPrefix: fullPrefix)
+            where isStale(upload) && S3RetryPolicy.monotonicSeconds() < deadline {
                 try await housekeeping.abortMultipartUpload(fullKey: upload.key, uploadID: upload.uploadID)
+                aborted += 1
             }
-            return uploads.count
+            return aborted
         }
     }
 
@@ -376,37 +416,33 @@ public final class S3Target: Target {
         }
     }
 
-    /// Streams an object to `consume`, resuming an interrupted body from where it stopped
-    /// (`Range`, `If-Match` on the first answer's ETag). Each resumption counts as an attempt.
-    func getObject(fullKey: String, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
+    /// Streams an object, or the bytes `range` of it, to `consume`, resuming an interrupted
+    /// body from where it stopped (`Range`, `If-Match` on the first answer's ETag). Each
+    /// resumption counts as an attempt.
+    func getObject(fullKey: String, range: ByteRange? = nil, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
         let url = location.objectURL(key: fullKey)
-        var received: Int64 = 0
-        var total: Int64?
-        var etag: String?
+        var download = S3Download(range: range)
         // A download that keeps moving gets a fresh set of attempts after each cut:
         // the retry budget is for failures that make no progress (a dead server),
         // not for a long transfer over a link that drops now and then.
         var rounds = 0
         while true {
-            let before = received
+            let before = download.received
             do {
-                return try await getObjectRound(url: url, fullKey: fullKey, received: &received, total: &total, etag: &etag,
-                                                consume: consume)
-            } catch let error as S3OperationError where error.failure.kind == .network && received > before && rounds < 1000 {
+                return try await getObjectRound(url: url, fullKey: fullKey, download: &download, consume: consume)
+            } catch let error as S3OperationError where error.failure.kind == .network && download.received > before && rounds < 1000 {
                 rounds += 1
             }
         }
     }
 
     /// One round of bounded retries, each resuming with a Range request where the last one stopped.
-    private func getObjectRound(url: URL, fullKey: String, received: inout Int64, total: inout Int64?, etag: inout String?,
+    private func getObjectRound(url: URL, fullKey: String, download: inout S3Download,
                                 consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
-        try await options.retry.run(operation: "GET", resource: resource(fullKey)) { _ in
+        try await options.retry.run(operation: download.operation, resource: resource(fullKey)) { _ in
             var headers: [String: String] = [:]
-            if let total, received > 0 {
-                headers["range"] = "bytes=\(received)-\(total - 1)"
-                if let etag { headers["if-match"] = etag }
-            }
+            if let range = download.rangeHeader { headers["range"] = range }
+            if download.received > 0, let etag = download.etag { headers["if-match"] = etag }
             let response = try await execute(.GET, url: url, headers: headers, body: nil, payloadSHA256: nil,
                                              timeout: options.transferTimeout)
             let status = Int(response.status.code)
@@ -416,23 +452,13 @@ public final class S3Target: Target {
                     throw S3Failure(kind: .integrity, detail: "the object changed while it was being downloaded",
                                     retryable: false)
                 }
+                if status == 416, download.isRanged, download.received == 0 {
+                    return   // the object exists and ends before the range starts: nothing to deliver
+                }
                 throw Self.httpFailure(status: status, reason: response.status.reasonPhrase, body: body,
                                        retryAfter: response.headers.first(name: "retry-after"))
             }
-            let length = response.headers.first(name: "content-length").flatMap { Int64($0) }
-            if received == 0 {
-                guard status == 200, let length else {
-                    throw S3Failure(kind: .badResponse, detail: "GET answered \(status) without a Content-Length",
-                                    retryable: false)
-                }
-                total = length
-                etag = response.headers.first(name: "etag")
-            } else {
-                let range = response.headers.first(name: "content-range") ?? ""
-                guard status == 206, range.hasPrefix("bytes \(received)-"), let total, range.hasSuffix("/\(total)") else {
-                    throw S3Failure(kind: .integrity, detail: "resumed download answered \(status) \(range)", retryable: false)
-                }
-            }
+            try download.accept(status: status, headers: response.headers)
             do {
                 for try await chunk in response.body {
                     do {
@@ -440,15 +466,15 @@ public final class S3Target: Target {
                     } catch {
                         throw S3PassThrough(error: error)
                     }
-                    received += Int64(chunk.readableBytes)
+                    download.received += Int64(chunk.readableBytes)
                 }
             } catch let error as S3PassThrough {
                 throw error
             } catch {
-                throw S3Failure.network("download interrupted after \(received) of \(total!) bytes: \(Self.describe(error))")
+                throw S3Failure.network("download interrupted after \(download.received) of \(download.expected!) bytes: \(Self.describe(error))")
             }
-            guard received == total! else {
-                throw S3Failure.network("download cut short: \(received) of \(total!) bytes")
+            guard download.received == download.expected! else {
+                throw S3Failure.network("download cut short: \(download.received) of \(download.expected!) bytes")
             }
         }
     }
@@ -470,33 +496,31 @@ public final class S3Target: Target {
         }
     }
 
-    func listObjects(fullPrefix: String) async throws -> [(key: String, size: Int64)] {
-        var result: [(key: String, size: Int64)] = []
+    /// Where a listing stands: the page to fetch next (for messages) and its token.
+    struct ListCursor {
+        var page: Int
         var token: String?
-        var page = 0
-        repeat {
-            page += 1
-            var query = [URLQueryItem(name: "list-type", value: "2"), URLQueryItem(name: "encoding-type", value: "url")]
-            if !fullPrefix.isEmpty { query.append(URLQueryItem(name: "prefix", value: fullPrefix)) }
-            if let size = options.listPageSize { query.append(URLQueryItem(name: "max-keys", value: String(size))) }
-            if let token { query.append(URLQueryItem(name: "continuation-token", value: token)) }
-            let url = location.bucketURL(query: query)
-            let listing = try await options.retry.run(operation: "ListObjectsV2 (page \(page))",
-                                                      resource: bucketResource + "/" + fullPrefix) { _ in
-                let response = try await send(.GET, url: url)
-                guard let listing = S3XML.listPage(response.body, urlEncoded: true) else {
-                    throw S3Failure(kind: .badResponse, detail: "not a ListBucketResult", retryable: true)
-                }
-                if listing.isTruncated, listing.nextContinuationToken == nil {
-                    throw S3Failure(kind: .badResponse, detail: "truncated listing without a continuation token",
-                                    retryable: false)
-                }
-                return listing
+    }
+
+    /// One ListObjectsV2 page.
+    func listObjectsPage(fullPrefix: String, cursor: ListCursor) async throws -> S3XML.ListPage {
+        var query = [URLQueryItem(name: "list-type", value: "2"), URLQueryItem(name: "encoding-type", value: "url")]
+        if !fullPrefix.isEmpty { query.append(URLQueryItem(name: "prefix", value: fullPrefix)) }
+        if let size = options.listPageSize { query.append(URLQueryItem(name: "max-keys", value: String(size))) }
+        if let token = cursor.token { query.append(URLQueryItem(name: "continuation-token", value: token)) }
+        let url = location.bucketURL(query: query)
+        return try await options.retry.run(operation: "ListObjectsV2 (page \(cursor.page))",
+                                           resource: bucketResource + "/" + fullPrefix) { _ in
+            let response = try await send(.GET, url: url)
+            guard let listing = S3XML.listPage(response.body, urlEncoded: true) else {
+                throw S3Failure(kind: .badResponse, detail: "not a ListBucketResult", retryable: true)
             }
-            result += listing.objects
-            token = listing.isTruncated ? listing.nextContinuationToken : nil
-        } while token != nil
-        return result
+            if listing.isTruncated, listing.nextContinuationToken == nil {
+                throw S3Failure(kind: .badResponse, detail: "truncated listing without a continuation token",
+                                retryable: false)
+            }
+            return listing
+        }
     }
 
     func deleteObject(fullKey: String, retry: S3RetryPolicy? = nil) async throws {
@@ -595,8 +619,8 @@ public final class S3Target: Target {
         }
     }
 
-    func listMultipartUploads(fullPrefix: String) async throws -> [(key: String, uploadID: String)] {
-        var result: [(key: String, uploadID: String)] = []
+    func listMultipartUploads(fullPrefix: String) async throws -> [S3MultipartUpload] {
+        var result: [S3MultipartUpload] = []
         var markers: (key: String, id: String?)?
         repeat {
             var query = [URLQueryItem(name: "uploads", value: nil)]
@@ -697,6 +721,82 @@ public final class S3Target: Target {
         for digest in partMD5s { digest.withUnsafeBytes { hasher.update(bufferPointer: $0) } }
         return Array(hasher.finalize()).hex + "-\(partMD5s.count)"
     }
+}
+
+// MARK: - Downloads
+
+/// Where one GET stands: the bytes asked for, what the first answer promised, what arrived.
+/// Resumptions ask for the rest of the promise, so a whole object and a range resume alike.
+struct S3Download {
+    /// The bytes asked for; nil for the whole object.
+    let range: ByteRange?
+    /// Bytes delivered to the consumer so far.
+    var received: Int64 = 0
+    /// Bytes the download delivers in all, set by the first answer.
+    private(set) var expected: Int64?
+    /// The object's size, set by the first answer.
+    private(set) var size: Int64?
+    private(set) var etag: String?
+
+    init(range: ByteRange?) { self.range = range }
+
+    var isRanged: Bool { range != nil }
+    var start: Int64 { range?.lowerBound ?? 0 }
+    var operation: String {
+        guard let range else { return "GET" }
+        return "GET bytes \(range.lowerBound)-" + (range.upperBound == .max ? "" : "\(range.upperBound - 1)")
+    }
+
+    /// The Range header of the next attempt: none for the first of a whole object, else from
+    /// the first byte not yet delivered to the last one asked (or promised) for.
+    var rangeHeader: String? {
+        if received == 0, range == nil { return nil }
+        let first = start + received
+        if let expected { return "bytes=\(first)-\(start + expected - 1)" }
+        guard let range, range.upperBound != .max else { return "bytes=\(first)-" }
+        return "bytes=\(first)-\(range.upperBound - 1)"
+    }
+
+    /// Checks an answer's status and headers against what was asked; the first answer sets
+    /// what the download promises.
+    mutating func accept(status: Int, headers: HTTPHeaders) throws {
+        if received == 0 && range == nil {
+            guard status == 200, let length = headers.first(name: "content-length").flatMap({ Int64($0) }) else {
+                throw S3Failure(kind: .badResponse, detail: "GET answered \(status) without a Content-Length", retryable: false)
+            }
+            (expected, size, etag) = (length, length, headers.first(name: "etag"))
+            return
+        }
+        let contentRange = headers.first(name: "content-range") ?? ""
+        guard status == 206, let answered = Self.parseContentRange(contentRange), answered.first == start + received,
+              size == nil || answered.size == size, expected.map({ answered.last == start + $0 - 1 }) ?? true else {
+            throw S3Failure(kind: .integrity, detail: "\(received == 0 ? "ranged" : "resumed") download answered \(status) \(contentRange)",
+                            retryable: false)
+        }
+        if received == 0 {
+            (expected, size, etag) = (answered.last - answered.first + 1, answered.size, headers.first(name: "etag"))
+        }
+    }
+
+    /// `bytes first-last/size` of a 206 answer.
+    static func parseContentRange(_ text: String) -> (first: Int64, last: Int64, size: Int64)? {
+        guard text.hasPrefix("bytes ") else { return nil }
+        let parts = text.dropFirst("bytes ".count).split(separator: "/")
+        guard parts.count == 2, let size = Int64(parts[1]) else { return nil }
+        let bounds = parts[0].split(separator: "-")
+        guard bounds.count == 2, let first = Int64(bounds[0]), let last = Int64(bounds[1]), first <= last, last < size else {
+            return nil
+        }
+        return (first, last, size)
+    }
+}
+
+/// A multipart upload in progress, as ListMultipartUploads tells it (full key).
+public struct S3MultipartUpload: Sendable, Equatable {
+    public let key: String
+    public let uploadID: String
+    /// When S3 says the upload was created (S3's clock); nil when the server does not say.
+    public let initiated: Date?
 }
 
 // MARK: - Request bodies

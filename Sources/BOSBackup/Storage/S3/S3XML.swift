@@ -120,7 +120,7 @@ enum S3XML {
 
     /// `<ListMultipartUploadsResult>`: the uploads in progress, and the markers of the next page.
     struct UploadsPage {
-        var uploads: [(key: String, uploadID: String)]
+        var uploads: [S3MultipartUpload]
         var isTruncated: Bool
         var nextKeyMarker: String?
         var nextUploadIDMarker: String?
@@ -128,14 +128,24 @@ enum S3XML {
 
     static func uploadsPage(_ data: Data) -> UploadsPage? {
         guard let root = parse(data), root.name == "ListMultipartUploadsResult" else { return nil }
-        var uploads: [(key: String, uploadID: String)] = []
+        var uploads: [S3MultipartUpload] = []
         for item in root.children("Upload") {
             guard let key = item.child("Key")?.text, let id = item.value("UploadId") else { return nil }
-            uploads.append((key, id))
+            uploads.append(S3MultipartUpload(key: key, uploadID: id, initiated: item.value("Initiated").flatMap(timestamp)))
         }
         return UploadsPage(uploads: uploads, isTruncated: root.value("IsTruncated")?.lowercased() == "true",
                            nextKeyMarker: root.value("NextKeyMarker").flatMap { $0.isEmpty ? nil : $0 },
                            nextUploadIDMarker: root.value("NextUploadIdMarker").flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    /// An S3 timestamp (`2026-12-01T22:44:57.000Z`, ISO 8601 with or without fractions).
+    static func timestamp(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime, .withFractionalSeconds], [.withInternetDateTime]] {
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text) { return date }
+        }
+        return nil
     }
 
     // MARK: - Writing
