@@ -139,6 +139,52 @@ final class IncrementalSnapshotTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: f.dir.file("scratch/pagemaps/\(next.id).pagemap")))
     }
 
+    /// A link's block whose every page a newer link holds is skipped, not
+    /// inflated — and the blocks after it still land where they belong.
+    func testBlocksSupersededWholeAreSkippedAndTheRestStillLandInPlace() throws {
+        let f = try BackupFixture(orders: 200)
+        let db = try Database(path: f.live)
+        try db.execute("""
+            CREATE TABLE attachments(id INTEGER PRIMARY KEY, body BLOB);
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 24)
+            INSERT INTO attachments(body) SELECT randomblob(262144) FROM n;
+            """)
+        let full = try f.backup(incrementalRequest(f))
+        // Every other blob rewritten in place: whole 256 KiB blocks of the full are superseded, alternately.
+        try db.execute("UPDATE attachments SET body = randomblob(262144) WHERE id % 2 = 0")
+        let next = try f.backup(incrementalRequest(f))
+        XCTAssertEqual(next.layout.parentID, full.id)
+        let manifest = try runAsync { try await Repository(target: f.target).manifestV2(of: full) }
+        let newer = Set(try runAsync { try await Repository(target: f.target).manifestV2(of: next) }.blocks.flatMap(\.pageNumbers))
+        let skipped = manifest.blocks.indices.filter { i in manifest.blocks[i].pageNumbers.allSatisfy(newer.contains) }
+        XCTAssertTrue(skipped.contains { $0 > 0 && !skipped.contains($0 - 1) }, "a skipped block follows an inflated one: \(skipped)")
+        let (outcome, path) = try restore(f, next)
+        XCTAssertTrue(outcome.checksumOK && outcome.gzipOK && outcome.databaseMatches, "\(outcome.problems)")
+        XCTAssertEqual(try SHA256Stream.hex(ofFile: path), next.databaseSHA256)
+    }
+
+    /// Restoring a chain reads all its links: once its increments outweigh its
+    /// full, the next snapshot is a full, whatever full_every allows.
+    func testIncrementsOutweighingTheirFullStartANewChain() throws {
+        let f = try BackupFixture(orders: 100)
+        let db = try Database(path: f.live)
+        try db.execute("""
+            CREATE TABLE attachments(id INTEGER PRIMARY KEY, body BLOB);
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
+            INSERT INTO attachments(body) SELECT randomblob(262144) FROM n;
+            """)
+        var records = [try f.backup(incrementalRequest(f))]
+        for _ in 0..<3 {
+            // 60% of the database rewritten: one such day fits in a chain, two outweigh its full.
+            try db.execute("UPDATE attachments SET body = randomblob(262144) WHERE id <= 12")
+            records.append(try f.backup(incrementalRequest(f)))
+        }
+        XCTAssertEqual(records.map(\.layout.kind), [.full, .incremental, .incremental, .full])
+        let last = try XCTUnwrap(records.last)
+        let manifest = try runAsync { try await Repository(target: f.target).manifestV2(of: last) }
+        XCTAssertTrue(manifest.fullReason?.contains("add up to more than its full") == true, manifest.fullReason ?? "nil")
+    }
+
     func testRollbackJournalSourcesAreIncrementalToo() throws {
         let f = try BackupFixture(orders: 2_000, wal: false)
         _ = try f.backup(incrementalRequest(f))

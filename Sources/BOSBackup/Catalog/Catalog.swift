@@ -249,6 +249,11 @@ public final class Catalog {
         return links
     }
 
+    /// True when a snapshot (in any state) has this name: names are unique in a catalog.
+    public func containsSnapshot(name: String) throws -> Bool {
+        try db.int("SELECT count(*) FROM snapshots WHERE name = ?", .text(name)) > 0
+    }
+
     public func containsSnapshot(id: String) throws -> Bool {
         try db.int("SELECT count(*) FROM snapshots WHERE id = ?", .text(id)) > 0
     }

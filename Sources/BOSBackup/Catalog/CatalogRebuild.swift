@@ -39,7 +39,7 @@ public struct CatalogRebuild {
             // A manifest that cannot be fetched fails the rebuild (try again); one that is no
             // manifest is skipped, with why.
             let data = try await repository.get(manifestKey: manifestKey)
-            let record: SnapshotRecord
+            var record: SnapshotRecord
             do {
                 let document = try ManifestDocument.decode(data)
                 if let owner = document.host, !allHosts, let host, owner != host { outcome.otherHosts += 1; continue }
@@ -54,6 +54,10 @@ public struct CatalogRebuild {
                 continue
             }
             if try catalog.containsSnapshot(id: record.id) { outcome.alreadyKnown += 1; continue }
+            // Another host's job may have the same name and time as ours (--all-hosts): its
+            // name in this catalog says whose it is.
+            if let owner = record.layout.host, owner != host, try catalog.containsSnapshot(name: record.name) { record.name += "@" + owner }
+            if try catalog.containsSnapshot(name: record.name) { record.name += "-" + record.shortID }
             guard sizes[record.objectKey] != nil else {
                 outcome.skipped.append((manifestKey, "its snapshot object \(record.objectKey) is missing"))
                 continue

@@ -86,6 +86,7 @@ final class ParallelBlockInflater: @unchecked Sendable {
     private func dispatch() {
         let (i, bytes) = (index, member!)
         member = nil
+        filled = 0
         index += 1
         slots.wait()
         group.enter()

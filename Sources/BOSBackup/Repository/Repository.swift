@@ -142,6 +142,16 @@ public struct Repository {
     func discard(_ keys: [String]) async {
         for key in keys { try? await target.delete(key: key) }   // best effort: what is left is unlisted garbage
     }
+
+    // MARK: Crash cleanup
+
+    /// Temporary files and multipart uploads of this host's writers that began
+    /// before `startedBefore` (the caller holds the run lock, so they are a killed
+    /// run's). Everything a host writes is under `<host>/`; another host's are
+    /// never touched. (v1 wrote at the top level; its leftovers are not looked for.)
+    public func removeStaleWrites(ofHost host: String, startedBefore: Date) async throws -> Int {
+        try await target.removeStaleWrites(under: RepositoryNamespace(host: host, database: "").hostPrefix, startedBefore: startedBefore)
+    }
 }
 
 /// A byte buffer as a block source (small objects: page maps).

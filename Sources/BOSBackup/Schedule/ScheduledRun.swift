@@ -109,9 +109,10 @@ public struct ScheduledRun {
             var problem: String?
             do {
                 // Temporary files and multipart uploads a killed run never committed or aborted
-                // cost space or money and hide nothing.
-                // v2: the repository passes "<host>/"
-                recovery.temporaryFiles += try await openTarget(target.name).removeStaleWrites(under: "", startedBefore: runStart)
+                // cost space or money and hide nothing. Only this host's: on a shared bucket
+                // another host's upload in flight is not ours to abort.
+                recovery.temporaryFiles += try await Repository(target: openTarget(target.name))
+                    .removeStaleWrites(ofHost: policy.host, startedBefore: runStart)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {

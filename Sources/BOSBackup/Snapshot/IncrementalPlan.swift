@@ -8,9 +8,14 @@ enum IncrementalPlan: Equatable {
 
     /// The parent is the job's newest snapshot on this target in catalog order
     /// (what the clock says may be wrong). A new full when the chain has
-    /// `fullEvery` links, when its increments already add up to more than half
-    /// its full (restoring it would read more than a full plus a half), or when
-    /// a link is missing or its last verification failed.
+    /// `fullEvery` links, when its increments already add up to more than its
+    /// full (a restore would read more than twice a full's bytes), or when a
+    /// link is missing or its last verification failed.
+    ///
+    /// Not "half a full", as issue #14 first said: a BOS day changes 15–20% of
+    /// the pages, so half a full ends every chain after two or three days and
+    /// `full_every: 7` could never be reached; a restore inflates each page once
+    /// whatever the chain's length, so a longer chain costs only the reading.
     static func decide(catalog: Catalog, job: String, target: String, database: String, fullEvery: Int?) throws -> IncrementalPlan {
         guard let fullEvery else { return .full(reason: nil) }
         guard let parent = try catalog.snapshotsInCatalogOrder(job: job).last(where: { $0.target == target }) else {
@@ -30,8 +35,8 @@ enum IncrementalPlan: Equatable {
             }
         }
         let increments = chain.dropLast().reduce(Int64(0)) { $0 + $1.storedBytes }
-        if increments * 2 > root.storedBytes {
-            return .full(reason: "the chain's increments (\(ByteCount.format(increments))) add up to more than half its full (\(ByteCount.format(root.storedBytes)))")
+        if increments > root.storedBytes {
+            return .full(reason: "the chain's increments (\(ByteCount.format(increments))) add up to more than its full (\(ByteCount.format(root.storedBytes)))")
         }
         return .incremental(parent: parent, chain: chain)
     }
