@@ -82,7 +82,8 @@ struct BackupCommand: AsyncParsableCommand {
     }
 
     /// The database of a backup without --job: --database, or the policy's only one,
-    /// or --source (named after the policy's database at that path, else after the file).
+    /// or --source (the policy's database at that path, else `bos`, as in v1: an ad hoc
+    /// copy of some file is not a new database of the policy).
     private func adHocDatabase(_ policy: Policy?) throws -> (name: String, path: String) {
         let databases = policy?.databases ?? []
         if let database {
@@ -93,9 +94,7 @@ struct BackupCommand: AsyncParsableCommand {
         }
         if let source {
             let path = Context.absolute(source)
-            if let known = databases.first(where: { $0.path == path }) { return (known.name, path) }
-            let stem = ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-            return (Policy.isValidName(stem) ? stem : Policy.defaultDatabaseName, path)
+            return (databases.first(where: { $0.path == path })?.name ?? Policy.defaultDatabaseName, path)
         }
         guard databases.count == 1, let only = databases.first else {
             if databases.isEmpty { throw UsageError("no source database: give --source DB or a policy file with source.database") }

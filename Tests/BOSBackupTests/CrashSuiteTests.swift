@@ -3,7 +3,8 @@ import Foundation
 import XCTest
 
 /// The real binary killed with SIGKILL at random moments during backup,
-/// retention and recover. After each kill: every cataloged snapshot exists,
+/// retention and recover — the job is incremental, so kills land in fulls,
+/// incrementals and chain-aware retention. After each kill: every cataloged snapshot exists,
 /// has its checksum and restores; the next run leaves no temporary file and
 /// completes the job; an interrupted `recover --apply` left live either
 /// untouched or fully recovered. Prints `crash: N kills, …`.
@@ -22,7 +23,7 @@ final class CrashSuiteTests: XCTestCase {
             compression: { block_size: 128KiB }
             targets: { nas: { url: nas } }
             jobs:
-              hourly: { target: nas, cron: "0 * * * *", retention: { keep_last: 3 } }
+              hourly: { target: nas, cron: "0 * * * *", incremental: { full_every: 4 }, retention: { keep_last: 3 } }
             """.write(toFile: config, atomically: true, encoding: .utf8)
         var rng = SeededRandom(seed: 20261127)
         var hour = ISO8601.parse("2026-11-29T00:00:00+08:00")!
@@ -69,6 +70,8 @@ final class CrashSuiteTests: XCTestCase {
             for snapshot in try catalog().snapshots() {
                 let path = nas.path(for: snapshot.objectKey)
                 if !DurableFile.exists(path) || (try? SHA256Stream.hex(ofFile: path)) != snapshot.sha256 { lostSnapshots += 1 }
+                // A chain needs every link: a kept incremental's parent is cataloged too.
+                if let parent = snapshot.layout.parentID, try catalog().snapshot(id: parent) == nil { lostSnapshots += 1 }
             }
             // The next run cleans up and completes the job.
             let next = try bosbackup("run", "--config", config, "--now", ISO8601.string(hour.addingTimeInterval(60)))

@@ -66,7 +66,7 @@ final class DrillTests: XCTestCase {
         let drill = try bosbackup("drill", "--config", config)
         XCTAssertEqual(drill.status, 4, drill.stdout + drill.stderr)
         XCTAssertTrue(drill.stdout.contains("FAIL — target cloud did not restore cleanly"), drill.stdout)
-        XCTAssertTrue(drill.stdout.contains("snapshot \(newestCloud.id) (newest)") && drill.stdout.contains("checksum:"), drill.stdout)
+        XCTAssertTrue(drill.stdout.contains("snapshot \(newestCloud.shortID) (newest)") && drill.stdout.contains("checksum:"), drill.stdout)
         let mdPath = try XCTUnwrap(drill.stdout.components(separatedBy: "report: ").last?.components(separatedBy: "\n").first)
         let markdown = try String(contentsOfFile: mdPath, encoding: .utf8)
         XCTAssertTrue(markdown.contains("## Target `cloud` — FAIL") && markdown.contains("## Target `nas` — PASS"), markdown)

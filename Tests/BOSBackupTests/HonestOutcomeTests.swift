@@ -67,8 +67,8 @@ final class HonestOutcomeTests: XCTestCase {
         try makeUnreadable(second.objectKey)
         var verify = try bosbackup("verify", "--latest", "3", "--catalog", catalog)
         XCTAssertEqual(verify.status, 1, verify.stdout + verify.stderr)
-        for s in [first, third] { XCTAssertTrue(verify.stdout.contains("ok      \(s.id)"), verify.stdout) }
-        XCTAssertTrue(verify.stderr.contains("snapshot \(second.id)") && verify.stderr.contains("could not be checked"), verify.stderr)
+        for s in [first, third] { XCTAssertTrue(verify.stdout.contains("ok      \(s.shortID)"), verify.stdout) }
+        XCTAssertTrue(verify.stderr.contains("snapshot \(second.shortID)") && verify.stderr.contains("could not be checked"), verify.stderr)
         XCTAssertEqual(verify.stderr.split(separator: "\n").count, 1, verify.stderr)
 
         // Damage one more: now the worst answer is damage.
@@ -96,8 +96,8 @@ final class HonestOutcomeTests: XCTestCase {
 
         let triage = try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog)
         XCTAssertEqual(triage.status, 4, triage.stdout + triage.stderr)
-        XCTAssertTrue(triage.stdout.contains("snapshot \(bad.id)") && triage.stdout.contains("FAILED"), triage.stdout)
-        XCTAssertTrue(triage.stdout.contains("snapshot \(good.id) holds the most rows live lost"), triage.stdout)
+        XCTAssertTrue(triage.stdout.contains("snapshot \(bad.shortID)") && triage.stdout.contains("FAILED"), triage.stdout)
+        XCTAssertTrue(triage.stdout.contains("snapshot \(good.shortID) holds the most rows live lost"), triage.stdout)
     }
 }
 

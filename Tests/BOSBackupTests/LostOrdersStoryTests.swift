@@ -60,7 +60,7 @@ final class LostOrdersStoryTests: XCTestCase {
         XCTAssertEqual(newest["only_in_live"] as? Int, 200)
         XCTAssertTrue((results[0]["verdict"] as? String ?? "").contains("orders \u{2212}3000"), "\(results[0]["verdict"] ?? "")")
         let human = try bosbackup("restore", "--latest", "3", "--live", live, "--catalog", catalog)
-        XCTAssertTrue(human.stdout.contains("snapshot \(snapshotIDs[2]) holds the most rows live lost"), human.stdout)
+        XCTAssertTrue(human.stdout.contains("snapshot \(SnapshotID.short(snapshotIDs[2])) holds the most rows live lost"), human.stdout)
 
         // 2. diff lists exactly those 3,000 keys.
         let diff = try bosbackup("diff", "--snapshot", snapshotIDs[2], "--live", live, "--table", "orders", "--limit", "10000",

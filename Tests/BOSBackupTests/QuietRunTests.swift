@@ -28,7 +28,7 @@ final class QuietRunTests: MonitoringTestCase {
         let snapshot = try XCTUnwrap(try catalog().snapshots(job: "local-weekly").first)
         let done = result.stdout.split(separator: "\n")
         XCTAssertEqual(done.count, 1, result.stdout)
-        XCTAssertTrue(try XCTUnwrap(done.first).hasPrefix("2026-11-29T00:05:00+08:00 bosbackup run: local-weekly: snapshot \(snapshot.id) stored on nas ("), result.stdout)
+        XCTAssertTrue(try XCTUnwrap(done.first).hasPrefix("2026-11-29T00:05:00+08:00 bosbackup run: local-weekly: snapshot \(snapshot.shortID) stored on nas ("), result.stdout)
         let failed = result.stderr.split(separator: "\n")
         XCTAssertEqual(failed.count, 2, result.stderr)
         XCTAssertTrue(failed.allSatisfy { $0.hasPrefix("2026-11-29T00:05:00+08:00 bosbackup run: ") }, result.stderr)

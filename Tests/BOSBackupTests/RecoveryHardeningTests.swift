@@ -214,7 +214,7 @@ final class RecoveryHardeningTests: XCTestCase {
         XCTAssertEqual(results.map { $0["id"] as? String }, [newer, older])
         XCTAssertEqual(results.map { $0["missing_rows"] as? Int }, [1, 0], "only the order is lost; the ledger rows are all in live")
         let human = try bosbackup("restore", "--latest", "2", "--live", live, "--catalog", catalog)
-        XCTAssertTrue(human.stdout.contains("snapshot \(newer) holds the most rows live lost"), human.stdout)
+        XCTAssertTrue(human.stdout.contains("snapshot \(SnapshotID.short(newer)) holds the most rows live lost"), human.stdout)
     }
 
     // MARK: 8. A UNIQUE clash on a column besides the key

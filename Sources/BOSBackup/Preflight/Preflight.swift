@@ -91,12 +91,9 @@ public struct Preflight {
         do {
             let target = try open(config)    // loads the key file: refused unless it is private
             try await target.checkAccess()
-            let key = ".bosbackup-probe-\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            let probe = Data("bosbackup check \(ISO8601.string(clock.now()))\n".utf8)
-            try await target.put(key: key, data: probe)
-            let back = try await target.get(key: key)
-            try await target.delete(key: key)
-            guard back == probe else { return PreflightCheck(subject: subject, ok: false, detail: "the probe object read back differs") }
+            guard try await Repository(target: target).probe(host: policy.host, at: clock.now()) else {
+                return PreflightCheck(subject: subject, ok: false, detail: "the probe object read back differs")
+            }
             var detail = "reachable, probe written, read back and deleted in \(String(format: "%.1f", Date().timeIntervalSince(began))) s"
             if config.encryptionKeyFile != nil { detail += "; key file private" }
             if let free = target.freeBytes {

@@ -143,6 +143,19 @@ public struct Repository {
         for key in keys { try? await target.delete(key: key) }   // best effort: what is left is unlisted garbage
     }
 
+    // MARK: Checks
+
+    /// Writes, reads back and deletes a small object under this host's
+    /// namespace: can this host really store here? False when it read back different.
+    public func probe(host: String, at now: Date) async throws -> Bool {
+        let key = RepositoryNamespace.hostPrefix(host) + ".bosbackup-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let probe = Data("bosbackup check \(ISO8601.string(now))\n".utf8)
+        try await target.put(key: key, data: probe)
+        let back = try await target.get(key: key)
+        try await target.delete(key: key)
+        return back == probe
+    }
+
     // MARK: Crash cleanup
 
     /// Temporary files and multipart uploads of this host's writers that began
@@ -150,7 +163,7 @@ public struct Repository {
     /// run's). Everything a host writes is under `<host>/`; another host's are
     /// never touched. (v1 wrote at the top level; its leftovers are not looked for.)
     public func removeStaleWrites(ofHost host: String, startedBefore: Date) async throws -> Int {
-        try await target.removeStaleWrites(under: RepositoryNamespace(host: host, database: "").hostPrefix, startedBefore: startedBefore)
+        try await target.removeStaleWrites(under: RepositoryNamespace.hostPrefix(host), startedBefore: startedBefore)
     }
 }
 

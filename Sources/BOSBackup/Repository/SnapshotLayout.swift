@@ -47,8 +47,8 @@ public struct RepositoryNamespace: Equatable, Sendable {
         self.database = database
     }
 
-    /// Everything this host wrote, on any database.
-    public var hostPrefix: String { "\(host)/" }
+    /// Everything a host writes, on any database.
+    public static func hostPrefix(_ host: String) -> String { "\(host)/" }
     public var snapshotsPrefix: String { "\(host)/\(database)/snapshots/" }
 
     public func keys(name: String, takenAt: Date, encrypted: Bool) -> SnapshotKeys {
