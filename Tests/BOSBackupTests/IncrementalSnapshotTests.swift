@@ -144,11 +144,7 @@ final class IncrementalSnapshotTests: XCTestCase {
     func testBlocksSupersededWholeAreSkippedAndTheRestStillLandInPlace() throws {
         let f = try BackupFixture(orders: 200)
         let db = try Database(path: f.live)
-        try db.execute("""
-            CREATE TABLE attachments(id INTEGER PRIMARY KEY, body BLOB);
-            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 24)
-            INSERT INTO attachments(body) SELECT randomblob(262144) FROM n;
-            """)
+        try Fixtures.addAttachments(to: db, count: 24)
         let full = try f.backup(incrementalRequest(f))
         // Every other blob rewritten in place: whole 256 KiB blocks of the full are superseded, alternately.
         try db.execute("UPDATE attachments SET body = randomblob(262144) WHERE id % 2 = 0")
@@ -168,11 +164,7 @@ final class IncrementalSnapshotTests: XCTestCase {
     func testIncrementsOutweighingTheirFullStartANewChain() throws {
         let f = try BackupFixture(orders: 100)
         let db = try Database(path: f.live)
-        try db.execute("""
-            CREATE TABLE attachments(id INTEGER PRIMARY KEY, body BLOB);
-            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20)
-            INSERT INTO attachments(body) SELECT randomblob(262144) FROM n;
-            """)
+        try Fixtures.addAttachments(to: db, count: 20)
         var records = [try f.backup(incrementalRequest(f))]
         for _ in 0..<3 {
             // 60% of the database rewritten: one such day fits in a chain, two outweigh its full.

@@ -21,12 +21,9 @@ final class SharedBucketTests: XCTestCase {
             let home = dir.file(host)
             try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
             // Pages that do not compress: several 5 MiB parts, so a killed upload is caught mid-way.
-            try Database(path: home + "/bos.db", mode: .readWriteCreate).execute("""
-                PRAGMA journal_mode = WAL;
-                CREATE TABLE attachments(id INTEGER PRIMARY KEY, body BLOB);
-                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(mib * 4))
-                INSERT INTO attachments(body) SELECT randomblob(262144) FROM n;
-                """)
+            let db = try Database(path: home + "/bos.db", mode: .readWriteCreate)
+            try db.execute("PRAGMA journal_mode = WAL")
+            try Fixtures.addAttachments(to: db, count: mib * 4)
             try """
                 timezone: UTC
                 host: \(host)

@@ -134,6 +134,16 @@ extension Fixtures {
     /// Overwrites the header of the last page of `employees` (a table without
     /// indexes, so `count(*)` must read it): the file still opens, SQLite
     /// reports the table malformed. Returns the page number.
+    /// Adds `count` random (incompressible) blobs of 256 KiB in a table
+    /// `attachments`: pages whose changes a test controls row by row.
+    static func addAttachments(to db: Database, count: Int) throws {
+        try db.execute("""
+            CREATE TABLE attachments(id INTEGER PRIMARY KEY, body BLOB);
+            WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < \(count))
+            INSERT INTO attachments(body) SELECT randomblob(262144) FROM n;
+            """)
+    }
+
     @discardableResult
     static func breakEmployeesPage(_ path: String) throws -> Int64 {
         let page = try Database(path: path, mode: .readOnly)
