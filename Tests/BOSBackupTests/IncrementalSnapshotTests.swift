@@ -177,6 +177,25 @@ final class IncrementalSnapshotTests: XCTestCase {
         XCTAssertTrue(manifest.fullReason?.contains("add up to more than its full") == true, manifest.fullReason ?? "nil")
     }
 
+    /// block_size need not be a multiple of the page size in the policy; the
+    /// blocks are cut at whole pages anyway, so every block's page list is right.
+    func testABlockSizeThatIsNoMultipleOfThePageSizeIsCutAtWholePages() throws {
+        let f = try BackupFixture(orders: 1_000)
+        try Database(path: f.live).execute("PRAGMA journal_mode = DELETE; PRAGMA page_size = 65536; VACUUM; PRAGMA journal_mode = WAL")
+        var request = incrementalRequest(f)
+        request.blockSize = 100 << 10
+        let full = try f.backup(request)
+        XCTAssertEqual(full.pageSize, 65_536)
+        XCTAssertEqual(full.blockSize, 65_536, "100 KiB cut down to one 64 KiB page")
+        try businessDay(f, 1)
+        let next = try f.backup(request)
+        XCTAssertEqual(next.layout.kind, .incremental)
+        for record in [full, next] {
+            let (outcome, _) = try restore(f, record)
+            XCTAssertTrue(outcome.databaseMatches, "\(record.layout.kind): \(outcome.problems)")
+        }
+    }
+
     func testRollbackJournalSourcesAreIncrementalToo() throws {
         let f = try BackupFixture(orders: 2_000, wal: false)
         _ = try f.backup(incrementalRequest(f))

@@ -61,14 +61,17 @@ public struct PageMap: Equatable, Sendable {
     }
 
     public static func decode(_ data: Data) throws -> PageMap {
-        let bytes = [UInt8](data)
-        guard bytes.count >= 16, Array(bytes[0..<8]) == magic else { throw PageMapError("not a page map (no BOSPMAP1 header)") }
-        func u32(_ at: Int) -> Int { Int(UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 | UInt32(bytes[at + 2]) << 16 | UInt32(bytes[at + 3]) << 24) }
-        let (pageSize, count) = (u32(8), u32(12))
-        guard bytes.count == 16 + count * hashBytes else {
-            throw PageMapError("page map says \(count) pages but holds \((bytes.count - 16) / hashBytes)")
+        // One copy (the hashes), not three: a page map is 4 MB per GB of database.
+        guard data.count >= 16, data.prefix(8).elementsEqual(magic) else { throw PageMapError("not a page map (no BOSPMAP1 header)") }
+        func u32(_ at: Int) -> Int {
+            let base = data.startIndex + at
+            return Int(UInt32(data[base]) | UInt32(data[base + 1]) << 8 | UInt32(data[base + 2]) << 16 | UInt32(data[base + 3]) << 24)
         }
-        return PageMap(pageSize: pageSize, hashes: Array(bytes[16...]))
+        let (pageSize, count) = (u32(8), u32(12))
+        guard data.count == 16 + count * hashBytes else {
+            throw PageMapError("page map says \(count) pages but holds \((data.count - 16) / hashBytes)")
+        }
+        return PageMap(pageSize: pageSize, hashes: [UInt8](data.dropFirst(16)))
     }
 }
 
@@ -81,7 +84,7 @@ public struct PageMapError: Error, CustomStringConvertible, Sendable {
 /// the hashes of the pages of its own block, a range no other worker touches.
 final class PageMapBuilder: @unchecked Sendable {
     let pageSize: Int
-    private let storage: UnsafeMutableRawBufferPointer
+    private var storage: UnsafeMutableRawBufferPointer?
     let pageCount: Int
 
     init(pageSize: Int, pageCount: Int) {
@@ -90,7 +93,7 @@ final class PageMapBuilder: @unchecked Sendable {
         storage = .allocate(byteCount: max(1, pageCount * PageMap.hashBytes), alignment: 16)
     }
 
-    deinit { storage.deallocate() }
+    deinit { storage?.deallocate() }
 
     /// Hashes the pages in `bytes`, which start at byte `offset` of the database.
     func hashPages(_ bytes: UnsafeRawBufferPointer, at offset: Int64) {
@@ -100,14 +103,18 @@ final class PageMapBuilder: @unchecked Sendable {
             let end = min(bytes.count, position + pageSize)
             let digest = SHA256.hash(data: UnsafeRawBufferPointer(rebasing: bytes[position..<end]))
             digest.withUnsafeBytes { full in
-                (storage.baseAddress! + page * PageMap.hashBytes).copyMemory(from: full.baseAddress!, byteCount: PageMap.hashBytes)
+                (storage!.baseAddress! + page * PageMap.hashBytes).copyMemory(from: full.baseAddress!, byteCount: PageMap.hashBytes)
             }
             position = end
             page += 1
         }
     }
 
+    /// The map, once every worker is done; the builder's own buffer is freed at once.
     func finish() -> PageMap {
-        PageMap(pageSize: pageSize, hashes: [UInt8](UnsafeRawBufferPointer(rebasing: storage[..<(pageCount * PageMap.hashBytes)])))
+        let map = PageMap(pageSize: pageSize, hashes: [UInt8](UnsafeRawBufferPointer(rebasing: storage![..<(pageCount * PageMap.hashBytes)])))
+        storage?.deallocate()
+        storage = nil
+        return map
     }
 }

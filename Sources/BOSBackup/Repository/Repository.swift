@@ -60,8 +60,7 @@ public struct Repository {
     }
 
     /// Stores a page map as one gzip object.
-    func putPageMap(_ map: PageMap, key: String, level: Int) async throws -> (object: SnapshotManifestV2.Object, ref: SnapshotManifestV2.PageMapRef) {
-        let encoded = map.encoded()
+    func putPageMap(_ encoded: Data, key: String, level: Int) async throws -> (object: SnapshotManifestV2.Object, ref: SnapshotManifestV2.PageMapRef) {
         let compressed = try await writeObject(key: key) { writer in
             try await BlockGzipWriter(level: level, blockSize: max(1 << 20, encoded.count), jobs: 1)
                 .write(source: DataBlockSource(encoded), to: writer)
@@ -110,7 +109,7 @@ public struct Repository {
             throw RepositoryError.pageMapUnusable("page map \(ref.key) does not match its manifest's SHA-256")
         }
         let map = try PageMap.decode(raw)
-        cache?.store(map, encoded: raw, snapshotID: snapshot.id)
+        cache?.store(encoded: raw, snapshotID: snapshot.id)
         return map
     }
 
@@ -194,7 +193,7 @@ struct PageMapCache {
         return try? PageMap.decode(data)
     }
 
-    func store(_ map: PageMap, encoded: Data, snapshotID: String) {
+    func store(encoded: Data, snapshotID: String) {
         // Best effort: the target holds the page map; the cache only saves a download.
         guard (try? PrivateFolder.prepare(folder)) != nil else { return }
         try? DurableFile.write(encoded, to: path(snapshotID))

@@ -10,7 +10,8 @@ import Foundation
 public struct SnapshotManifestV2: Codable, Equatable, Sendable {
     public enum Kind: String, Codable, Sendable { case full, incremental }
 
-    /// One stored object of the snapshot, as written (after gzip and encryption).
+    /// One stored object of the snapshot: its size and SHA-256 are those of its
+    /// gzip stream, before encryption (what `gunzip` reads once decrypted).
     public struct Object: Codable, Equatable, Sendable {
         public var key: String
         public var bytes: Int64
@@ -61,7 +62,8 @@ public struct SnapshotManifestV2: Codable, Equatable, Sendable {
     public var parent: String?
     public var chainRoot: String
     public var parentManifestSha256: String?
-    /// Why a job with `incremental:` took a full this time (nil: it was due, or the job has none).
+    /// Why a job with `incremental:` took a full this time (the chain was full, a link
+    /// failed verification, …; nil for jobs without `incremental:`).
     public var fullReason: String?
     public var takenAt: String
     public var startedAt: String

@@ -115,10 +115,14 @@ public struct SnapshotWriter {
         let name = try uniqueName(job: request.job, takenAt: takenAt, id: id)
         let keys = RepositoryNamespace(host: request.host, database: request.database)
             .keys(name: name, takenAt: takenAt, encrypted: repository.encrypts)
-        let (plan, parentMap) = await usablePlan(plan, image: image, repository: repository, cache: request.pageMapCache)
+        var (plan, parentMap) = await usablePlan(plan, image: image, repository: repository, cache: request.pageMapCache)
+        // Blocks are whole pages, so a block's page list is its offset over the page size
+        // (block_size 100KiB with 64 KiB pages would otherwise mislabel every block).
+        var request = request
+        request.blockSize = max(image.pageSize, request.blockSize / image.pageSize * image.pageSize)
 
         var written: [String] = []
-        let pages: StoredPages, tables: [String: Int64], damage: [String]
+        var pages: StoredPages, tables: [String: Int64], damage: [String]
         do {
             switch plan {
             case .full:
@@ -127,6 +131,7 @@ public struct SnapshotWriter {
             case .incremental:
                 written.append(keys.pages)
                 pages = try await storeChanges(image, since: parentMap!, request: request, key: keys.pages, to: repository, progress: progress)
+                parentMap = nil   // 4 MB per GB of database: not kept while the rest is stored
             }
             (tables, damage) = try await image.tableCounts()
         } catch {
@@ -140,9 +145,12 @@ public struct SnapshotWriter {
         do {
             var objects = [pages.object]
             var pagemapRef: SnapshotManifestV2.PageMapRef?
-            if let map = pages.pageMap {
+            // Encoded once: stored on the target, then kept in the local cache.
+            let encodedMap = pages.pageMap?.encoded()
+            pages.pageMap = nil
+            if let encodedMap {
                 written.append(keys.pagemap)
-                let stored = try await repository.putPageMap(map, key: keys.pagemap, level: request.level)
+                let stored = try await repository.putPageMap(encodedMap, key: keys.pagemap, level: request.level)
                 objects.append(stored.object)
                 pagemapRef = stored.ref
             }
@@ -171,8 +179,8 @@ public struct SnapshotWriter {
             // Not cataloged: what we stored is removed (by the catch) so no orphan looks like a backup.
             try catalog.insert(record)
             written = []
-            if let map = pages.pageMap {
-                request.pageMapCache.store(map, encoded: map.encoded(), snapshotID: id)
+            if let encodedMap {
+                request.pageMapCache.store(encoded: encodedMap, snapshotID: id)
                 if let parent { request.pageMapCache.remove(snapshotID: parent.id) }
             }
             try recordDamage(damage, of: record)

@@ -1,0 +1,143 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A WAL file read directly (sqlite.org/fileformat2.html §4): the 32-byte
+/// header, then frames of a 24-byte header and one page. A frame is part of
+/// the log only when its salts are the header's and its checksum — chained
+/// from the header through every frame before it — matches; SQLite reads
+/// frames the same way, so what it would replay is exactly what we archive.
+/// A transaction is committed when its last frame has a non-zero commit size.
+struct WALHeader: Equatable, Sendable {
+    let pageSize: Int
+    let checkpointSequence: UInt32
+    let salt1: UInt32
+    let salt2: UInt32
+    /// True when checksums are computed on big-endian words (magic 0x377f0683).
+    let bigEndianChecksums: Bool
+    /// The running checksum after the header: the first frame's starts from it.
+    let checksum: WALChecksum
+
+    static let size = 32
+    static let magicLittle: UInt32 = 0x377F_0682
+    static let magicBig: UInt32 = 0x377F_0683
+
+    /// nil when the bytes are no valid WAL header (an empty or reset WAL).
+    init?(_ bytes: [UInt8]) {
+        guard bytes.count >= Self.size else { return nil }
+        let magic = WALFile.bigEndian(bytes, 0)
+        guard magic == Self.magicLittle || magic == Self.magicBig, WALFile.bigEndian(bytes, 4) == 3_007_000 else { return nil }
+        bigEndianChecksums = magic == Self.magicBig
+        let rawSize = Int(WALFile.bigEndian(bytes, 8))
+        pageSize = rawSize == 1 ? 65_536 : rawSize
+        guard pageSize >= 512, pageSize <= 65_536, pageSize & (pageSize - 1) == 0 else { return nil }
+        checkpointSequence = WALFile.bigEndian(bytes, 12)
+        salt1 = WALFile.bigEndian(bytes, 16)
+        salt2 = WALFile.bigEndian(bytes, 20)
+        let computed = WALChecksum.zero.adding(bytes[0..<24], bigEndian: bigEndianChecksums)
+        guard computed == WALChecksum(s0: WALFile.bigEndian(bytes, 24), s1: WALFile.bigEndian(bytes, 28)) else { return nil }
+        checksum = computed
+    }
+}
+
+/// SQLite's WAL checksum: two 32-bit sums over pairs of words.
+struct WALChecksum: Equatable, Sendable, Codable {
+    var s0: UInt32
+    var s1: UInt32
+    static let zero = WALChecksum(s0: 0, s1: 0)
+
+    func adding<C: Collection>(_ bytes: C, bigEndian: Bool) -> WALChecksum where C.Element == UInt8, C.Index == Int {
+        var (s0, s1) = (self.s0, self.s1)
+        var i = bytes.startIndex
+        func word(_ at: Int) -> UInt32 {
+            let b0 = UInt32(bytes[at]), b1 = UInt32(bytes[at + 1]), b2 = UInt32(bytes[at + 2]), b3 = UInt32(bytes[at + 3])
+            return bigEndian ? b0 << 24 | b1 << 16 | b2 << 8 | b3 : b3 << 24 | b2 << 16 | b1 << 8 | b0
+        }
+        while i + 8 <= bytes.endIndex {
+            s0 = s0 &+ word(i) &+ s1
+            s1 = s1 &+ word(i + 4) &+ s0
+            i += 8
+        }
+        return WALChecksum(s0: s0, s1: s1)
+    }
+}
+
+/// One committed transaction as found in the WAL.
+struct WALCommit: Sendable {
+    /// The frames of the transaction, in order: page number and page bytes.
+    var pages: [(number: UInt32, bytes: [UInt8])]
+    /// Database size in pages after the commit.
+    var pageCount: UInt32
+    /// The last frame of the commit (1-based) and the checksum after it.
+    var lastFrame: Int
+    var checksum: WALChecksum
+}
+
+/// Where the archiver is in a WAL: the frames up to `frame` of the WAL with
+/// these salts are archived; the next frame's checksum starts from `checksum`.
+struct WALPosition: Equatable, Sendable, Codable {
+    var salt1: UInt32
+    var salt2: UInt32
+    var frame: Int
+    var checksum: WALChecksum
+}
+
+enum WALFile {
+    static func bigEndian<C: Collection>(_ bytes: C, _ at: Int) -> UInt32 where C.Element == UInt8, C.Index == Int {
+        let base = bytes.startIndex + at
+        return UInt32(bytes[base]) << 24 | UInt32(bytes[base + 1]) << 16 | UInt32(bytes[base + 2]) << 8 | UInt32(bytes[base + 3])
+    }
+
+    /// The header of the WAL at `path`, nil when there is none (no file, empty, reset).
+    static func header(path: String) throws -> WALHeader? {
+        guard let file = try? FileHandleFD(readingFrom: path) else { return nil }
+        var bytes = [UInt8](repeating: 0, count: WALHeader.size)
+        let n = try bytes.withUnsafeMutableBytes { try BlockGzipWriter.pread(fd: file.fd, path: path, into: $0, at: 0) }
+        return n == WALHeader.size ? WALHeader(bytes) : nil
+    }
+
+    /// The committed transactions after `position` (which must be in this WAL:
+    /// same salts), in order, and at most `limit` frames of them. Frames after
+    /// the last commit frame (a transaction still being written, or leftovers of
+    /// an earlier log) are not returned.
+    static func commits(path: String, header: WALHeader, after position: WALPosition, limit: Int = .max) throws -> [WALCommit] {
+        precondition(position.salt1 == header.salt1 && position.salt2 == header.salt2, "the position belongs to another WAL")
+        let file = try FileHandleFD(readingFrom: path)
+        let frameSize = 24 + header.pageSize
+        var buffer = [UInt8](repeating: 0, count: frameSize)
+        var checksum = position.checksum
+        var frame = position.frame
+        var pending: [(number: UInt32, bytes: [UInt8])] = []
+        var commits: [WALCommit] = []
+        var read = 0
+        while read < limit {
+            let offset = Int64(WALHeader.size) + Int64(frame) * Int64(frameSize)
+            let n = try buffer.withUnsafeMutableBytes { try BlockGzipWriter.pread(fd: file.fd, path: path, into: $0, at: offset) }
+            guard n == frameSize, bigEndian(buffer, 8) == header.salt1, bigEndian(buffer, 12) == header.salt2 else { break }
+            let next = checksum.adding(buffer[0..<8], bigEndian: header.bigEndianChecksums)
+                .adding(buffer[24..<frameSize], bigEndian: header.bigEndianChecksums)
+            guard next == WALChecksum(s0: bigEndian(buffer, 16), s1: bigEndian(buffer, 20)) else { break }
+            checksum = next
+            frame += 1
+            read += 1
+            pending.append((bigEndian(buffer, 0), Array(buffer[24..<frameSize])))
+            let commitSize = bigEndian(buffer, 4)
+            if commitSize != 0 {
+                commits.append(WALCommit(pages: pending, pageCount: commitSize, lastFrame: frame, checksum: checksum))
+                pending = []
+            }
+        }
+        return commits
+    }
+
+    /// The position after frame `frame` of this WAL (its checksum chained
+    /// from the header), or nil when those frames are not all valid.
+    static func position(path: String, header: WALHeader, afterFrame frame: Int) throws -> WALPosition? {
+        let start = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
+        guard frame > 0 else { return start }
+        let commits = try commits(path: path, header: header, after: start, limit: frame)
+        guard let last = commits.last, last.lastFrame == frame else { return nil }
+        return WALPosition(salt1: header.salt1, salt2: header.salt2, frame: frame, checksum: last.checksum)
+    }
+}
