@@ -13,7 +13,7 @@ struct BOSBackupCommand: AsyncParsableCommand {
             3 another run holds the lock, 4 verification found corruption or a mismatch.
             """,
         version: BOSBackupVersion.string,
-        subcommands: [BackupCommand.self, SnapshotsCommand.self, VerifyCommand.self, RestoreCommand.self,
+        subcommands: [BackupCommand.self, ArchiveCommand.self, SnapshotsCommand.self, VerifyCommand.self, RestoreCommand.self,
                       DiffCommand.self, RecoverCommand.self, DrillCommand.self, RunCommand.self, DaemonCommand.self, StatusCommand.self, CheckCommand.self, PruneCommand.self, ScheduleCommand.self, NotifyCommand.self,
                       ScratchCommand.self, CatalogCommand.self, KeyCommand.self, DemoCommand.self, SampleCommand.self])
 

@@ -42,9 +42,9 @@ struct WALHeader: Equatable, Sendable {
 }
 
 /// SQLite's WAL checksum: two 32-bit sums over pairs of words.
-struct WALChecksum: Equatable, Sendable, Codable {
-    var s0: UInt32
-    var s1: UInt32
+public struct WALChecksum: Equatable, Sendable, Codable {
+    public var s0: UInt32
+    public var s1: UInt32
     static let zero = WALChecksum(s0: 0, s1: 0)
 
     func adding<C: Collection>(_ bytes: C, bigEndian: Bool) -> WALChecksum where C.Element == UInt8, C.Index == Int {

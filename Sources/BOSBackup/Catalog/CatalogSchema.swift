@@ -117,6 +117,49 @@ enum CatalogSchema {
         ALTER TABLE snapshots ADD COLUMN pagemap_key TEXT;
         CREATE INDEX snapshots_parent ON snapshots(parent_id);
         """,
+        // 7: continuous WAL archiving. A generation is one unbroken run of archived commits
+        // on top of a base snapshot; each segment holds whole commits, with the WAL position
+        // after its last frame (where the next segment to that target resumes). wal_progress:
+        // when a target last had everything the WAL held (an idle database ships nothing, but
+        // the archive still covers the time up to then).
+        """
+        CREATE TABLE wal_generations (
+            id            TEXT PRIMARY KEY,
+            database_name TEXT NOT NULL,
+            host          TEXT NOT NULL,
+            base_snapshot TEXT NOT NULL,
+            salt1         INTEGER NOT NULL,
+            salt2         INTEGER NOT NULL,
+            base_frame    INTEGER NOT NULL,
+            started_at    REAL NOT NULL,
+            ended_at      REAL,
+            end_reason    TEXT
+        );
+        CREATE TABLE wal_segments (
+            id           INTEGER PRIMARY KEY,
+            generation   TEXT NOT NULL REFERENCES wal_generations(id),
+            target       TEXT NOT NULL,
+            object_key   TEXT NOT NULL,
+            first_txid   INTEGER NOT NULL,
+            last_txid    INTEGER NOT NULL,
+            first_seen   REAL NOT NULL,
+            last_seen    REAL NOT NULL,
+            last_frame   INTEGER NOT NULL,
+            checksum_s0  INTEGER NOT NULL,
+            checksum_s1  INTEGER NOT NULL,
+            page_count   INTEGER NOT NULL,
+            bytes        INTEGER NOT NULL,
+            sha256       TEXT NOT NULL,
+            shipped_at   REAL NOT NULL
+        );
+        CREATE INDEX wal_segments_generation ON wal_segments(generation, target, first_txid);
+        CREATE TABLE wal_progress (
+            generation TEXT NOT NULL REFERENCES wal_generations(id),
+            target     TEXT NOT NULL,
+            checked_at REAL NOT NULL,
+            PRIMARY KEY (generation, target)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

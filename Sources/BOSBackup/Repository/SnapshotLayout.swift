@@ -51,6 +51,11 @@ public struct RepositoryNamespace: Equatable, Sendable {
     public static func hostPrefix(_ host: String) -> String { "\(host)/" }
     public var snapshotsPrefix: String { "\(host)/\(database)/snapshots/" }
 
+    /// `<host>/<database>/wal/<generation>/<first-txid>-<last-txid>.wal.gz[.enc]`, txids as 16 digits so keys sort in txid order.
+    public func segmentKey(generation: String, firstTxid: Int64, lastTxid: Int64, encrypted: Bool) -> String {
+        "\(host)/\(database)/wal/\(generation)/" + String(format: "%016lld-%016lld", firstTxid, lastTxid) + ".wal.gz" + (encrypted ? ".enc" : "")
+    }
+
     public func keys(name: String, takenAt: Date, encrypted: Bool) -> SnapshotKeys {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!

@@ -70,6 +70,19 @@ public struct Policy: Sendable {
         }
     }
 
+    /// Continuous WAL archiving of one database (`archive: { bos: { targets: { nas: 1s }, retain: 7d } }`).
+    public struct Archive: Sendable {
+        public struct Destination: Sendable, Equatable {
+            public var target: String
+            /// How often new commits are shipped there.
+            public var interval: TimeInterval
+        }
+        public var database: String
+        public var targets: [Destination]
+        /// How long segments are kept (nil: as long as a kept snapshot needs them).
+        public var retain: TimeInterval?
+    }
+
     public var file: String?
     public var timeZone: TimeZone
     /// `host:`, else the machine's hostname: the first folder of every object key on a target.
@@ -86,6 +99,8 @@ public struct Policy: Sendable {
     /// Where `run` and the daemon write the Prometheus textfile after every pass (`metrics.textfile`).
     public var metricsTextfile: String?
     public var notify: Notify?
+    public var archives: [Archive] = []
+    public func archive(of database: String) -> Archive? { archives.first { $0.database == database } }
 
     public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!, host: String = PolicyLoader.machineHostname()) {
         self.timeZone = timeZone
@@ -114,12 +129,15 @@ public struct Policy: Sendable {
 
     /// The job name of ad hoc backups (`backup --source … --target …` without `--job`).
     public static let manualJobName = "manual"
+    /// The job name of the base snapshots WAL archive generations start from.
+    public static let archiveJobName = "archive"
 
     /// Run names bosbackup records for itself: a policy job of the same name would
     /// share their runs (and so their due-ness and status). Compared ignoring case,
     /// as snapshot folders on a case-insensitive NAS share would be.
     public static let reservedJobNames: [String: String] = [
         DrillJob.runName: "the restore drill's runs", manualJobName: "ad hoc backups (backup without --job)",
+        archiveJobName: "the base snapshots of the WAL archive",
     ]
 
     public static func reservation(ofJobName name: String) -> String? {

@@ -62,7 +62,7 @@ public struct PolicyLoader {
             throw PolicyError(file: file, line: nil, keyPath: "", message: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
         let top = try mapping(root, "", allowed: ["host", "timezone", "source", "databases", "catalog", "scratch", "targets", "jobs", "drill",
-                                                  "compression", "metrics", "notify"])
+                                                  "compression", "metrics", "notify", "archive"])
         let absoluteFolder = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : (absoluteFolder as NSString).appendingPathComponent(path)
@@ -157,6 +157,7 @@ public struct PolicyLoader {
         }
         if let node = top["metrics"] { policy.metricsTextfile = resolve(try metricsTextfile(node)) }
         if let node = top["notify"] { policy.notify = try notify(node) }
+        if let node = top["archive"] { policy.archives = try archives(node, in: policy) }
         return policy
     }
 
@@ -255,6 +256,33 @@ public struct PolicyLoader {
                 + "reads only *.prom files), e.g. /var/lib/node_exporter/textfile_collector/bosbackup.prom; got \"\(path)\"")
         }
         return path
+    }
+
+    /// `archive: { bos: { targets: { nas: 1s, cloud: 10s }, retain: 7d } }`: per database,
+    /// where its WAL is shipped and how often.
+    private func archives(_ node: Node, in policy: Policy) throws -> [Policy.Archive] {
+        try namedEntries(node, "archive").map { name, value in
+            let key = "archive.\(name)"
+            guard policy.database(named: name) != nil else {
+                let known = policy.databases.map(\.name).joined(separator: ", ")
+                throw fail(value, key, "unknown database \"\(name)\" (databases: \(known.isEmpty ? "none" : known))")
+            }
+            let entry = try mapping(value, key, allowed: ["targets", "retain"])
+            guard let targetsNode = entry["targets"] else { throw fail(value, key, "missing targets (e.g. targets: { nas: 1s, cloud: 10s })") }
+            let targets = try namedEntries(targetsNode, key + ".targets").map { target, interval -> (String, TimeInterval) in
+                guard policy.target(named: target) != nil else {
+                    throw fail(interval, "\(key).targets.\(target)", "unknown target \"\(target)\" (targets: \(policy.targets.map(\.name).joined(separator: ", ")))")
+                }
+                let seconds = try duration(interval, "\(key).targets.\(target)")
+                guard seconds >= 1, seconds <= 3_600 else {
+                    throw fail(interval, "\(key).targets.\(target)", "must be 1s to 1h: how often new commits are shipped there")
+                }
+                return (target, seconds)
+            }
+            guard !targets.isEmpty else { throw fail(targetsNode, key + ".targets", "is empty: name at least one target") }
+            let retain = try entry["retain"].map { try duration($0, key + ".retain") }
+            return Policy.Archive(database: name, targets: targets.map { .init(target: $0.0, interval: $0.1) }, retain: retain)
+        }
     }
 
     /// `notify: { command: "…", timeout: 30s }`: run by /bin/sh, so any shell text is allowed;

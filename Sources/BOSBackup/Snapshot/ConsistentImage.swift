@@ -23,13 +23,15 @@ final class ConsistentImage {
     let takenAt: Date
     /// True when the pages come straight from the live database.
     let pipelined: Bool
+    /// The WAL commit the image is (WAL mode, read in place; nil for a copy).
+    let walPosition: SnapshotManifestV2.WALPosition?
     private let counts: Task<(counts: [String: Int64], damage: [String]), Error>
     private let finish: () -> Void
 
-    private init(bytes: BlockSource, pageSize: Int, takenAt: Date, pipelined: Bool,
+    private init(bytes: BlockSource, pageSize: Int, takenAt: Date, pipelined: Bool, walPosition: SnapshotManifestV2.WALPosition? = nil,
                  counts: Task<(counts: [String: Int64], damage: [String]), Error>, finish: @escaping () -> Void) {
-        (self.bytes, self.pageSize, self.takenAt, self.pipelined, self.counts, self.finish) =
-            (bytes, pageSize, takenAt, pipelined, counts, finish)
+        (self.bytes, self.pageSize, self.takenAt, self.pipelined, self.walPosition, self.counts, self.finish) =
+            (bytes, pageSize, takenAt, pipelined, walPosition, counts, finish)
     }
 
     /// `scratchCopy` is where the fallback copy goes (removed by `close`);
@@ -40,7 +42,7 @@ final class ConsistentImage {
             guard blockSize % image.pageSize == 0 else { image.finish(); return try copied(source, scratchCopy, clock, copyProgress) }
             let connection = UncheckedBox(source)
             return ConsistentImage(bytes: image, pageSize: image.pageSize, takenAt: clock.now(), pipelined: true,
-                                   counts: onThread { try TableCounts.countStoring(connection.value) },
+                                   walPosition: image.pinned, counts: onThread { try TableCounts.countStoring(connection.value) },
                                    finish: { image.finish() })
         }
         return try copied(source, scratchCopy, clock, copyProgress)

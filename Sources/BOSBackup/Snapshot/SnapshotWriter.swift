@@ -130,8 +130,7 @@ public struct SnapshotWriter {
                 pages = try await storeFull(image, request: request, key: keys.database, to: repository, progress: progress)
             case .incremental:
                 written.append(keys.pages)
-                pages = try await storeChanges(image, since: parentMap!, request: request, key: keys.pages, to: repository, progress: progress)
-                parentMap = nil   // 4 MB per GB of database: not kept while the rest is stored
+                pages = try await storeChanges(image, since: &parentMap, request: request, key: keys.pages, to: repository, progress: progress)
             }
             (tables, damage) = try await image.tableCounts()
         } catch {
@@ -166,7 +165,7 @@ public struct SnapshotWriter {
                 takenAt: ISO8601.string(takenAt), startedAt: ISO8601.string(started), finishedAt: ISO8601.string(clock.now()),
                 source: request.sourcePath, toolVersion: BOSBackupVersion.string, pageSize: image.pageSize,
                 pageCount: Int(pages.databaseBytes / Int64(image.pageSize)), databaseBytes: pages.databaseBytes,
-                databaseSha256: pages.databaseSHA256, walPosition: nil, level: request.level, blockSize: request.blockSize,
+                databaseSha256: pages.databaseSHA256, walPosition: image.walPosition, level: request.level, blockSize: request.blockSize,
                 encrypted: repository.encrypts, objects: objects, blocks: pages.blocks, pagemap: pagemapRef,
                 tables: tables, damage: damage.isEmpty ? nil : damage)
             let manifestData = try manifest.encoded()
@@ -231,7 +230,7 @@ public struct SnapshotWriter {
 
     /// Hashes every page (one pass on all cores), then compresses only the
     /// pages whose hash is not the parent's.
-    private func storeChanges(_ image: ConsistentImage, since parentMap: PageMap, request: BackupRequest, key: String,
+    private func storeChanges(_ image: ConsistentImage, since parentMap: inout PageMap?, request: BackupRequest, key: String,
                               to repository: Repository, progress: ((BackupProgress) -> Void)?) async throws -> StoredPages {
         let builder = PageMapBuilder(pageSize: image.pageSize, pageCount: Int(image.bytes.size / Int64(image.pageSize)))
         let compressor = BlockGzipWriter(level: request.level, blockSize: request.blockSize, jobs: request.jobs)
@@ -239,7 +238,8 @@ public struct SnapshotWriter {
             progress?(.compressing(bytesDone: done / 2, bytesTotal: total))
         }
         let map = builder.finish()
-        let changed = map.changedPages(since: parentMap)
+        let changed = map.changedPages(since: parentMap!)
+        parentMap = nil   // 4 MB per GB of database: freed before the compression's buffers are taken
         let source = ChangedPagesSource(base: image.bytes, pages: changed, pageSize: image.pageSize)
         let compressed = try await repository.writeObject(key: key) { writer in
             try await compressor.write(source: source, to: writer) { done, total in

@@ -21,6 +21,8 @@ final class WALSnapshotImage: BlockSource, @unchecked Sendable {
     let pageSize: Int
     let pageCount: Int64
     var size: Int64 { pageCount * Int64(pageSize) }
+    /// The WAL commit pinned: its salts and last frame (where a WAL archive of this snapshot starts).
+    let pinned: SnapshotManifestV2.WALPosition
 
     private let connection: Database
     private let databaseFile: UnsafeMutablePointer<sqlite3_file>
@@ -56,6 +58,7 @@ final class WALSnapshotImage: BlockSource, @unchecked Sendable {
     private init(connection: Database, databaseFile: UnsafeMutablePointer<sqlite3_file>, header: WALIndexHeader) throws {
         self.connection = connection
         self.databaseFile = databaseFile
+        pinned = .init(salt1: WALFile.bigEndian(header.salt, 0), salt2: WALFile.bigEndian(header.salt, 4), mxFrame: header.mxFrame)
         pageSize = Int(try connection.int("PRAGMA page_size"))
         pageCount = try connection.int("PRAGMA page_count")
         // Frames the checkpointer has all copied (nBackfill = mxFrame): SQLite

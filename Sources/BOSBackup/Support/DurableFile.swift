@@ -43,7 +43,25 @@ public final class FileHandleFD {
         self.path = path
     }
 
+    /// Opens an existing file of ours for positioned writes (never through a symlink).
+    public init(updating path: String) throws {
+        let fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError("open", path) }
+        self.fd = fd
+        self.path = path
+    }
+
     deinit { close(fd) }
+
+    /// Writes all of `buffer` at `offset` (pwrite).
+    public func write(_ buffer: UnsafeRawBufferPointer, at offset: Int64) throws {
+        var done = 0
+        while done < buffer.count {
+            let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            if n < 0 { if errno == EINTR { continue }; throw FileError("write", path) }
+            done += n
+        }
+    }
 
     /// Reads up to `count` bytes into `buffer`; returns the number read (0 at end).
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

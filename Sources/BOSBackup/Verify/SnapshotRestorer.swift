@@ -74,8 +74,11 @@ public struct SnapshotRestorer {
     /// minutes on a large database when time matters most). A snapshot that an
     /// earlier verify passed skips the quick check unless `fullCheck`: the SHA-256
     /// match already makes the restored file the very bytes that verify checked.
+    /// `rollForward`, when given, changes the fetched copy (checked byte for byte first)
+    /// before it is checked and moved into place: a point-in-time restore applies the
+    /// archived commits there. The restored file is then counted, not taken as the snapshot's.
     public func restore(_ snapshot: SnapshotRecord, from target: Target, into path: String, force: Bool,
-                        fullCheck: Bool = false) async throws -> RestoreOutcome {
+                        fullCheck: Bool = false, rollForward: ((String) async throws -> Void)? = nil) async throws -> RestoreOutcome {
         var existing = stat()
         let exists = lstat(path, &existing) == 0
         if exists && (existing.st_mode & S_IFMT) == S_IFDIR { throw RestoreError.destinationIsAFolder(path) }
@@ -91,7 +94,13 @@ public struct SnapshotRestorer {
         let fetched = try await SnapshotFetcher(progress: progress, catalog: catalog).fetch(snapshot, from: target, into: temporary)
         var problems = fetched.problems
         var unchecked: [String] = []
-        let verified = fullCheck ? nil : try catalog.lastVerification(of: snapshot.id).flatMap { $0.ok ? $0.verifiedAt : nil }
+        if let rollForward {
+            guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
+                throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: problems)
+            }
+            try await rollForward(temporary)
+        }
+        let verified = fullCheck || rollForward != nil ? nil : try catalog.lastVerification(of: snapshot.id).flatMap { $0.ok ? $0.verifiedAt : nil }
         let structure: StructureCheck = verified.map { .verified(at: $0) } ?? (fullCheck ? .integrityCheck : .quickCheck)
         if fetched.gzipOK && verified == nil {
             let integrity = IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables,
@@ -103,8 +112,8 @@ public struct SnapshotRestorer {
         guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
             throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: problems)
         }
-        // Byte-identical to the snapshot, so its counts are the cataloged ones.
-        let tables = snapshot.tables
+        // Byte-identical to the snapshot, so its counts are the cataloged ones (rolled forward: counted).
+        let tables = rollForward == nil ? snapshot.tables : try TableCounts.count(atPath: temporary)
 
         var safetyCopy: String?
         if exists {

@@ -1,0 +1,158 @@
+import Foundation
+
+public enum ArchiveError: Error, CustomStringConvertible, CategorizedError, Sendable {
+    case notWAL(database: String, path: String, mode: String)
+    case noArchive(database: String)
+    case cannotPin(String)
+
+    public var description: String {
+        switch self {
+        case .notWAL(let name, let path, let mode):
+            return "database \(name) (\(path)) uses a \(mode) journal: only WAL databases can be archived; the BOS must run PRAGMA journal_mode=WAL"
+        case .noArchive(let name): return "the policy has no archive: entry for database \(name)"
+        case .cannotPin(let why): return "could not start the archive: \(why)"
+        }
+    }
+    public var category: ErrorCategory {
+        switch self {
+        case .notWAL, .noArchive: return .input
+        case .cannotPin: return .failure
+        }
+    }
+}
+
+/// What one archiving pass did.
+public struct ArchivePass: Sendable {
+    public var shipped: [WALSegmentRecord] = []
+    /// A generation started in this pass, and why (the first one, or a lost position).
+    public var started: (generation: String, reason: String)?
+    /// Nothing could start: the WAL holds no frame yet (the archive begins at the first commit).
+    public var waitingForFirstCommit = false
+}
+
+/// Continuous WAL archiving (docs/DESIGN.md "Archive"): copies the committed
+/// frames of the live database's WAL, beyond what each archive target already
+/// has, into a segment per target and pass. Reads the WAL file itself inside a
+/// read transaction of its own, so SQLite cannot restart the WAL under frames
+/// not yet copied; it never checkpoints (SQLite 3.40.1 has the WAL-reset bug a
+/// second checkpointing connection can trigger: docs/DESIGN.md). When the WAL
+/// was restarted since the last pass (salts changed), what happened in between
+/// cannot be proven, so a new generation starts from a new base snapshot.
+public struct WALArchiver {
+    public let catalog: Catalog
+    public let clock: Clock
+    public let policy: Policy
+    public let archive: Policy.Archive
+    public let scratch: String
+    public let openTarget: (String) throws -> Target
+
+    public init(catalog: Catalog, clock: Clock, policy: Policy, archive: Policy.Archive, scratch: String,
+                openTarget: @escaping (String) throws -> Target) {
+        (self.catalog, self.clock, self.policy, self.archive, self.scratch, self.openTarget) = (catalog, clock, policy, archive, scratch, openTarget)
+    }
+
+    /// Ships every commit not yet on `targets` (default: all of the archive's).
+    public func pass(targets: [String]? = nil) async throws -> ArchivePass {
+        guard let database = policy.database(named: archive.database) else { throw ArchiveError.noArchive(database: archive.database) }
+        let source = try ConsistentCopy.openSource(database.path)
+        let mode = try source.scalar("PRAGMA journal_mode")?.string?.lowercased() ?? "?"
+        guard mode == "wal" else { throw ArchiveError.notWAL(database: database.name, path: database.path, mode: mode) }
+        var outcome = ArchivePass()
+        let walPath = database.path + "-wal"
+        var generation = try catalog.generations(database: database.name, host: policy.host).last { $0.endedAt == nil }
+        if generation == nil, try WALFile.header(path: walPath) == nil {
+            // A base snapshot of a database whose WAL is empty pins no WAL position to follow from.
+            outcome.waitingForFirstCommit = true
+            return outcome
+        }
+        if generation == nil {
+            generation = try await startGeneration(database, reason: "first archive of database \(database.name)")
+            outcome.started = (generation!.id, "first archive of database \(database.name)")
+        }
+        // Our read transaction: frames after it began cannot be overwritten by a WAL restart while we copy.
+        try source.execute("BEGIN DEFERRED")
+        _ = try source.int("SELECT count(*) FROM sqlite_schema")
+        defer { try? source.execute("ROLLBACK") }
+        for destination in archive.targets where targets?.contains(destination.target) ?? true {
+            guard let current = generation else { break }
+            let (position, nextTxid) = try resumePoint(current, target: destination.target, walPath: walPath)
+            guard let header = try WALFile.header(path: walPath), let position,
+                  header.salt1 == position.salt1, header.salt2 == position.salt2 else {
+                let reason = "the WAL was reset (checkpoint) after txid \(nextTxid - 1) of generation \(SnapshotID.short(current.id)): "
+                    + "commits between then and the new base snapshot may not be in the archive"
+                try catalog.endGeneration(current.id, at: clock.now(), reason: reason)
+                generation = try await startGeneration(database, reason: reason)
+                outcome.started = (generation!.id, reason)
+                break    // the new generation's first segments go out on the next pass
+            }
+            let checked = clock.now()
+            let commits = try WALFile.commits(path: walPath, header: header, after: position)
+            // Idle: no request to the target at all, and the archive still covers up to now.
+            if !commits.isEmpty {
+                outcome.shipped.append(try await ship(commits, pageSize: header.pageSize, firstTxid: nextTxid, generation: current,
+                                                      target: destination.target))
+            }
+            try catalog.recordArchiveCheck(generation: current.id, target: destination.target, at: checked)
+        }
+        return outcome
+    }
+
+    /// Where `target`'s archive of the generation stands: after its last segment,
+    /// else after the base snapshot's pinned frame. A nil position: the WAL no longer holds it.
+    private func resumePoint(_ generation: WALGeneration, target: String, walPath: String) throws -> (WALPosition?, Int64) {
+        if let last = try catalog.segments(generation: generation.id, target: target).last {
+            return (WALPosition(salt1: generation.salt1, salt2: generation.salt2, frame: last.lastFrame, checksum: last.checksum), last.lastTxid + 1)
+        }
+        guard let header = try WALFile.header(path: walPath), header.salt1 == generation.salt1, header.salt2 == generation.salt2 else { return (nil, 1) }
+        return (try WALFile.position(path: walPath, header: header, afterFrame: generation.baseFrame), 1)
+    }
+
+    /// A base snapshot whose pinned WAL commit the WAL still holds: the archive continues from its frame.
+    private func startGeneration(_ database: Policy.DatabaseConfig, reason: String) async throws -> WALGeneration {
+        guard let first = archive.targets.first else { throw ArchiveError.noArchive(database: database.name) }
+        var request = BackupRequest(sourcePath: database.path, job: Policy.archiveJobName, targetName: first.target, scratch: scratch,
+                                    level: policy.compressionLevel, blockSize: policy.blockSize)
+        request.host = policy.host
+        request.database = database.name
+        for _ in 0..<3 {
+            let target = try openTarget(first.target)
+            let base = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target)
+            let manifest = try await Repository(target: target).manifestV2(of: base)
+            guard let pinned = manifest.walPosition, let header = try WALFile.header(path: database.path + "-wal"),
+                  header.salt1 == pinned.salt1, header.salt2 == pinned.salt2,
+                  try WALFile.position(path: database.path + "-wal", header: header, afterFrame: Int(pinned.mxFrame)) != nil else {
+                continue   // the WAL restarted right after the snapshot (or it could not be pinned): take another
+            }
+            let generation = WALGeneration(id: SnapshotID.generate(), database: database.name, host: policy.host, baseSnapshot: base.id,
+                                           salt1: pinned.salt1, salt2: pinned.salt2, baseFrame: Int(pinned.mxFrame),
+                                           startedAt: clock.now(), endedAt: nil, endReason: nil)
+            try catalog.insert(generation)
+            try catalog.addAudit(action: "archive", snapshotID: base.id, detail: "generation \(generation.id) started: \(reason)")
+            return generation
+        }
+        throw ArchiveError.cannotPin("three base snapshots in a row lost their WAL commit to a checkpoint; is something checkpointing with TRUNCATE?")
+    }
+
+    /// One segment of whole commits to one target, durable before it is cataloged.
+    private func ship(_ commits: [WALCommit], pageSize: Int, firstTxid: Int64, generation: WALGeneration,
+                      target name: String) async throws -> WALSegmentRecord {
+        let seen = clock.now()
+        let archived = commits.enumerated().map { index, commit in
+            ArchivedCommit(txid: firstTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages)
+        }
+        let repository = Repository(target: try openTarget(name))
+        let lastTxid = firstTxid + Int64(commits.count) - 1
+        let key = RepositoryNamespace(host: policy.host, database: generation.database)
+            .segmentKey(generation: generation.id, firstTxid: firstTxid, lastTxid: lastTxid, encrypted: repository.encrypts)
+        let stored = try await repository.writeObject(key: key) { writer in
+            try await BlockGzipWriter(level: policy.compressionLevel, jobs: 1).write(source: DataBlockSource(WALSegment.encode(archived, pageSize: pageSize)), to: writer)
+        }
+        let last = commits[commits.count - 1]
+        let record = WALSegmentRecord(generation: generation.id, target: name, objectKey: key, firstTxid: firstTxid, lastTxid: lastTxid,
+                                      firstSeen: seen, lastSeen: seen, lastFrame: last.lastFrame, checksum: last.checksum,
+                                      pageCount: Int64(last.pageCount), bytes: stored.storedBytes, sha256: stored.storedSHA256,
+                                      shippedAt: clock.now())
+        try catalog.insert(record)
+        return record
+    }
+}

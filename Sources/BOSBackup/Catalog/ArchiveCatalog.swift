@@ -1,0 +1,103 @@
+import Foundation
+
+/// One unbroken run of archived commits on top of a base snapshot.
+public struct WALGeneration: Equatable, Sendable {
+    public var id: String
+    public var database: String
+    public var host: String
+    public var baseSnapshot: String
+    /// The WAL commit the base snapshot pinned: the first archived commit follows frame `baseFrame`.
+    public var salt1: UInt32
+    public var salt2: UInt32
+    public var baseFrame: Int
+    public var startedAt: Date
+    public var endedAt: Date?
+    public var endReason: String?
+}
+
+/// One shipped segment: whole commits `firstTxid…lastTxid` of a generation on one target.
+public struct WALSegmentRecord: Equatable, Sendable {
+    public var generation: String
+    public var target: String
+    public var objectKey: String
+    public var firstTxid: Int64
+    public var lastTxid: Int64
+    public var firstSeen: Date
+    public var lastSeen: Date
+    /// Where the next segment to this target resumes: after this frame, with this running checksum.
+    public var lastFrame: Int
+    public var checksum: WALChecksum
+    /// Database size in pages after the last commit.
+    public var pageCount: Int64
+    public var bytes: Int64
+    /// Of the gzip stream (before encryption), like a snapshot's.
+    public var sha256: String
+    public var shippedAt: Date
+}
+
+extension Catalog {
+    public func insert(_ g: WALGeneration) throws {
+        try db.run("""
+            INSERT INTO wal_generations (id, database_name, host, base_snapshot, salt1, salt2, base_frame, started_at)
+            VALUES (?,?,?,?,?,?,?,?)
+            """, .text(g.id), .text(g.database), .text(g.host), .text(g.baseSnapshot), .integer(Int64(g.salt1)),
+                 .integer(Int64(g.salt2)), .integer(Int64(g.baseFrame)), .real(g.startedAt.timeIntervalSince1970))
+    }
+
+    public func endGeneration(_ id: String, at: Date, reason: String) throws {
+        try db.run("UPDATE wal_generations SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+                   .real(at.timeIntervalSince1970), .text(reason), .text(id))
+    }
+
+    /// A database's generations, oldest first.
+    public func generations(database: String, host: String) throws -> [WALGeneration] {
+        try db.rows("""
+            SELECT id, database_name, host, base_snapshot, salt1, salt2, base_frame, started_at, ended_at, end_reason
+            FROM wal_generations WHERE database_name = ? AND host = ? ORDER BY started_at, rowid
+            """, .text(database), .text(host)).map { r in
+            WALGeneration(id: r[0].string ?? "", database: r[1].string ?? "", host: r[2].string ?? "", baseSnapshot: r[3].string ?? "",
+                          salt1: UInt32(truncatingIfNeeded: r[4].int ?? 0), salt2: UInt32(truncatingIfNeeded: r[5].int ?? 0),
+                          baseFrame: Int(r[6].int ?? 0), startedAt: Date(timeIntervalSince1970: r[7].double ?? 0),
+                          endedAt: r[8].double.map(Date.init(timeIntervalSince1970:)), endReason: r[9].string)
+        }
+    }
+
+    public func insert(_ s: WALSegmentRecord) throws {
+        try db.run("""
+            INSERT INTO wal_segments (generation, target, object_key, first_txid, last_txid, first_seen, last_seen, last_frame,
+              checksum_s0, checksum_s1, page_count, bytes, sha256, shipped_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            """, .text(s.generation), .text(s.target), .text(s.objectKey), .integer(s.firstTxid), .integer(s.lastTxid),
+                 .real(s.firstSeen.timeIntervalSince1970), .real(s.lastSeen.timeIntervalSince1970), .integer(Int64(s.lastFrame)),
+                 .integer(Int64(s.checksum.s0)), .integer(Int64(s.checksum.s1)), .integer(s.pageCount), .integer(s.bytes),
+                 .text(s.sha256), .real(s.shippedAt.timeIntervalSince1970))
+    }
+
+    /// `target` holds every commit of the generation the WAL held at `at`.
+    public func recordArchiveCheck(generation: String, target: String, at: Date) throws {
+        try db.run("""
+            INSERT INTO wal_progress (generation, target, checked_at) VALUES (?,?,?)
+            ON CONFLICT(generation, target) DO UPDATE SET checked_at = excluded.checked_at
+            """, .text(generation), .text(target), .real(at.timeIntervalSince1970))
+    }
+
+    public func archiveCheck(generation: String, target: String) throws -> Date? {
+        try db.scalar("SELECT checked_at FROM wal_progress WHERE generation = ? AND target = ?", .text(generation), .text(target))?
+            .double.map(Date.init(timeIntervalSince1970:))
+    }
+
+    /// A generation's segments on one target, in txid order.
+    public func segments(generation: String, target: String) throws -> [WALSegmentRecord] {
+        try db.rows("""
+            SELECT generation, target, object_key, first_txid, last_txid, first_seen, last_seen, last_frame, checksum_s0, checksum_s1,
+              page_count, bytes, sha256, shipped_at FROM wal_segments WHERE generation = ? AND target = ? ORDER BY first_txid
+            """, .text(generation), .text(target)).map { r in
+            WALSegmentRecord(generation: r[0].string ?? "", target: r[1].string ?? "", objectKey: r[2].string ?? "",
+                             firstTxid: r[3].int ?? 0, lastTxid: r[4].int ?? 0,
+                             firstSeen: Date(timeIntervalSince1970: r[5].double ?? 0), lastSeen: Date(timeIntervalSince1970: r[6].double ?? 0),
+                             lastFrame: Int(r[7].int ?? 0),
+                             checksum: WALChecksum(s0: UInt32(truncatingIfNeeded: r[8].int ?? 0), s1: UInt32(truncatingIfNeeded: r[9].int ?? 0)),
+                             pageCount: r[10].int ?? 0, bytes: r[11].int ?? 0, sha256: r[12].string ?? "",
+                             shippedAt: Date(timeIntervalSince1970: r[13].double ?? 0))
+        }
+    }
+}

@@ -1,0 +1,157 @@
+@testable import BOSBackup
+import Foundation
+import XCTest
+
+/// Continuous WAL archiving, first step (issue #15): the WAL read as SQLite
+/// reads it, `archive --once` shipping whole commits, and `restore --at` that
+/// never overshoots, across a lost position.
+final class WALArchiveTests: XCTestCase {
+    var dir: TempDir!
+    var live: String { dir.file("live.db") }
+    var config: String { dir.file("bos.yml") }
+    /// The BOS's own connection, open for the whole test (closing the last
+    /// connection would checkpoint and remove the WAL); no auto-checkpoint, so
+    /// only the test decides when the WAL restarts.
+    var bos: Database!
+
+    override func setUpWithError() throws {
+        dir = TempDir()
+        try Fixtures.sampleDatabase(at: live, orders: 300)
+        bos = try Database(path: live)
+        try bos.execute("PRAGMA wal_autocheckpoint = 0; CREATE TABLE ledger(k INTEGER PRIMARY KEY, total INTEGER NOT NULL)")
+        try """
+            timezone: UTC
+            host: store-0421
+            databases: { bos: { path: \(live) } }
+            catalog: \(dir.file("catalog.db"))
+            scratch: \(dir.file("scratch"))
+            targets: { nas: { url: "file://\(dir.file("nas"))" } }
+            jobs: { daily: { target: nas, cron: "0 22 * * *" } }
+            archive: { bos: { targets: { nas: 1s } } }
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+    }
+
+    override func tearDown() { bos = nil }
+
+    /// Commit k: order k of the ledger and the running total 1+…+k.
+    func commit(_ k: Int) throws {
+        try bos.execute("INSERT INTO ledger(k, total) VALUES (\(k), \(k * (k + 1) / 2))")
+    }
+
+    func at(_ minute: Int) -> String { String(format: "2026-12-01T10:%02d:00Z", minute) }
+
+    func archive(at minute: Int) throws -> ProcessResult {
+        let result = try bosbackup("archive", "--once", "--config", config, "--now", at(minute))
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        return result
+    }
+
+    func restored(at time: String) throws -> (ProcessResult, [Int64]) {
+        let into = dir.file("at-\(UUID().uuidString.prefix(6)).db")
+        let result = try bosbackup("restore", "--at", time, "--into", into, "--config", config)
+        guard result.status == 0 else { return (result, []) }
+        let db = try Database(path: into, mode: .readOnly)
+        XCTAssertEqual(try db.scalar("PRAGMA integrity_check")?.string, "ok")
+        let rows = try db.rows("SELECT k, total FROM ledger ORDER BY k")
+        for row in rows { XCTAssertEqual(row[1].int, (row[0].int ?? 0) * ((row[0].int ?? 0) + 1) / 2, "the running total of order \(row[0])") }
+        return (result, rows.compactMap { $0[0].int })
+    }
+
+    func testTheWALIsReadAsSQLiteReadsIt() throws {
+        for k in 1...10 { try commit(k) }
+        let header = try XCTUnwrap(try WALFile.header(path: live + "-wal"))
+        let start = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
+        let commits = try WALFile.commits(path: live + "-wal", header: header, after: start)
+        XCTAssertEqual(commits.count, 11, "the CREATE TABLE and ten INSERTs, each its own transaction")
+        XCTAssertEqual(Int64(try XCTUnwrap(commits.last).pageCount), try bos.int("PRAGMA page_count"))
+        // Resuming after any commit gives exactly the commits after it.
+        let fifth = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commits[4].lastFrame, checksum: commits[4].checksum)
+        XCTAssertEqual(try WALFile.commits(path: live + "-wal", header: header, after: fifth).map(\.lastFrame), commits[5...].map(\.lastFrame))
+        // One flipped byte in a frame ends the log there, as it would for SQLite.
+        let frameSize = 24 + header.pageSize
+        let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: live + "-wal"))
+        let damaged = UInt64(WALHeader.size + commits[6].lastFrame * frameSize - 100)
+        handle.seek(toFileOffset: damaged)
+        let byte = handle.readData(ofLength: 1)[0]
+        handle.seek(toFileOffset: damaged)
+        handle.write(Data([byte ^ 0x40]))
+        handle.closeFile()
+        XCTAssertEqual(try WALFile.commits(path: live + "-wal", header: header, after: start).count, 6)
+    }
+
+    func testRestoreAtGivesExactlyTheCommitsSeenByThenAndNeverALaterOne() throws {
+        try commit(1)
+        XCTAssertTrue(try archive(at: 0).stdout.contains("new archive generation"))
+        for k in 2...6 {
+            try commit(k)
+            let shipped = try archive(at: k)
+            XCTAssertTrue(shipped.stdout.contains("(1 commit) → nas"), shipped.stdout)
+        }
+        XCTAssertTrue(try archive(at: 7).stdout.contains("nothing new"), "an idle database ships nothing")
+        for k in 2...6 {
+            let (result, rows) = try restored(at: String(format: "2026-12-01T10:%02d:30Z", k))
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertEqual(rows, (1...k).map(Int64.init), "at 10:0\(k):30")
+        }
+        // Before the base snapshot, and after the newest archived commit: refused, naming what is there.
+        let early = try restored(at: "2026-12-01T09:00:00Z").0
+        XCTAssertEqual(early.status, 2, early.stderr)
+        XCTAssertTrue(early.stderr.contains("no archive covers") && early.stderr.contains("after it: 2026-12-01T10:00:00Z"), early.stderr)
+        let late = try restored(at: "2026-12-01T11:00:00Z").0
+        XCTAssertEqual(late.status, 2, late.stderr)
+        XCTAssertTrue(late.stderr.contains("before it: 2026-12-01T10:07:00Z"), "the idle pass at 10:07 still covers up to then: " + late.stderr)
+    }
+
+    func testALostPositionStartsANewGenerationAndBothSidesRestore() throws {
+        try commit(1)
+        _ = try archive(at: 0)
+        try commit(2)
+        _ = try archive(at: 2)
+        // The BOS checkpoints with TRUNCATE while commit 3 is not archived yet: its frames leave the WAL.
+        try commit(3)
+        _ = try bos.rows("PRAGMA wal_checkpoint(TRUNCATE)")
+        try commit(4)
+        let lost = try archive(at: 4)
+        XCTAssertTrue(lost.stdout.contains("new archive generation") && lost.stdout.contains("the WAL was reset"), lost.stdout)
+        try commit(5)
+        _ = try archive(at: 5)
+        XCTAssertEqual(try restored(at: "2026-12-01T10:02:00Z").1, [Int64(1), 2], "the old generation, up to its last commit")
+        XCTAssertEqual(try restored(at: "2026-12-01T10:05:00Z").1, [Int64(1), 2, 3, 4, 5], "the new one: its base snapshot holds 3 and 4")
+        // Between the old generation's last pass and the new base snapshot commit 3 may or may not have been: refused.
+        let gap = try restored(at: "2026-12-01T10:03:00Z").0
+        XCTAssertEqual(gap.status, 2, gap.stdout + gap.stderr)
+        XCTAssertTrue(gap.stderr.contains("before it: 2026-12-01T10:02:00Z") && gap.stderr.contains("after it: 2026-12-01T10:04:00Z"), gap.stderr)
+        let catalog = try Catalog(readingAt: dir.file("catalog.db"))
+        let generations = try catalog.generations(database: "bos", host: "store-0421")
+        XCTAssertEqual(generations.count, 2)
+        XCTAssertNotNil(generations[0].endReason)
+    }
+
+    func testADamagedSegmentIsRefusedAndNothingIsWritten() throws {
+        try commit(1)
+        _ = try archive(at: 0)
+        try commit(2)
+        _ = try archive(at: 2)
+        let catalog = try Catalog(readingAt: dir.file("catalog.db"))
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").first)
+        let segment = try XCTUnwrap(try catalog.segments(generation: generation.id, target: "nas").first)
+        XCTAssertTrue(segment.objectKey.hasPrefix("store-0421/bos/wal/\(generation.id)/0000000000000001-0000000000000001.wal.gz"), segment.objectKey)
+        let path = dir.file("nas/" + segment.objectKey)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        bytes[bytes.count / 2] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let into = dir.file("damaged.db")
+        let result = try bosbackup("restore", "--at", "2026-12-01T10:02:00Z", "--into", into, "--config", config)
+        XCTAssertEqual(result.status, 4, result.stdout + result.stderr)
+        XCTAssertTrue(result.stderr.contains(segment.objectKey), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: into))
+    }
+
+    func testARollbackJournalDatabaseIsRefusedByName() throws {
+        bos = nil
+        try Database(path: live).execute("PRAGMA journal_mode = DELETE")
+        let result = try bosbackup("archive", "--once", "--config", config)
+        XCTAssertEqual(result.status, 2, result.stdout + result.stderr)
+        XCTAssertTrue(result.stderr.contains("PRAGMA journal_mode=WAL"), result.stderr)
+    }
+}
