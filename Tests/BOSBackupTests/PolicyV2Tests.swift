@@ -224,4 +224,16 @@ final class PolicyV2Tests: XCTestCase {
         try assertError("source: { database: /var/lib/bos/bos.db }\n" + v2, "databases", 4,
                         ["cannot be used together with source: (line 1)", "v1 form of databases:"])
     }
+
+    func testArchiveEntriesAndTheirMistakes() throws {
+        let policy = try load(v2 + "\narchive:\n  bos: { targets: { nas: 1s, cloud: 10s }, retain: 7d }")
+        let archive = try XCTUnwrap(policy.archive(of: "bos"))
+        XCTAssertEqual(archive.targets, [.init(target: "nas", interval: 1), .init(target: "cloud", interval: 10)])
+        XCTAssertEqual(archive.retain, 7 * 86_400)
+        XCTAssertNil(policy.archive(of: "hr"))
+        try assertError(v2 + "\narchive:\n  crm: { targets: { nas: 1s } }", "archive.crm", 18, ["unknown database \"crm\"", "bos, hr"])
+        try assertError(v2 + "\narchive:\n  bos: { targets: { tape: 1s } }", "archive.bos.targets.tape", 18, ["unknown target \"tape\""])
+        try assertError(v2 + "\narchive:\n  bos: { targets: { nas: 2h } }", "archive.bos.targets.nas", 18, ["must be 1s to 1h"])
+        try assertError(v2 + "\narchive:\n  bos: { retain: 7d }", "archive.bos", 18, ["missing targets"])
+    }
 }
