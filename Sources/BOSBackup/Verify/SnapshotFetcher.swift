@@ -51,7 +51,7 @@ public struct SnapshotFetcher {
     /// The manifest's block table, if it describes this object exactly.
     func blockTable(_ snapshot: SnapshotRecord, target: Target) async throws -> [SnapshotManifest.Block]? {
         let (manifestID, manifestBlockSize, blocks): (String, Int, [SnapshotManifest.Block])
-        switch try ManifestDocument.decode(try await target.get(key: snapshot.manifestKey)) {
+        switch try ManifestDocument.decode(try await Repository(target: target).get(manifestKey: snapshot.manifestKey)) {
         case .v1(let manifest): (manifestID, manifestBlockSize, blocks) = (manifest.id, manifest.blockSize, manifest.blocks)
         case .v2(let manifest):
             guard manifest.blocks.allSatisfy({ $0.object == 0 }) else { return nil }

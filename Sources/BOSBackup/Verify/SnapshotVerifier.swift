@@ -129,7 +129,7 @@ public struct SnapshotVerifier {
     /// fetched (network, permissions) is an error: "could not check".
     func manifestProblems(_ snapshot: SnapshotRecord, target: Target) async throws -> [String] {
         let data: Data
-        do { data = try await target.get(key: snapshot.manifestKey) } catch TargetError.notFound {
+        do { data = try await Repository(target: target).get(manifestKey: snapshot.manifestKey) } catch TargetError.notFound {
             return ["manifest: \(snapshot.manifestKey) is missing on \(target.displayURL)"]
         }
         if let expected = snapshot.manifestSHA256, SHA256Stream.hex(of: data) != expected {
