@@ -67,6 +67,12 @@ struct Context {
         return try RunLock(path: RunLock.path(forCatalog: catalogPath))
     }
 
+    /// One archiver per catalog (`archive`, or the daemon's): two would ship the same commits twice.
+    func archiveLock() throws -> RunLock {
+        guard let catalogPath else { throw UsageError("no catalog: give --catalog FILE or --config FILE") }
+        return try RunLock(path: catalogPath + ".archive.lock", clock: clock)
+    }
+
     func scheduledRun(_ catalog: Catalog) throws -> ScheduledRun {
         ScheduledRun(policy: try requirePolicy(), catalog: catalog, clock: clock, scratch: scratch) { name in
             try self.target(named: name)

@@ -23,7 +23,16 @@ struct DaemonCommand: AsyncParsableCommand {
             let context = try Context(common)
             let policy = try context.requirePolicy()
             let output = RunOutput(style: .daemon, context: context)
-            let loop = Task { try await DaemonCommand.loop(context: context, policy: policy, output: output) }
+            let loop = Task {
+                // The WAL archive, beside the schedule: its own catalog connection, its own lock.
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await DaemonCommand.loop(context: context, policy: policy, output: output) }
+                    if !policy.archives.isEmpty {
+                        group.addTask { try await DaemonCommand.archive(context: context, policy: policy, output: output) }
+                    }
+                    try await group.waitForAll()
+                }
+            }
             // Signals cancel the loop: a sleep ends at once, a running backup aborts its upload.
             signal(SIGTERM, SIG_IGN)
             signal(SIGINT, SIG_IGN)
@@ -60,6 +69,25 @@ struct DaemonCommand: AsyncParsableCommand {
                 try await Task.sleep(nanoseconds: UInt64(max(0, nap) * 1e9) + 1_000_000)
                 if next.timeIntervalSinceNow > 0 { refreshMetrics(context: context, output: output) }
             }
+        }
+    }
+
+    /// `bosbackup archive` inside the daemon, for every database with an archive: entry.
+    /// What goes wrong here is logged and never stops the schedule.
+    static func archive(context: Context, policy: Policy, output: RunOutput) async throws {
+        do {
+            let catalog = try context.openCatalog()
+            let lock = try context.archiveLock()
+            defer { withExtendedLifetime(lock) {} }
+            output.done("archiving \(policy.archives.map(\.database).joined(separator: ", ")) to "
+                + Set(policy.archives.flatMap { $0.targets.map(\.target) }).sorted().joined(separator: ", "))
+            try await ArchiveLoop(context: context, policy: policy, catalog: catalog, output: output).run()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let busy as LockBusyError {
+            output.failure("not archiving: another bosbackup archive holds \(busy.path)", priority: .warning)
+        } catch {
+            output.failure("not archiving: \(error)", priority: .error)
         }
     }
 

@@ -214,11 +214,12 @@ struct RunCommand: AsyncParsableCommand {
 /// (or, into the journal, its priority): `run --quiet` what was done on stdout and what
 /// failed on stderr, the daemon everything on stderr, as it always logged.
 struct RunOutput {
-    enum Style { case report, quiet, daemon }
+    /// `archive`: like `quiet`, one timed line per event, from `bosbackup archive`.
+    enum Style { case report, quiet, daemon, archive }
     let style: Style
     let context: Context
 
-    private var source: String { style == .daemon ? "daemon" : "run" }
+    private var source: String { style == .daemon ? "daemon" : style == .archive ? "archive" : "run" }
     private var time: String { context.local(context.clock.now()) }
 
     func done(_ line: String) {

@@ -154,4 +154,40 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertEqual(result.status, 2, result.stdout + result.stderr)
         XCTAssertTrue(result.stderr.contains("PRAGMA journal_mode=WAL"), result.stderr)
     }
+
+    /// The daemon archives beside the schedule: a commit made while it sleeps is on
+    /// the target within its interval, and restores at the time it was seen.
+    func testTheDaemonArchivesWhileItWaitsForTheNextFireTime() throws {
+        try commit(1)
+        let (daemon, stderr, started) = try startDaemonUntilSleeping(config: config)
+        defer { if daemon.isRunning { daemon.terminate() }; daemon.waitUntilExit() }
+        let catalogPath = dir.file("catalog.db")
+        func archivedTxids() throws -> Int64 {
+            guard FileManager.default.fileExists(atPath: catalogPath) else { return -1 }
+            let catalog = try Catalog(readingAt: catalogPath)
+            guard let generation = try catalog.generations(database: "bos", host: "store-0421").last else { return -1 }
+            return try catalog.segments(generation: generation.id, target: "nas").last?.lastTxid ?? 0
+        }
+        // The first pass starts a generation; then commits 2 and 3 arrive while the daemon sleeps.
+        let deadline = Date().addingTimeInterval(60)
+        while try archivedTxids() < 0, Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(try archivedTxids(), 0, "a generation started, nothing after its base yet")
+        try commit(2)
+        try commit(3)
+        while try archivedTxids() < 2, Date() < deadline { usleep(50_000) }
+        XCTAssertEqual(try archivedTxids(), 2, "both commits are archived within the 1 s interval")
+        // Restore at the whole second after the commits were seen, once a later pass covers it.
+        let catalog = try Catalog(readingAt: catalogPath)
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        let seen = try XCTUnwrap(try catalog.segments(generation: generation.id, target: "nas").last).lastSeen
+        let when = Date(timeIntervalSince1970: seen.timeIntervalSince1970.rounded(.up))
+        while (try catalog.archiveCheck(generation: generation.id, target: "nas") ?? .distantPast) < when, Date() < deadline { usleep(50_000) }
+        daemon.terminate()
+        daemon.waitUntilExit()
+        let log = started + String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertTrue(log.contains("archiving bos to nas"), log)
+        let (result, rows) = try restored(at: ISO8601.string(when))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(rows, [1, 2, 3])
+    }
 }
