@@ -45,8 +45,16 @@ struct ScheduleCommand: AsyncParsableCommand {
                 func rpo(_ jobs: [Policy.Job]) -> TimeInterval? {
                     RecoveryPointObjective.worstGap(of: jobs.map(\.cron), in: zone, from: now)
                 }
-                let targets = policy.targets.map { target in (target.name, rpo(policy.jobs.filter { $0.target == target.name })) }
-                let overall = rpo(policy.jobs)
+                // The WAL archive bounds the loss on a target by its interval (the commits of one
+                // interval are not shipped yet), whatever the snapshots' schedule says.
+                func archived(_ target: String) -> TimeInterval? {
+                    policy.archives.flatMap(\.targets).filter { $0.target == target }.map(\.interval).min()
+                }
+                let snapshotsOnly = policy.targets.map { target in (target.name, rpo(policy.jobs.filter { $0.target == target.name })) }
+                let targets = snapshotsOnly.map { name, gap in
+                    (name, [gap, archived(name)].compactMap { $0 }.min())
+                }
+                let overall = ([rpo(policy.jobs)] + policy.targets.map { archived($0.name) }).compactMap { $0 }.min()
                 if json {
                     Console.json([
                         "timezone": zone.identifier,
@@ -67,7 +75,10 @@ struct ScheduleCommand: AsyncParsableCommand {
                     Console.out("  drill  \"\(drill.cron.text)\"  next \(drill.cron.next(after: now, in: zone).map { ISO8601.string($0, in: zone) } ?? "never"), recovery objective \(Duration.format(drill.rto))")
                 }
                 Console.out("worst-case data loss (RPO) if the live database is lost just before the next backup:")
-                for (name, gap) in targets { Console.out("  \(name): \(gap.map(Duration.format) ?? "no jobs")") }
+                for ((name, gap), (_, snapshotGap)) in zip(targets, snapshotsOnly) {
+                    let archive = archived(name).map { " (WAL archive every \(Duration.format($0)); snapshots alone: \(snapshotGap.map(Duration.format) ?? "none"))" } ?? ""
+                    Console.out("  \(name): \(gap.map(Duration.format) ?? "no jobs")" + archive)
+                }
                 Console.out("  overall (any copy): \(overall.map(Duration.format) ?? "no jobs")")
                 return ExitStatus.ok
             }

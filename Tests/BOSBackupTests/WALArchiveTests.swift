@@ -190,4 +190,13 @@ final class WALArchiveTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertEqual(rows, [1, 2, 3])
     }
+
+    func testScheduleShowGivesTheRPOTheArchiveGives() throws {
+        let show = try bosbackup("schedule", "show", "--config", config)
+        XCTAssertEqual(show.status, 0, show.stderr)
+        XCTAssertTrue(show.stdout.contains("  nas: 1s (WAL archive every 1s; snapshots alone: 1d)"), show.stdout)
+        XCTAssertTrue(show.stdout.contains("  overall (any copy): 1s"), show.stdout)
+        let json = try jsonObject(try bosbackup("schedule", "show", "--config", config, "--json").stdout)
+        XCTAssertEqual(((json["rpo_seconds"] as? [String: Any])?["overall"] as? Double), 1)
+    }
 }
