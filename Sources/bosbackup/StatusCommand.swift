@@ -27,6 +27,7 @@ struct StatusCommand: AsyncParsableCommand {
             let lastDrill = try catalog.lastDrill()
             let nextDrill = try DueJobs(policy: policy, catalog: catalog).decideDrill(at: context.clock.now())
             let access = try catalog.targetAccess()
+            let archive = try policy.archiveStatus(catalog: catalog, now: context.clock.now())
             if let metrics {
                 try HealthMetrics(policy: policy, catalog: catalog, clock: context.clock).write(to: Context.absolute(metrics))
             }
@@ -46,6 +47,12 @@ struct StatusCommand: AsyncParsableCommand {
                 }, "drill": ["last": lastDrill.map { ["at": ISO8601.string($0.startedAt), "ok": $0.ok, "report": $0.report as Any,
                                                       "summary": $0.summary] } as Any,
                              "due": nextDrill?.due as Any, "next": nextDrill?.next.map(ISO8601.string) as Any],
+                              "archive": archive.map { a -> [String: Any] in
+                                  ["database": a.database, "target": a.target, "generation": a.generation as Any, "last_txid": a.lastTxid as Any,
+                                   "last_commit_seen": a.lastCommitSeen.map { ISO8601.string($0) } as Any,
+                                   "complete_up_to": a.completeUpTo.map { ISO8601.string($0) } as Any, "lag_seconds": a.lag as Any,
+                                   "behind": a.behind]
+                              },
                               "pending_deletions": deletions.filter { !$0.pending.isEmpty }.map { t -> [String: Any] in
                                   ["target": t.target, "snapshots": t.pending.map(\.id), "failing": t.failing.map(\.id),
                                    "error": t.lastFailure?.lastError as Any,
@@ -69,6 +76,16 @@ struct StatusCommand: AsyncParsableCommand {
                     let now = try statusReport.drillInProgress().map { "RUNNING since \(context.local($0.startedAt))" }
                         ?? (nextDrill?.due == true ? "DUE now" : "next \(nextDrill?.next.map(context.local) ?? "never")")
                     Console.out("drill: last \(last); " + now)
+                }
+                for a in archive {
+                    guard let lag = a.lag, let upTo = a.completeUpTo else {
+                        Console.out("archive \(a.database) → \(a.target): not started (bosbackup archive, or the daemon, starts it)")
+                        continue
+                    }
+                    let state = a.behind ? Console.red("BEHIND") : "ok"
+                    Console.out("archive \(a.database) → \(a.target): \(state), txid \(a.lastTxid ?? 0)"
+                        + (a.lastCommitSeen.map { " seen \(context.local($0))" } ?? "")
+                        + ", complete up to \(context.local(upTo)) (lag \(Duration.format(lag)))")
                 }
                 for s in statuses where s.lastRunFailed {
                     if s.interrupted, let run = s.lastRun {
@@ -100,7 +117,8 @@ struct StatusCommand: AsyncParsableCommand {
             let drillFailed = lastDrill.map { !$0.ok } ?? false
             // A deletion merely interrupted by a crash is finished by the next run; one that failed needs a person.
             let deletionFailed = deletions.contains { !$0.failing.isEmpty }
-            return statuses.contains { $0.overdue || $0.lastRunFailed } || drillFailed || deletionFailed ? ExitStatus.failed : ExitStatus.ok
+            let archiveBehind = archive.contains(where: \.behind)
+            return statuses.contains { $0.overdue || $0.lastRunFailed } || drillFailed || deletionFailed || archiveBehind ? ExitStatus.failed : ExitStatus.ok
         }
     }
 

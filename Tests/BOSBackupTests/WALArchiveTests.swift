@@ -199,4 +199,26 @@ final class WALArchiveTests: XCTestCase {
         let json = try jsonObject(try bosbackup("schedule", "show", "--config", config, "--json").stdout)
         XCTAssertEqual(((json["rpo_seconds"] as? [String: Any])?["overall"] as? Double), 1)
     }
+
+    func testStatusAndTheMetricsShowTheArchiveLag() throws {
+        try commit(1)
+        _ = try archive(at: 0)
+        try commit(2)
+        _ = try archive(at: 2)
+        func archiveStatus(at time: String) throws -> [String: Any] {
+            let status = try bosbackup("status", "--config", config, "--now", time, "--json")
+            return try XCTUnwrap((try jsonObject(status.stdout)["archive"] as? [[String: Any]])?.first, status.stdout)
+        }
+        let fresh = try archiveStatus(at: "2026-12-01T10:02:30Z")
+        XCTAssertEqual(fresh["last_txid"] as? Int, 1)
+        XCTAssertEqual(fresh["lag_seconds"] as? Double, 30)
+        XCTAssertEqual(fresh["behind"] as? Bool, false)
+        XCTAssertEqual(try archiveStatus(at: "2026-12-01T10:30:00Z")["behind"] as? Bool, true, "28 minutes without a pass")
+        let text = try bosbackup("status", "--config", config, "--now", "2026-12-01T10:30:00Z")
+        XCTAssertTrue(text.stdout.contains("archive bos → nas: BEHIND, txid 1 seen 2026-12-01T10:02:00Z, complete up to 2026-12-01T10:02:00Z (lag 28m)"), text.stdout)
+        let metrics = dir.file("bos.prom")
+        XCTAssertEqual(try bosbackup("status", "--config", config, "--now", "2026-12-01T10:02:30Z", "--metrics", metrics).status, 1)
+        let exposition = try String(contentsOfFile: metrics, encoding: .utf8)
+        XCTAssertTrue(exposition.contains("bosbackup_archive_lag_seconds{database=\"bos\",target=\"nas\"} 30\n"), exposition)
+    }
 }

@@ -7,9 +7,10 @@ import Foundation
 /// Labels: `backup_job`, never `job` (Prometheus keeps `job` for the scrape job and would
 /// rename ours `exported_job`), and `target`. Every family is a gauge.
 ///
-/// Reserved, not exported: `bosbackup_archive_lag_seconds` (how far WAL archiving is
-/// behind), until archiving exists. Absent rather than NaN or 0: NaN compares false with
-/// everything, so `lag > 600` would never fire and look healthy, and 0 would claim no lag.
+/// `bosbackup_archive_lag_seconds{database,target}`: how long ago the target last had
+/// every commit the WAL held. Absent (never NaN or 0) while a target has no archive yet:
+/// NaN compares false with everything, so `lag > 600` would never fire and look healthy,
+/// and 0 would claim no lag.
 public struct HealthMetrics {
     public let policy: Policy
     public let catalog: Catalog
@@ -34,6 +35,7 @@ public struct HealthMetrics {
         Self.targets(policy.targets.map(\.name), access: try catalog.targetAccess(), deletions: try status.deletions(), into: &out)
         let nextDrill = try DueJobs(policy: policy, catalog: catalog).decideDrill(at: clock.now())?.next
         Self.drill(try catalog.lastDrill(), next: nextDrill, running: policy.drill == nil ? nil : try status.drillInProgress() != nil, into: &out)
+        Self.archive(try policy.archiveStatus(catalog: catalog, now: clock.now()), into: &out)
         return out.text
     }
 
@@ -80,6 +82,15 @@ public struct HealthMetrics {
                   deletions.map { sample($0.target, Double($0.pending.count)) })
         out.gauge("bosbackup_failed_deletions", "Pending deletions whose last attempt failed (the target refused or could not be reached).",
                   deletions.map { sample($0.target, Double($0.failing.count)) })
+    }
+
+    static func archive(_ targets: [ArchiveTargetStatus], into out: inout Exposition) {
+        func samples(_ value: (ArchiveTargetStatus) -> Double?) -> [Exposition.Sample] {
+            targets.compactMap { t in value(t).map { .init(labels: [("database", t.database), ("target", t.target)], value: $0) } }
+        }
+        out.gauge("bosbackup_archive_lag_seconds", "Seconds since the target last held every commit the WAL held.", samples { $0.lag })
+        out.gauge("bosbackup_archive_last_commit_timestamp_seconds", "Unix time the newest commit on the target was seen.",
+                  samples { $0.lastCommitSeen?.timeIntervalSince1970 })
     }
 
     /// `running`: nil when the policy has no drill.

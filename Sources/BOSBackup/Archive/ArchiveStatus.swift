@@ -1,0 +1,40 @@
+import Foundation
+
+/// Where the WAL archive of one database stands on one target: for `status`
+/// and the metrics. The lag is how long ago the target last had every commit
+/// the WAL held — the commits of that span would be lost with the host now.
+public struct ArchiveTargetStatus: Sendable {
+    public var database: String
+    public var target: String
+    public var interval: TimeInterval
+    public var generation: String?
+    public var lastTxid: Int64?
+    public var lastCommitSeen: Date?
+    /// The last time the target had everything (nil: never, e.g. no generation yet).
+    public var completeUpTo: Date?
+    public var lag: TimeInterval?
+
+    /// Behind by more than five intervals (at least a minute): the archiver is not
+    /// running, or cannot ship. `status` exits 1 for it, as for an overdue job.
+    public var behind: Bool { (lag ?? 0) > max(60, interval * 5) }
+}
+
+extension Policy {
+    /// Every archive target's state, from the catalog alone (no request to any target).
+    public func archiveStatus(catalog: Catalog, now: Date) throws -> [ArchiveTargetStatus] {
+        try archives.flatMap { archive in
+            let generation = try catalog.generations(database: archive.database, host: host).last
+            return try archive.targets.map { destination in
+                var status = ArchiveTargetStatus(database: archive.database, target: destination.target, interval: destination.interval)
+                guard let generation else { return status }
+                status.generation = generation.id
+                let last = try catalog.segments(generation: generation.id, target: destination.target).last
+                status.lastTxid = last?.lastTxid ?? 0
+                status.lastCommitSeen = last?.lastSeen
+                status.completeUpTo = generation.endedAt == nil ? try catalog.archiveCheck(generation: generation.id, target: destination.target) : nil
+                status.lag = status.completeUpTo.map { max(0, now.timeIntervalSince($0)) }
+                return status
+            }
+        }
+    }
+}
