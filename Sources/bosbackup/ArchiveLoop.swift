@@ -1,11 +1,12 @@
 import BOSBackup
 import Foundation
 
-/// Ships each archive target's new commits at its interval until cancelled:
-/// `bosbackup archive` in the foreground, and inside the daemon beside the
-/// schedule. A pass that fails is logged and tried again at the next
-/// interval; a segment is durable before it is cataloged, so a stop at any
-/// moment loses nothing shipped.
+/// Follows each archived database's WAL (`WALFollower`: one generation across
+/// the BOS's WAL restarts) and ships each target's new commits at its interval
+/// until cancelled: `bosbackup archive` in the foreground, and inside the
+/// daemon beside the schedule. A step that fails is logged and started over;
+/// a segment is durable before it is cataloged, so a stop at any moment loses
+/// nothing shipped.
 struct ArchiveLoop {
     let context: Context
     let archivers: [WALArchiver]
@@ -21,28 +22,33 @@ struct ArchiveLoop {
         }
     }
 
+    /// How often the WAL is read: the resolution of a commit's time (each target is
+    /// shipped to at its own interval from what was read).
+    static let poll: TimeInterval = 0.2
+
     func run() async throws {
+        let followers = archivers.map(WALFollower.init)
+        defer { followers.forEach { $0.detach() } }
         var due: [String: Date] = [:]
         var failing: Set<String> = []
         while !Task.isCancelled {
             let now = Date()
-            for archiver in archivers {
-                let name = archiver.archive.database
-                let ready = archiver.archive.targets.filter { due[name + "/" + $0.target, default: now] <= now }
-                guard !ready.isEmpty else { continue }
+            for follower in followers {
+                let name = follower.archiver.archive.database
+                let ready = follower.archiver.archive.targets.filter { due[name + "/" + $0.target, default: now] <= now }
                 do {
-                    report(try await archiver.pass(targets: ready.map(\.target)), name)
+                    report(try await follower.step(shipTo: ready.map(\.target)), name)
                     if failing.remove(name) != nil { output.done("\(name): archiving again") }
                 } catch is CancellationError {
                     throw CancellationError()
                 } catch {
-                    // Said once until it recovers, not at every interval.
+                    // Said once until it recovers, not at every poll; the next step starts over.
+                    follower.detach()
                     if failing.insert(name).inserted { output.failure("\(name): archive pass failed: \(error)", priority: .error) }
                 }
                 for destination in ready { due[name + "/" + destination.target] = now.addingTimeInterval(destination.interval) }
             }
-            let next = due.values.min() ?? now.addingTimeInterval(1)
-            try await Task.sleep(nanoseconds: UInt64(max(0.05, next.timeIntervalSince(Date())) * 1e9))
+            try await Task.sleep(nanoseconds: UInt64(Self.poll * 1e9))
         }
     }
 

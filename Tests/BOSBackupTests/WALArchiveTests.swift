@@ -221,4 +221,41 @@ final class WALArchiveTests: XCTestCase {
         let exposition = try String(contentsOfFile: metrics, encoding: .utf8)
         XCTAssertTrue(exposition.contains("bosbackup_archive_lag_seconds{database=\"bos\",target=\"nas\"} 30\n"), exposition)
     }
+
+    /// The long-running archiver keeps one generation while the WAL restarts
+    /// under it (it checkpoints behind its write-lock barrier once the WAL is
+    /// past 4 MiB, and follows the one restart that can follow): every commit
+    /// of a busy writer restores, with no gap.
+    func testTheFollowerKeepsOneGenerationAcrossWALRestarts() throws {
+        try bos.execute("CREATE TABLE blobs(id INTEGER PRIMARY KEY, body BLOB)")
+        try commit(1)
+        let archiver = try ChildProcess(Fixtures.binary, ["archive", "--config", config])
+        defer { if archiver.isRunning { kill(archiver.pid, SIGTERM) }; _ = try? archiver.wait(timeout: 30) }
+        let catalogPath = dir.file("catalog.db")
+        let deadline = Date().addingTimeInterval(120)
+        func generations() throws -> [WALGeneration] {
+            guard FileManager.default.fileExists(atPath: catalogPath) else { return [] }
+            return try Catalog(readingAt: catalogPath).generations(database: "bos", host: "store-0421")
+        }
+        while try generations().isEmpty, Date() < deadline { usleep(50_000) }
+        // About 12 MB of commits, paced like a busy BOS: the WAL passes 4 MiB about three times.
+        for k in 2...600 {
+            try bos.execute("BEGIN; INSERT INTO ledger(k, total) VALUES (\(k), \(k * (k + 1) / 2)); INSERT INTO blobs(body) VALUES (randomblob(8192)); COMMIT")
+            if k % 5 == 0 { usleep(20_000) }   // about 3 s of writing: the archiver polls (and swaps) many times meanwhile
+        }
+        // A whole second past the last commit by more than a poll: every commit was seen by then.
+        let when = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 1).rounded(.up))
+        let catalog = try Catalog(readingAt: catalogPath)
+        let generation = try XCTUnwrap(try generations().first)
+        while (try catalog.archiveCheck(generation: generation.id, target: "nas") ?? .distantPast) < when, Date() < deadline { usleep(50_000) }
+        kill(archiver.pid, SIGTERM)
+        _ = try archiver.wait(timeout: 30)
+        let all = try generations()
+        XCTAssertEqual(all.count, 1, "no lost position: \(all.map { $0.endReason ?? "open" })")
+        let segments = try catalog.segments(generation: generation.id, target: "nas")
+        XCTAssertGreaterThanOrEqual(Set(segments.map(\.position.salt1)).count, 2, "the WAL restarted under the archiver, and it followed")
+        let (result, rows) = try restored(at: ISO8601.string(when))
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(rows, (1...600).map(Int64.init))
+    }
 }

@@ -89,8 +89,12 @@ public struct WALArchiver {
             let commits = try WALFile.commits(path: walPath, header: header, after: position)
             // Idle: no request to the target at all, and the archive still covers up to now.
             if !commits.isEmpty {
-                outcome.shipped.append(try await ship(commits, pageSize: header.pageSize, firstTxid: nextTxid, generation: current,
-                                                      target: destination.target))
+                let seen = clock.now()
+                let archived = commits.enumerated().map { index, commit in
+                    QueuedCommit(commit: ArchivedCommit(txid: nextTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages),
+                                 after: WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum))
+                }
+                outcome.shipped.append(try await ship(archived, pageSize: header.pageSize, generation: current, target: destination.target))
             }
             try catalog.recordArchiveCheck(generation: current.id, target: destination.target, at: checked)
         }
@@ -99,16 +103,14 @@ public struct WALArchiver {
 
     /// Where `target`'s archive of the generation stands: after its last segment,
     /// else after the base snapshot's pinned frame. A nil position: the WAL no longer holds it.
-    private func resumePoint(_ generation: WALGeneration, target: String, walPath: String) throws -> (WALPosition?, Int64) {
-        if let last = try catalog.segments(generation: generation.id, target: target).last {
-            return (WALPosition(salt1: generation.salt1, salt2: generation.salt2, frame: last.lastFrame, checksum: last.checksum), last.lastTxid + 1)
-        }
+    func resumePoint(_ generation: WALGeneration, target: String, walPath: String) throws -> (WALPosition?, Int64) {
+        if let last = try catalog.segments(generation: generation.id, target: target).last { return (last.position, last.lastTxid + 1) }
         guard let header = try WALFile.header(path: walPath), header.salt1 == generation.salt1, header.salt2 == generation.salt2 else { return (nil, 1) }
         return (try WALFile.position(path: walPath, header: header, afterFrame: generation.baseFrame), 1)
     }
 
     /// A base snapshot whose pinned WAL commit the WAL still holds: the archive continues from its frame.
-    private func startGeneration(_ database: Policy.DatabaseConfig, reason: String) async throws -> WALGeneration {
+    func startGeneration(_ database: Policy.DatabaseConfig, reason: String) async throws -> WALGeneration {
         guard let first = archive.targets.first else { throw ArchiveError.noArchive(database: database.name) }
         var request = BackupRequest(sourcePath: database.path, job: Policy.archiveJobName, targetName: first.target, scratch: scratch,
                                     level: policy.compressionLevel, blockSize: policy.blockSize)
@@ -134,25 +136,26 @@ public struct WALArchiver {
     }
 
     /// One segment of whole commits to one target, durable before it is cataloged.
-    private func ship(_ commits: [WALCommit], pageSize: Int, firstTxid: Int64, generation: WALGeneration,
-                      target name: String) async throws -> WALSegmentRecord {
-        let seen = clock.now()
-        let archived = commits.enumerated().map { index, commit in
-            ArchivedCommit(txid: firstTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages)
-        }
+    func ship(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String) async throws -> WALSegmentRecord {
         let repository = Repository(target: try openTarget(name))
-        let lastTxid = firstTxid + Int64(commits.count) - 1
+        let first = commits[0].commit, last = commits[commits.count - 1]
         let key = RepositoryNamespace(host: policy.host, database: generation.database)
-            .segmentKey(generation: generation.id, firstTxid: firstTxid, lastTxid: lastTxid, encrypted: repository.encrypts)
+            .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.commit.txid, encrypted: repository.encrypts)
         let stored = try await repository.writeObject(key: key) { writer in
-            try await BlockGzipWriter(level: policy.compressionLevel, jobs: 1).write(source: DataBlockSource(WALSegment.encode(archived, pageSize: pageSize)), to: writer)
+            try await BlockGzipWriter(level: policy.compressionLevel, jobs: 1)
+                .write(source: DataBlockSource(WALSegment.encode(commits.map(\.commit), pageSize: pageSize)), to: writer)
         }
-        let last = commits[commits.count - 1]
-        let record = WALSegmentRecord(generation: generation.id, target: name, objectKey: key, firstTxid: firstTxid, lastTxid: lastTxid,
-                                      firstSeen: seen, lastSeen: seen, lastFrame: last.lastFrame, checksum: last.checksum,
-                                      pageCount: Int64(last.pageCount), bytes: stored.storedBytes, sha256: stored.storedSHA256,
+        let record = WALSegmentRecord(generation: generation.id, target: name, objectKey: key, firstTxid: first.txid, lastTxid: last.commit.txid,
+                                      firstSeen: first.seenAt, lastSeen: last.commit.seenAt, position: last.after,
+                                      pageCount: Int64(last.commit.pageCount), bytes: stored.storedBytes, sha256: stored.storedSHA256,
                                       shippedAt: clock.now())
         try catalog.insert(record)
         return record
     }
+}
+
+/// A commit read from the WAL, and the WAL position after it (where a segment ending with it resumes).
+struct QueuedCommit: Sendable {
+    var commit: ArchivedCommit
+    var after: WALPosition
 }

@@ -76,11 +76,11 @@ struct WALCommit: Sendable {
 
 /// Where the archiver is in a WAL: the frames up to `frame` of the WAL with
 /// these salts are archived; the next frame's checksum starts from `checksum`.
-struct WALPosition: Equatable, Sendable, Codable {
-    var salt1: UInt32
-    var salt2: UInt32
-    var frame: Int
-    var checksum: WALChecksum
+public struct WALPosition: Equatable, Sendable, Codable {
+    public var salt1: UInt32
+    public var salt2: UInt32
+    public var frame: Int
+    public var checksum: WALChecksum
 }
 
 enum WALFile {

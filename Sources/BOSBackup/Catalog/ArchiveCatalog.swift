@@ -24,9 +24,11 @@ public struct WALSegmentRecord: Equatable, Sendable {
     public var lastTxid: Int64
     public var firstSeen: Date
     public var lastSeen: Date
-    /// Where the next segment to this target resumes: after this frame, with this running checksum.
-    public var lastFrame: Int
-    public var checksum: WALChecksum
+    /// Where the next segment to this target resumes: after this frame of the WAL with
+    /// these salts, with this running checksum (a WAL restart the archiver followed
+    /// changes the salts within one generation).
+    public var position: WALPosition
+    public var lastFrame: Int { position.frame }
     /// Database size in pages after the last commit.
     public var pageCount: Int64
     public var bytes: Int64
@@ -64,11 +66,12 @@ extension Catalog {
 
     public func insert(_ s: WALSegmentRecord) throws {
         try db.run("""
-            INSERT INTO wal_segments (generation, target, object_key, first_txid, last_txid, first_seen, last_seen, last_frame,
-              checksum_s0, checksum_s1, page_count, bytes, sha256, shipped_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+            INSERT INTO wal_segments (generation, target, object_key, first_txid, last_txid, first_seen, last_seen, salt1, salt2, last_frame,
+              checksum_s0, checksum_s1, page_count, bytes, sha256, shipped_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             """, .text(s.generation), .text(s.target), .text(s.objectKey), .integer(s.firstTxid), .integer(s.lastTxid),
-                 .real(s.firstSeen.timeIntervalSince1970), .real(s.lastSeen.timeIntervalSince1970), .integer(Int64(s.lastFrame)),
-                 .integer(Int64(s.checksum.s0)), .integer(Int64(s.checksum.s1)), .integer(s.pageCount), .integer(s.bytes),
+                 .real(s.firstSeen.timeIntervalSince1970), .real(s.lastSeen.timeIntervalSince1970),
+                 .integer(Int64(s.position.salt1)), .integer(Int64(s.position.salt2)), .integer(Int64(s.position.frame)),
+                 .integer(Int64(s.position.checksum.s0)), .integer(Int64(s.position.checksum.s1)), .integer(s.pageCount), .integer(s.bytes),
                  .text(s.sha256), .real(s.shippedAt.timeIntervalSince1970))
     }
 
@@ -88,16 +91,17 @@ extension Catalog {
     /// A generation's segments on one target, in txid order.
     public func segments(generation: String, target: String) throws -> [WALSegmentRecord] {
         try db.rows("""
-            SELECT generation, target, object_key, first_txid, last_txid, first_seen, last_seen, last_frame, checksum_s0, checksum_s1,
+            SELECT generation, target, object_key, first_txid, last_txid, first_seen, last_seen, salt1, salt2, last_frame, checksum_s0, checksum_s1,
               page_count, bytes, sha256, shipped_at FROM wal_segments WHERE generation = ? AND target = ? ORDER BY first_txid
             """, .text(generation), .text(target)).map { r in
             WALSegmentRecord(generation: r[0].string ?? "", target: r[1].string ?? "", objectKey: r[2].string ?? "",
                              firstTxid: r[3].int ?? 0, lastTxid: r[4].int ?? 0,
                              firstSeen: Date(timeIntervalSince1970: r[5].double ?? 0), lastSeen: Date(timeIntervalSince1970: r[6].double ?? 0),
-                             lastFrame: Int(r[7].int ?? 0),
-                             checksum: WALChecksum(s0: UInt32(truncatingIfNeeded: r[8].int ?? 0), s1: UInt32(truncatingIfNeeded: r[9].int ?? 0)),
-                             pageCount: r[10].int ?? 0, bytes: r[11].int ?? 0, sha256: r[12].string ?? "",
-                             shippedAt: Date(timeIntervalSince1970: r[13].double ?? 0))
+                             position: WALPosition(salt1: UInt32(truncatingIfNeeded: r[7].int ?? 0), salt2: UInt32(truncatingIfNeeded: r[8].int ?? 0),
+                                                   frame: Int(r[9].int ?? 0),
+                                                   checksum: WALChecksum(s0: UInt32(truncatingIfNeeded: r[10].int ?? 0), s1: UInt32(truncatingIfNeeded: r[11].int ?? 0))),
+                             pageCount: r[12].int ?? 0, bytes: r[13].int ?? 0, sha256: r[14].string ?? "",
+                             shippedAt: Date(timeIntervalSince1970: r[15].double ?? 0))
         }
     }
 }

@@ -144,6 +144,8 @@ enum CatalogSchema {
             last_txid    INTEGER NOT NULL,
             first_seen   REAL NOT NULL,
             last_seen    REAL NOT NULL,
+            salt1        INTEGER NOT NULL,
+            salt2        INTEGER NOT NULL,
             last_frame   INTEGER NOT NULL,
             checksum_s0  INTEGER NOT NULL,
             checksum_s1  INTEGER NOT NULL,

@@ -1,0 +1,243 @@
+import Foundation
+
+/// The long-running archiver (`bosbackup archive`, the daemon): unlike a
+/// `--once` pass it keeps one generation across the BOS's WAL restarts.
+///
+/// Why that is provable without ever checkpointing (docs/DESIGN.md "Archive"):
+/// it always holds a read transaction. A reader that uses WAL frames (read
+/// mark > 0) forbids a WAL restart; one that reads only the database file
+/// (read mark 0, taken when everything was checkpointed) forbids backfilling,
+/// so at most one restart can happen under it — at the very next write, before
+/// anything is appended to the old log. Each poll it moves to a fresh read
+/// transaction under a write-lock barrier (`BEGIN IMMEDIATE` on a second
+/// connection, then `ROLLBACK`: nothing is written), after copying the WAL to
+/// its end; so when it next finds the salts changed by exactly one restart
+/// and its position still at that swap's end, the new log's frames are all the
+/// commits since, and the generation goes on. Anything else ends it.
+///
+/// Bounding the WAL: a reader that never lets go would keep the BOS's
+/// checkpoints from ever finishing, so the WAL could not restart. Under the
+/// barrier, once the WAL is past `checkpointAt`, the follower ends its read
+/// transaction and runs a PASSIVE checkpoint on a third connection before it
+/// takes the next one. That checkpoint cannot meet SQLite 3.40.1's WAL-reset
+/// bug: the bug needs a writer to restart the WAL while a checkpoint runs, and
+/// the barrier holds the write lock for its whole length (Litestream holds a
+/// write transaction around its checkpoints for the same reason).
+///
+/// Commits are queued in memory until every target has shipped them (their
+/// frames may leave the WAL before the slowest target's interval comes).
+public final class WALFollower {
+    public let archiver: WALArchiver
+    /// The WAL may not grow past this while we hold our reader: beyond it the
+    /// reader lets go (the BOS's checkpoints can then restart the log) and a
+    /// new generation follows.
+    public var walLimit: Int64 = 256 << 20
+    /// WAL size at which the follower checkpoints under its barrier (SQLite's auto-checkpoint: 1000 pages).
+    public var checkpointAt: Int64 = 4 << 20
+
+    private var reader: Database?
+    private var barrier: Database?
+    private var checkpointer: Database?
+    private var generation: WALGeneration?
+    private var position: WALPosition?
+    private var frameAtSwap = -1
+    private var pageSize = 4096
+    private var queue: [QueuedCommit] = []
+    private var nextTxid: Int64 = 1
+    private var shipped: [String: Int64] = [:]
+
+    public init(_ archiver: WALArchiver) { self.archiver = archiver }
+
+    private var database: Policy.DatabaseConfig {
+        get throws {
+            guard let db = archiver.policy.database(named: archiver.archive.database) else { throw ArchiveError.noArchive(database: archiver.archive.database) }
+            return db
+        }
+    }
+    private var walPath: String { get throws { try database.path + "-wal" } }
+
+    /// Reads what is new, then ships to `targets` what they lack.
+    public func step(shipTo targets: [String]) async throws -> ArchivePass {
+        var outcome = ArchivePass()
+        if reader == nil { try await attach(&outcome) }
+        guard reader != nil, generation != nil else { return outcome }
+        try await read(&outcome)
+        if reader != nil { try swap() }
+        for target in targets { try await ship(to: target, &outcome) }
+        trim()
+        if let generation {
+            for target in targets where shipped[target] ?? 0 >= nextTxid - 1 {
+                try archiver.catalog.recordArchiveCheck(generation: generation.id, target: target, at: archiver.clock.now())
+            }
+        }
+        return outcome
+    }
+
+    /// Ends the read transaction and closes both connections.
+    public func detach() {
+        checkpointer = nil                 // first: the read-only reader must be the last of our connections
+        barrier = nil
+        try? reader?.execute("ROLLBACK")   // best effort: closing the connection ends it too
+        reader = nil
+        position = nil
+    }
+
+    // MARK: attaching
+
+    /// A reader, and where the archive stands: the open generation, resumed from the
+    /// lowest position any target has, when the WAL still holds it; else a new generation.
+    private func attach(_ outcome: inout ArchivePass) async throws {
+        let db = try database
+        let source = try ConsistentCopy.openSource(db.path)
+        let mode = try source.scalar("PRAGMA journal_mode")?.string?.lowercased() ?? "?"
+        guard mode == "wal" else { throw ArchiveError.notWAL(database: db.name, path: db.path, mode: mode) }
+        guard try WALFile.header(path: walPath) != nil else { outcome.waitingForFirstCommit = true; return }
+        try source.execute("BEGIN DEFERRED")
+        _ = try source.int("SELECT count(*) FROM sqlite_schema")
+        reader = source
+        // Never commits, so never checkpoints; and it is always closed before the read-only
+        // reader, so it is never the last connection (which would checkpoint on close).
+        let rw = try Database(path: db.path, mode: .readWrite, busyTimeoutMs: 2_000)
+        try rw.execute("PRAGMA wal_autocheckpoint = 0")
+        barrier = rw
+        let checkpoints = try Database(path: db.path, mode: .readWrite, busyTimeoutMs: 0)
+        try checkpoints.execute("PRAGMA wal_autocheckpoint = 0")
+        checkpointer = checkpoints
+        shipped = [:]
+        queue = []
+        if let open = try archiver.catalog.generations(database: db.name, host: archiver.policy.host).last(where: { $0.endedAt == nil }),
+           try resume(open) {
+            return
+        }
+        if let open = try archiver.catalog.generations(database: db.name, host: archiver.policy.host).last(where: { $0.endedAt == nil }) {
+            let reason = "the archiver was not running when the WAL was reset: commits after txid \(nextTxid - 1) of generation \(SnapshotID.short(open.id)) may not be in the archive"
+            try archiver.catalog.endGeneration(open.id, at: archiver.clock.now(), reason: reason)
+            try await begin(reason: reason, &outcome)
+        } else {
+            try await begin(reason: "first archive of database \(db.name)", &outcome)
+        }
+    }
+
+    /// Resumes the generation from the target that has the least, if the WAL still holds that point.
+    private func resume(_ open: WALGeneration) throws -> Bool {
+        var lowest: (WALPosition, Int64)?
+        for destination in archiver.archive.targets {
+            let (position, next) = try archiver.resumePoint(open, target: destination.target, walPath: walPath)
+            guard let position else { return false }
+            shipped[destination.target] = next - 1
+            if lowest == nil || next - 1 < lowest!.1 { lowest = (position, next - 1) }
+        }
+        guard let (start, last) = lowest, let header = try WALFile.header(path: walPath),
+              header.salt1 == start.salt1, header.salt2 == start.salt2 else { return false }
+        generation = open
+        position = start
+        nextTxid = last + 1
+        pageSize = header.pageSize
+        frameAtSwap = start.frame
+        return true
+    }
+
+    private func begin(reason: String, _ outcome: inout ArchivePass) async throws {
+        let started = try await archiver.startGeneration(try database, reason: reason)
+        generation = started
+        outcome.started = (started.id, reason)
+        guard let header = try WALFile.header(path: walPath), header.salt1 == started.salt1, header.salt2 == started.salt2,
+              let start = try WALFile.position(path: walPath, header: header, afterFrame: started.baseFrame) else {
+            detach()   // lost again at once; the next step starts over
+            return
+        }
+        position = start
+        pageSize = header.pageSize
+        frameAtSwap = start.frame
+        nextTxid = 1
+        shipped = Dictionary(uniqueKeysWithValues: archiver.archive.targets.map { ($0.target, 0) })
+    }
+
+    // MARK: following
+
+    private func read(_ outcome: inout ArchivePass) async throws {
+        guard var at = position else { return }
+        guard let header = try WALFile.header(path: walPath) else { return try await lost("the WAL file is gone or empty", &outcome) }
+        if header.salt1 != at.salt1 || header.salt2 != at.salt2 {
+            // One restart, at the first write after our last swap, with nothing appended to the old log before it.
+            guard header.salt1 == at.salt1 &+ 1, at.frame == frameAtSwap else {
+                return try await lost("the WAL was reset more than once, or after frames we had not copied", &outcome)
+            }
+            at = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
+        }
+        let seen = archiver.clock.now()
+        for commit in try WALFile.commits(path: walPath, header: header, after: at) {
+            let after = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum)
+            queue.append(QueuedCommit(commit: ArchivedCommit(txid: nextTxid, seenAt: seen, pageCount: commit.pageCount, pages: commit.pages), after: after))
+            nextTxid += 1
+            at = after
+        }
+        position = at
+        pageSize = header.pageSize
+    }
+
+    /// Moves to a fresh read transaction with no moment without one, under the write lock;
+    /// gives the reader up when the WAL has grown past the limit.
+    private func swap() throws {
+        guard let reader, let barrier else { return }
+        if let size = DurableFile.fileSize(try walPath), size > walLimit {
+            // Let the BOS's checkpoints catch up; the queue is shipped before anything ends.
+            detach()
+            return
+        }
+        // The BOS holds the write lock beyond our busy timeout: swap at the next poll.
+        do { try barrier.execute("BEGIN IMMEDIATE") } catch { return }
+        defer { try? barrier.execute("ROLLBACK") }
+        // Whatever was committed since our read is copied before the old read transaction goes.
+        var ignored = ArchivePass()
+        try readUnderBarrier(&ignored)
+        try reader.execute("ROLLBACK")
+        if let size = DurableFile.fileSize(try walPath), size > checkpointAt, let checkpointer {
+            // Only frames we have copied are in the WAL (nobody can write now): backfilling them is safe,
+            // and the BOS's next write then restarts the log (followed: one restart, at our swap's end).
+            // Not done (busy) only means the WAL is not bounded this time; nothing is at stake.
+            _ = try? checkpointer.rows("PRAGMA wal_checkpoint(PASSIVE)")
+        }
+        try reader.execute("BEGIN DEFERRED")
+        _ = try reader.int("SELECT count(*) FROM sqlite_schema")
+        frameAtSwap = position?.frame ?? -1
+    }
+
+    private func readUnderBarrier(_ outcome: inout ArchivePass) throws {
+        guard let at = position, let header = try WALFile.header(path: walPath), header.salt1 == at.salt1, header.salt2 == at.salt2 else { return }
+        let seen = archiver.clock.now()
+        var current = at
+        for commit in try WALFile.commits(path: walPath, header: header, after: at) {
+            let after = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum)
+            queue.append(QueuedCommit(commit: ArchivedCommit(txid: nextTxid, seenAt: seen, pageCount: commit.pageCount, pages: commit.pages), after: after))
+            nextTxid += 1
+            current = after
+        }
+        position = current
+    }
+
+    /// The queue still goes out (those commits are archived), then the generation ends.
+    private func lost(_ why: String, _ outcome: inout ArchivePass) async throws {
+        for destination in archiver.archive.targets { try await ship(to: destination.target, &outcome) }
+        if let generation {
+            try archiver.catalog.endGeneration(generation.id, at: archiver.clock.now(), reason: "position lost after txid \(nextTxid - 1): \(why)")
+        }
+        detach()
+        generation = nil
+        queue = []
+    }
+
+    private func ship(to target: String, _ outcome: inout ArchivePass) async throws {
+        guard let generation else { return }
+        let done = shipped[target] ?? 0
+        let pending = queue.filter { $0.commit.txid > done }
+        guard !pending.isEmpty else { return }
+        outcome.shipped.append(try await archiver.ship(pending, pageSize: pageSize, generation: generation, target: target))
+        shipped[target] = pending.last!.commit.txid
+    }
+
+    private func trim() {
+        let everywhere = archiver.archive.targets.map { shipped[$0.target] ?? 0 }.min() ?? 0
+        queue.removeAll { $0.commit.txid <= everywhere }
+    }
+}
