@@ -49,18 +49,22 @@ public struct PointInTimeRestore {
         var before: Date?, after: Date?
         for generation in try catalog.generations(database: database, host: host).reversed() {
             guard let base = try catalog.snapshot(id: generation.baseSnapshot) else { continue }
+            // From when the generation started (after its base snapshot was stored, to the
+            // microsecond), not the snapshot's own time: that is kept to the second, and
+            // commits a fraction of a second after it are in the base image.
+            let start = generation.startedAt
             for target in targets {
                 let segments = try catalog.segments(generation: generation.id, target: target)
-                // Covered: from the base snapshot to the last time the target had everything the WAL held.
-                let end = max(segments.last?.lastSeen ?? base.takenAt, try catalog.archiveCheck(generation: generation.id, target: target) ?? base.takenAt)
-                if base.takenAt <= at && at <= end {
+                // Covered: up to the last time the target had everything the WAL held.
+                let end = max(segments.last?.lastSeen ?? start, try catalog.archiveCheck(generation: generation.id, target: target) ?? start)
+                if start <= at && at <= end {
                     let used = segments.filter { $0.firstSeen <= at }
                     let last = used.last
                     return PointInTimePlan(generation: generation, base: base, target: target, segments: used, at: at,
                                            lastTxid: last?.lastTxid ?? 0, lastSeen: last?.lastSeen)
                 }
                 if end <= at { before = max(before ?? end, end) }
-                if base.takenAt >= at { after = min(after ?? base.takenAt, base.takenAt) }
+                if start >= at { after = min(after ?? start, start) }
             }
         }
         throw PointInTimeError.notCovered(at: at, before: before, after: after)

@@ -85,6 +85,8 @@ public struct WALArchiver {
                 outcome.started = (generation!.id, reason)
                 break    // the new generation's first segments go out on the next pass
             }
+            // Everything committed before this read is on the target after it; what it reads
+            // is stamped with the time after the read (a commit in the WAL then was made before).
             let checked = clock.now()
             let commits = try WALFile.commits(path: walPath, header: header, after: position)
             // Idle: no request to the target at all, and the archive still covers up to now.

@@ -45,6 +45,8 @@ public final class WALFollower {
     private var queue: [QueuedCommit] = []
     private var nextTxid: Int64 = 1
     private var shipped: [String: Int64] = [:]
+    /// When the last read began: everything committed before it is queued.
+    private var readFrom: Date?
 
     public init(_ archiver: WALArchiver) { self.archiver = archiver }
 
@@ -65,9 +67,10 @@ public final class WALFollower {
         if reader != nil { try swap() }
         for target in targets { try await ship(to: target, &outcome) }
         trim()
-        if let generation {
+        if let generation, let readFrom {
+            // Everything committed before the last read began is on these targets now.
             for target in targets where shipped[target] ?? 0 >= nextTxid - 1 {
-                try archiver.catalog.recordArchiveCheck(generation: generation.id, target: target, at: archiver.clock.now())
+                try archiver.catalog.recordArchiveCheck(generation: generation.id, target: target, at: readFrom)
             }
         }
         return outcome
@@ -165,15 +168,23 @@ public final class WALFollower {
             }
             at = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
         }
+        readFrom = archiver.clock.now()
+        position = enqueue(try WALFile.commits(path: walPath, header: header, after: at), header: header, from: at)
+        pageSize = header.pageSize
+    }
+
+    /// Queues commits with the time *after* they were read: a commit in the WAL when we
+    /// read it was committed before that, so a restore at T never gets a later commit.
+    private func enqueue(_ commits: [WALCommit], header: WALHeader, from start: WALPosition) -> WALPosition {
         let seen = archiver.clock.now()
-        for commit in try WALFile.commits(path: walPath, header: header, after: at) {
+        var at = start
+        for commit in commits {
             let after = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum)
             queue.append(QueuedCommit(commit: ArchivedCommit(txid: nextTxid, seenAt: seen, pageCount: commit.pageCount, pages: commit.pages), after: after))
             nextTxid += 1
             at = after
         }
-        position = at
-        pageSize = header.pageSize
+        return at
     }
 
     /// Moves to a fresh read transaction with no moment without one, under the write lock;
@@ -205,15 +216,10 @@ public final class WALFollower {
 
     private func readUnderBarrier(_ outcome: inout ArchivePass) throws {
         guard let at = position, let header = try WALFile.header(path: walPath), header.salt1 == at.salt1, header.salt2 == at.salt2 else { return }
-        let seen = archiver.clock.now()
-        var current = at
-        for commit in try WALFile.commits(path: walPath, header: header, after: at) {
-            let after = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum)
-            queue.append(QueuedCommit(commit: ArchivedCommit(txid: nextTxid, seenAt: seen, pageCount: commit.pageCount, pages: commit.pages), after: after))
-            nextTxid += 1
-            current = after
-        }
-        position = current
+        // Nobody can commit while the barrier holds: this read sees everything up to now.
+        let from = archiver.clock.now()
+        position = enqueue(try WALFile.commits(path: walPath, header: header, after: at), header: header, from: at)
+        readFrom = from
     }
 
     /// The queue still goes out (those commits are archived), then the generation ends.
