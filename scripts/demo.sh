@@ -35,7 +35,19 @@ bb snapshots
 step "4. Prove it restores: checksum, gzip, scratch restore, integrity_check, counts (an incremental: its whole chain)"
 bb verify --latest 1
 
-step "5. 22:00, the busiest day of the year: a bad script deletes today's orders"
+step "5. Between backups: the WAL archive ships every commit within a second"
+echo "(bosbackup archive runs in the background here; the daemon runs it too)"
+"$BIN" archive > "$DIR/archive.log" 2>&1 &
+ARCHIVER=$!
+trap 'kill $ARCHIVER 2>/dev/null || true' EXIT
+bb sample add-orders "$DIR/live/bos.db" --count 40
+for _ in $(seq 1 100); do grep -q "→ nas" "$DIR/archive.log" && break; sleep 0.1; done
+sleep 1.5
+BEFORE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+echo "orders in live at $BEFORE: $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM orders')"
+sleep 1.5
+
+step "6. 22:00, the busiest day of the year: a bad script deletes today's orders"
 TODAY=$(date -u +%Y-%m-%d)
 SQL="DELETE FROM order_items WHERE order_id IN (SELECT id FROM orders WHERE placed_at >= '$TODAY');
 DELETE FROM payments WHERE order_id IN (SELECT id FROM orders WHERE placed_at >= '$TODAY');
@@ -46,24 +58,30 @@ echo "$SQL"
 sqlite3 "$DIR/live/bos.db" "$SQL"
 echo "orders left in live: $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM orders')"
 
-step "6. Triage: restore the newest snapshots into scratch and compare with the damaged live database"
+step "7. Point in time: the database as it was the second before the script ran, nothing newer lost"
+sleep 1.5   # the archive's next pass covers the moment
+bb restore --at "$BEFORE" --into "$DIR/restored/before-the-script.db"
+echo "orders in that copy: $(sqlite3 "$DIR/restored/before-the-script.db" 'SELECT count(*) FROM orders') (live has $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM orders'))"
+tail -3 "$DIR/archive.log"
+
+step "8. Triage: restore the newest snapshots into scratch and compare with the damaged live database"
 bb restore --latest 3 --live "$DIR/live/bos.db"
 
 ID=$("$BIN" snapshots --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["snapshots"][-1]["id"])')
-step "7. Which orders exactly? A row-level diff by primary key, inside SQLite"
+step "9. Which orders exactly? A row-level diff by primary key, inside SQLite"
 bb diff --snapshot "$ID" --live "$DIR/live/bos.db" --limit 8
 
-step "8. Put back only what was lost, with its items, payments and shipments; newer rows untouched"
+step "10. Put back only what was lost, with its items, payments and shipments; newer rows untouched"
 bb recover --snapshot "$ID" --live "$DIR/live/bos.db" --table orders --sql "$DIR/recover-orders.sql"
 echo "(first lines of $DIR/recover-orders.sql, for review:)"
 sed -n '1,6p' "$DIR/recover-orders.sql" | cut -c1-150
 bb recover --snapshot "$ID" --live "$DIR/live/bos.db" --table orders --apply
 echo "orders in live now: $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM orders'); integrity: $(sqlite3 "$DIR/live/bos.db" 'PRAGMA integrity_check'); foreign key problems: $(sqlite3 "$DIR/live/bos.db" 'PRAGMA foreign_key_check' | wc -l)"
 
-step "9. Or a full restore into a new file (the old one would be copied aside first)"
+step "11. Or a full restore into a new file (the old one would be copied aside first)"
 bb restore --snapshot "$ID" --into "$DIR/restored/bos.db"
 
-step "10. The scheduler: what the policy promises, and a simulated week of cron runs"
+step "12. The scheduler: what the policy promises, and a simulated week of cron runs"
 bb schedule show
 echo "(cron runs \`bosbackup run\` every 10 minutes; --now simulates the clock)"
 for when in 2026-12-06T00:05 2026-12-06T22:05 2026-12-10T09:00; do
@@ -71,7 +89,7 @@ for when in 2026-12-06T00:05 2026-12-06T22:05 2026-12-10T09:00; do
 done
 bb status --now 2026-12-10T09:00:00+08:00 || true
 
-step "11. The quarterly restore drill: every target, every phase timed, against the 4 h objective"
+step "13. The quarterly restore drill: every target, every phase timed, against the 4 h objective"
 bb drill
 
 step "Done"

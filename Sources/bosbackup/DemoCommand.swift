@@ -35,6 +35,7 @@ struct DemoCommand: AsyncParsableCommand {
                   nas-daily:    { target: nas, cron: "0 22 * * *", incremental: { full_every: 7 },
                                   retention: { keep_daily: 30, keep_monthly: 12 } }
                 drill: { cron: "0 3 1 1,4,7,10 *", rto: 4h }
+                archive: { bos: { targets: { nas: 1s } } }
 
                 """
             try DurableFile.write(Data(policy.utf8), to: root + "/bos.yml", mode: 0o644)
