@@ -85,12 +85,7 @@ public struct SnapshotManifestV2: Codable, Equatable, Sendable {
     public var tables: [String: Int64]
     public var damage: [String]?
 
-    public func encoded() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
-    }
+    public func encoded() throws -> Data { try ManifestJSON.encode(self) }
 
     public static func decode(_ data: Data) throws -> SnapshotManifestV2 {
         guard case .v2(let manifest) = try ManifestDocument.decode(data) else {
@@ -121,8 +116,7 @@ public enum ManifestDocument: Sendable {
     private struct FormatOnly: Decodable { var format: Int? }
 
     public static func decode(_ data: Data) throws -> ManifestDocument {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let decoder = ManifestJSON.decoder
         switch try decoder.decode(FormatOnly.self, from: data).format ?? 1 {
         case 1: return .v1(try decoder.decode(SnapshotManifest.self, from: data))
         case 2: return .v2(try decoder.decode(SnapshotManifestV2.self, from: data))

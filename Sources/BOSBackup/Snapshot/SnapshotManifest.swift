@@ -1,5 +1,21 @@
 import Foundation
 
+/// Manifests of both formats: snake_case keys, sorted and indented (diffable by hand).
+enum ManifestJSON {
+    static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(value)
+    }
+
+    static var decoder: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }
+}
+
 /// The JSON file stored beside each snapshot so a target describes itself
 /// and a lost catalog can be rebuilt from it.
 public struct SnapshotManifest: Codable, Equatable, Sendable {
@@ -34,17 +50,10 @@ public struct SnapshotManifest: Codable, Equatable, Sendable {
     /// What SQLite reported damaged while the snapshot was taken (nil: nothing).
     public var damage: [String]? = nil
 
-    public func encoded() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
-    }
+    public func encoded() throws -> Data { try ManifestJSON.encode(self) }
 
     public static func decode(_ data: Data) throws -> SnapshotManifest {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(SnapshotManifest.self, from: data)
+        try ManifestJSON.decoder.decode(SnapshotManifest.self, from: data)
     }
 
     /// The catalog row this manifest describes, on the target it was found on.
