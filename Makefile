@@ -37,7 +37,7 @@ test: test-deps
 torture: test-deps
 	$(SWIFT) build $(RELEASE_FLAGS) --build-tests
 	@scripts/link-static.py $(DIST)
-	CRASH_KILLS=200 S3_CRASH_KILLS=40 ARCHIVE_KILLS=20 $(TEST_ENV) $(SWIFT) test $(RELEASE_FLAGS) --skip-build --disable-swift-testing --filter 'CrashSuite|CorruptionSuite|CLITests|WALArchiveTests.testArchiverKilled'
+	CRASH_KILLS=200 S3_CRASH_KILLS=40 ARCHIVE_KILLS=20 ARCHIVE_RESTORES=100 $(TEST_ENV) $(SWIFT) test $(RELEASE_FLAGS) --skip-build --disable-swift-testing --filter 'CrashSuite|CorruptionSuite|CLITests|WALArchiveTests.testArchiverKilled'
 
 # Each parser fuzzed for FUZZ_SECONDS (default 60) with the seeded mutation loop.
 fuzz: test-deps
