@@ -10,8 +10,9 @@ struct ArchiveCommand: AsyncParsableCommand {
             Runs in the foreground, shipping new commits to each target at its interval
             (archive: { bos: { targets: { nas: 1s, cloud: 10s } } }); --once ships what
             is new now and exits. The first run takes a base snapshot (job archive) the
-            archive continues from. Only WAL databases can be archived. bosbackup never
-            checkpoints the live database (docs/DESIGN.md: the SQLite WAL-reset bug).
+            archive continues from. Only WAL databases can be archived. It checkpoints
+            only while it holds the write lock itself, so SQLite's WAL-reset bug cannot
+            strike (docs/DESIGN.md "Archive, as built"); --once never checkpoints.
             """)
 
     @OptionGroup var common: CommonOptions
