@@ -125,6 +125,8 @@ final class WALArchiveTests: XCTestCase {
         let generations = try catalog.generations(database: "bos", host: "store-0421")
         XCTAssertEqual(generations.count, 2)
         XCTAssertNotNil(generations[0].endReason)
+        let secondBase = try XCTUnwrap(try catalog.snapshot(id: generations[1].baseSnapshot))
+        XCTAssertEqual(secondBase.layout.parentID, generations[0].baseSnapshot, "the new base costs only the pages changed since the last")
     }
 
     func testADamagedSegmentIsRefusedAndNothingIsWritten() throws {

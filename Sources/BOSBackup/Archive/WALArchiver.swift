@@ -51,6 +51,9 @@ public struct WALArchiver {
         (self.catalog, self.clock, self.policy, self.archive, self.scratch, self.openTarget) = (catalog, clock, policy, archive, scratch, openTarget)
     }
 
+    /// Base snapshots form chains like an `incremental: { full_every: 7 }` job.
+    static let baseChainLength = 7
+
     /// Ships every commit not yet on `targets` (default: all of the archive's).
     public func pass(targets: [String]? = nil) async throws -> ArchivePass {
         guard let database = policy.database(named: archive.database) else { throw ArchiveError.noArchive(database: archive.database) }
@@ -118,6 +121,8 @@ public struct WALArchiver {
                                     level: policy.compressionLevel, blockSize: policy.blockSize)
         request.host = policy.host
         request.database = database.name
+        // A new generation after a lost position costs the pages changed since the last base.
+        request.fullEvery = Self.baseChainLength
         for _ in 0..<3 {
             let target = try openTarget(first.target)
             let base = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target)
