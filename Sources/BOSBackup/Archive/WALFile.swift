@@ -101,7 +101,10 @@ enum WALFile {
     /// same salts), in order, and at most `limit` frames of them. Frames after
     /// the last commit frame (a transaction still being written, or leftovers of
     /// an earlier log) are not returned.
-    static func commits(path: String, header: WALHeader, after position: WALPosition, limit: Int = .max) throws -> [WALCommit] {
+    /// `keepPages: false` keeps no page bytes (the commits' pages are empty): what
+    /// `position` needs to walk a WAL of any size in constant memory.
+    static func commits(path: String, header: WALHeader, after position: WALPosition, limit: Int = .max,
+                        keepPages: Bool = true) throws -> [WALCommit] {
         precondition(position.salt1 == header.salt1 && position.salt2 == header.salt2, "the position belongs to another WAL")
         let file = try FileHandleFD(readingFrom: path)
         let frameSize = 24 + header.pageSize
@@ -121,10 +124,14 @@ enum WALFile {
             checksum = next
             frame += 1
             read += 1
-            pending.append((bigEndian(buffer, 0), Array(buffer[24..<frameSize])))
+            if keepPages { pending.append((bigEndian(buffer, 0), Array(buffer[24..<frameSize]))) }
             let commitSize = bigEndian(buffer, 4)
             if commitSize != 0 {
-                commits.append(WALCommit(pages: pending, pageCount: commitSize, lastFrame: frame, checksum: checksum))
+                if keepPages || commits.isEmpty {
+                    commits.append(WALCommit(pages: pending, pageCount: commitSize, lastFrame: frame, checksum: checksum))
+                } else {
+                    commits[0] = WALCommit(pages: [], pageCount: commitSize, lastFrame: frame, checksum: checksum)   // only the last one counts
+                }
                 pending = []
             }
         }
@@ -136,7 +143,7 @@ enum WALFile {
     static func position(path: String, header: WALHeader, afterFrame frame: Int) throws -> WALPosition? {
         let start = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
         guard frame > 0 else { return start }
-        let commits = try commits(path: path, header: header, after: start, limit: frame)
+        let commits = try commits(path: path, header: header, after: start, limit: frame, keepPages: false)
         guard let last = commits.last, last.lastFrame == frame else { return nil }
         return WALPosition(salt1: header.salt1, salt2: header.salt2, frame: frame, checksum: last.checksum)
     }
