@@ -94,11 +94,7 @@ public struct WALArchiver {
             let commits = try WALFile.commits(path: walPath, header: header, after: position)
             // Idle: no request to the target at all, and the archive still covers up to now.
             if !commits.isEmpty {
-                let seen = clock.now()
-                let archived = commits.enumerated().map { index, commit in
-                    QueuedCommit(commit: ArchivedCommit(txid: nextTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages),
-                                 after: WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum))
-                }
+                let archived = QueuedCommit.stamped(commits, header: header, firstTxid: nextTxid, clock: clock)
                 outcome.shipped.append(try await ship(archived, pageSize: header.pageSize, generation: current, target: destination.target))
             }
             try catalog.recordArchiveCheck(generation: current.id, target: destination.target, at: checked)
@@ -165,4 +161,15 @@ public struct WALArchiver {
 struct QueuedCommit: Sendable {
     var commit: ArchivedCommit
     var after: WALPosition
+
+    /// Commits just read, numbered from `firstTxid` and stamped with the time *after*
+    /// the read: a commit in the WAL when we read it was made before, so a restore
+    /// at T never gets a later commit.
+    static func stamped(_ commits: [WALCommit], header: WALHeader, firstTxid: Int64, clock: Clock) -> [QueuedCommit] {
+        let seen = clock.now()
+        return commits.enumerated().map { index, commit in
+            QueuedCommit(commit: ArchivedCommit(txid: firstTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages),
+                         after: WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum))
+        }
+    }
 }

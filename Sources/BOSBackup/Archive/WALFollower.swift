@@ -64,7 +64,7 @@ public final class WALFollower {
         if reader == nil { try await attach(&outcome) }
         guard reader != nil, generation != nil else { return outcome }
         try await read(&outcome)
-        if reader != nil { try swap() }
+        if reader != nil { try await swap(&outcome) }
         for target in targets { try await ship(to: target, &outcome) }
         trim()
         if let generation, let readFrom {
@@ -169,28 +169,18 @@ public final class WALFollower {
             at = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
         }
         readFrom = archiver.clock.now()
-        position = enqueue(try WALFile.commits(path: walPath, header: header, after: at), header: header, from: at)
+        let read = QueuedCommit.stamped(try WALFile.commits(path: walPath, header: header, after: at), header: header,
+                                        firstTxid: nextTxid, clock: archiver.clock)
+        queue += read
+        nextTxid += Int64(read.count)
+        position = read.last?.after ?? at
         pageSize = header.pageSize
-    }
-
-    /// Queues commits with the time *after* they were read: a commit in the WAL when we
-    /// read it was committed before that, so a restore at T never gets a later commit.
-    private func enqueue(_ commits: [WALCommit], header: WALHeader, from start: WALPosition) -> WALPosition {
-        let seen = archiver.clock.now()
-        var at = start
-        for commit in commits {
-            let after = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum)
-            queue.append(QueuedCommit(commit: ArchivedCommit(txid: nextTxid, seenAt: seen, pageCount: commit.pageCount, pages: commit.pages), after: after))
-            nextTxid += 1
-            at = after
-        }
-        return at
     }
 
     /// Moves to a fresh read transaction with no moment without one, under the write lock;
     /// gives the reader up when the WAL has grown past the limit.
-    private func swap() throws {
-        guard let reader, let barrier else { return }
+    private func swap(_ outcome: inout ArchivePass) async throws {
+        guard let barrier else { return }
         if let size = DurableFile.fileSize(try walPath), size > walLimit {
             // Let the BOS's checkpoints catch up; the queue is shipped before anything ends.
             detach()
@@ -199,9 +189,9 @@ public final class WALFollower {
         // The BOS holds the write lock beyond our busy timeout: swap at the next poll.
         do { try barrier.execute("BEGIN IMMEDIATE") } catch { return }
         defer { try? barrier.execute("ROLLBACK") }
-        // Whatever was committed since our read is copied before the old read transaction goes.
-        var ignored = ArchivePass()
-        try readUnderBarrier(&ignored)
+        // Nobody can commit now: this read copies the WAL to its end before the old read transaction goes.
+        try await read(&outcome)
+        guard let reader else { return }   // the position was lost
         try reader.execute("ROLLBACK")
         if let size = DurableFile.fileSize(try walPath), size > checkpointAt, let checkpointer {
             // Only frames we have copied are in the WAL (nobody can write now): backfilling them is safe,
@@ -212,14 +202,6 @@ public final class WALFollower {
         try reader.execute("BEGIN DEFERRED")
         _ = try reader.int("SELECT count(*) FROM sqlite_schema")
         frameAtSwap = position?.frame ?? -1
-    }
-
-    private func readUnderBarrier(_ outcome: inout ArchivePass) throws {
-        guard let at = position, let header = try WALFile.header(path: walPath), header.salt1 == at.salt1, header.salt2 == at.salt2 else { return }
-        // Nobody can commit while the barrier holds: this read sees everything up to now.
-        let from = archiver.clock.now()
-        position = enqueue(try WALFile.commits(path: walPath, header: header, after: at), header: header, from: at)
-        readFrom = from
     }
 
     /// The queue still goes out (those commits are archived), then the generation ends.
