@@ -91,7 +91,9 @@ enum WALFile {
 
     /// The header of the WAL at `path`, nil when there is none (no file, empty, reset).
     static func header(path: String) throws -> WALHeader? {
-        guard let file = try? FileHandleFD(readingFrom: path) else { return nil }
+        // No WAL file is "no header"; one we cannot read is an error (could not check), never a reset WAL.
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let file = try FileHandleFD(readingFrom: path)
         var bytes = [UInt8](repeating: 0, count: WALHeader.size)
         let n = try bytes.withUnsafeMutableBytes { try BlockGzipWriter.pread(fd: file.fd, path: path, into: $0, at: 0) }
         return n == WALHeader.size ? WALHeader(bytes) : nil
