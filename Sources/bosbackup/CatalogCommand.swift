@@ -35,12 +35,16 @@ struct CatalogCommand: AsyncParsableCommand {
                 progress.clear()
                 if json {
                     Console.json(["target": name, "added": outcome.added.map(\.id), "already_known": outcome.alreadyKnown,
-                                  "other_hosts": outcome.otherHosts,
+                                  "other_hosts": outcome.otherHosts, "archive_generations": outcome.archiveGenerations,
+                                  "archive_segments": outcome.archiveSegments,
                                   "skipped": outcome.skipped.map { ["key": $0.key, "why": $0.why] }])
                 } else {
                     Console.out("\(name): \(outcome.added.count) snapshots added to the catalog, \(outcome.alreadyKnown) already there"
                         + (outcome.otherHosts > 0 ? "; \(outcome.otherHosts) of other hosts left out (--all-hosts adopts them)" : ""))
                     for s in outcome.added { Console.out("  + \(s.shortID)  \(s.name)  \(context.local(s.takenAt))") }
+                    if outcome.archiveGenerations + outcome.archiveSegments > 0 {
+                        Console.out("  + WAL archive: \(outcome.archiveGenerations) generations, \(outcome.archiveSegments) segments")
+                    }
                     for s in outcome.skipped { Console.out("  skipped \(s.key): \(s.why)") }
                 }
                 return ExitStatus.ok

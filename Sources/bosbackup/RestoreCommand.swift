@@ -20,6 +20,9 @@ struct RestoreCommand: AsyncParsableCommand {
     @OptionGroup var common: CommonOptions
     @Option(help: "Snapshot id to restore.") var snapshot: String?
     @Option(help: "Restore the state at this time (ISO 8601) from the WAL archive: the last commit seen at or before it.") var at: String?
+    @Option(help: "Restore the state right after this archived commit (txids count from 1 in each archive generation; 0 is its base snapshot).")
+    var txid: Int64?
+    @Option(help: "With --txid: the archive generation (id or prefix; default the newest).") var generation: String?
     @Option(help: "Where to restore the snapshot to.") var into: String?
     @Flag(help: "Replace an existing database at --into (after copying it aside).") var force = false
     @Option(help: "Restore the N newest snapshots into scratch for triage.") var latest: Int?
@@ -33,10 +36,13 @@ struct RestoreCommand: AsyncParsableCommand {
         try await reporting {
             let context = try Context(common)
             let catalog = try context.openCatalog()
-            if let at {
-                guard let into, snapshot == nil, latest == nil else { throw UsageError("--at TIME needs --into PATH (and no --snapshot or --latest)") }
-                return try await restoreAt(context, catalog, at: at, path: Context.absolute(into))
+            if at != nil || txid != nil {
+                guard let into, snapshot == nil, latest == nil, (at == nil) != (txid == nil) else {
+                    throw UsageError("--at TIME or --txid N needs --into PATH (and only one of them, no --snapshot or --latest)")
+                }
+                return try await restoreAt(context, catalog, path: Context.absolute(into))
             }
+            if generation != nil { throw UsageError("--generation goes with --txid N") }
             if let into {
                 guard let snapshot, latest == nil else { throw UsageError("--into needs --snapshot ID (and no --latest)") }
                 return try await restoreInto(context, catalog, snapshot: snapshot, path: Context.absolute(into))
@@ -46,37 +52,41 @@ struct RestoreCommand: AsyncParsableCommand {
         }
     }
 
-    /// The base snapshot of the generation that covers the time, rolled forward by the archived commits up to it.
-    private func restoreAt(_ context: Context, _ catalog: Catalog, at text: String, path: String) async throws -> Int32 {
-        let policy = try context.requirePolicy()
-        guard let when = ISO8601.parse(text, defaultZone: context.timeZone) else {
-            throw UsageError("--at \(text) is not an ISO 8601 time (e.g. 2026-11-29T21:59:59+08:00)")
-        }
-        let name = try context.database(database) ?? policy.databases.first.map(\.name) ?? Policy.defaultDatabaseName
-        if try context.database(database) == nil, policy.databases.count > 1 {
-            throw UsageError("the policy has several databases (\(policy.databases.map(\.name).joined(separator: ", "))): give --database NAME")
-        }
-        guard let archive = policy.archive(of: name) else { throw UsageError("the policy has no archive: entry for database \(name)") }
+    /// The base snapshot of the generation that covers the time (or holds the txid),
+    /// rolled forward by the archived commits up to it.
+    private func restoreAt(_ context: Context, _ catalog: Catalog, path: String) async throws -> Int32 {
+        let (policy, name, archive) = try context.archivedDatabase(database)
         let pitr = PointInTimeRestore(catalog: catalog)
-        let plan = try pitr.plan(at: when, database: name, host: policy.host, targets: archive.targets.map(\.target))
+        let targets = archive.targets.map(\.target)
+        let plan: PointInTimePlan
+        if let txid {
+            plan = try pitr.plan(txid: txid, generation: generation, database: name, host: policy.host, targets: targets)
+        } else {
+            guard let text = at, let when = ISO8601.parse(text, defaultZone: context.timeZone) else {
+                throw UsageError("--at \(at ?? "") is not an ISO 8601 time (e.g. 2026-11-29T21:59:59+08:00)")
+            }
+            plan = try pitr.plan(at: when, database: name, host: policy.host, targets: targets)
+        }
         let segments = try context.target(named: plan.target)
         let progress = ProgressLine()
         var restorer = SnapshotRestorer(catalog: catalog, clock: context.clock)
         restorer.scratch = context.scratch
         restorer.progress = progress.handler
+        var applied = PointInTimeRestore.Applied()
         let outcome = try await restorer.restore(plan.base, from: try context.target(for: plan.base), into: path, force: force,
                                                  fullCheck: fullCheck) { copy in
-            try await pitr.rollForward(plan, target: segments, onto: copy)
+            applied = try await pitr.rollForward(plan, target: segments, onto: copy)
         }
         progress.clear()
-        let last = plan.lastSeen.map(context.local) ?? context.local(plan.base.takenAt)
+        let asOf = applied.seenAt ?? plan.base.takenAt
         if json {
-            Console.json(["at": ISO8601.string(when), "base_snapshot": plan.base.id, "generation": plan.generation.id, "last_txid": plan.lastTxid,
-                          "last_commit_seen_at": ISO8601.string(plan.lastSeen ?? plan.base.takenAt), "target": plan.target,
-                          "path": outcome.path, "safety_copy": outcome.safetyCopy as Any, "tables": outcome.tables])
+            Console.json(["at": plan.at == .distantFuture ? NSNull() as Any : ISO8601.string(plan.at) as Any, "txid": txid as Any, "base_snapshot": plan.base.id,
+                          "generation": plan.generation.id, "last_txid": applied.txid, "last_commit_seen_at": ISO8601.string(asOf),
+                          "target": plan.target, "path": outcome.path, "safety_copy": outcome.safetyCopy as Any, "tables": outcome.tables])
         } else {
-            Console.out("restored \(name) as of \(context.local(when)) into \(outcome.path): snapshot \(plan.base.shortID) + "
-                + "\(plan.lastTxid) archived commit\(plan.lastTxid == 1 ? "" : "s") from \(plan.target) (the last seen at \(last))")
+            let when = plan.at == .distantFuture ? "txid \(applied.txid) of generation \(SnapshotID.short(plan.generation.id))" : context.local(plan.at)
+            Console.out("restored \(name) as of \(when) into \(outcome.path): snapshot \(plan.base.shortID) + "
+                + "\(applied.txid) archived commit\(applied.txid == 1 ? "" : "s") from \(plan.target) (the last seen at \(context.local(asOf)))")
             if let aside = outcome.safetyCopy { Console.out("the database that was there is kept at \(aside)") }
             Console.out("checked: base snapshot byte-for-byte, each segment's SHA-256, quick_check; \(outcome.tables.values.reduce(0, +)) rows")
         }

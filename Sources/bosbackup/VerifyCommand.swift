@@ -6,19 +6,25 @@ struct VerifyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Prove snapshots restore: checksum, gzip, scratch restore, integrity check, row counts.",
-        discussion: "Exits 4 when any snapshot fails a check; each result is recorded in the catalog.")
+        discussion: "Exits 4 when any snapshot (or, with --chain, any archived WAL segment) fails a check; each snapshot's result is recorded in the catalog.")
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Snapshot id (or name, or unique id prefix).") var snapshot: String?
     @Option(help: "Verify the N newest snapshots.") var latest: Int?
     @OptionGroup var database: DatabaseOption
     @Flag(help: "PRAGMA quick_check instead of the full integrity_check (faster, skips index content checks).") var quick = false
+    @Flag(help: "Check the WAL archive instead: every segment's SHA-256, format, links and txid continuity, and the spans no archive covers.")
+    var chain = false
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
         try await reporting {
             let context = try Context(common)
             let catalog = try context.openCatalog()
+            if chain {
+                guard snapshot == nil, latest == nil else { throw UsageError("--chain checks the archive: no --snapshot or --latest") }
+                return try await verifyChain(context, catalog)
+            }
             let snapshots = try context.selectSnapshots(catalog, id: snapshot, latest: latest, database: try context.database(database))
             let progress = ProgressLine()
             var verifier = context.verifier(catalog, progress: progress)

@@ -28,7 +28,7 @@ extension Policy {
                 var status = ArchiveTargetStatus(database: archive.database, target: destination.target, interval: destination.interval)
                 guard let generation else { return status }
                 status.generation = generation.id
-                let last = try catalog.segments(generation: generation.id, target: destination.target).last
+                let last = try catalog.lastSegment(generation: generation.id, target: destination.target)
                 status.lastTxid = last?.lastTxid ?? 0
                 status.lastCommitSeen = last?.lastSeen
                 status.completeUpTo = generation.endedAt == nil ? try catalog.archiveCheck(generation: generation.id, target: destination.target) : nil

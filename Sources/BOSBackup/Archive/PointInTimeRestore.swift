@@ -7,6 +7,9 @@ public enum PointInTimeError: Error, CustomStringConvertible, CategorizedError, 
     /// No generation covers the time; the nearest restorable points before and after it.
     case notCovered(at: Date, before: Date?, after: Date?)
     case segmentDamaged(key: String, why: String)
+    /// `--txid N`: no target holds commit N of the generation.
+    case txidNotArchived(txid: Int64, generation: String, newest: Int64)
+    case noGeneration(String)
 
     public var description: String {
         switch self {
@@ -14,11 +17,21 @@ public enum PointInTimeError: Error, CustomStringConvertible, CategorizedError, 
             let near = [before.map { "before it: \(ISO8601.string($0))" }, after.map { "after it: \(ISO8601.string($0))" }].compactMap { $0 }
             return "no archive covers \(ISO8601.string(at))" + (near.isEmpty ? " (nothing is archived yet)" : "; the nearest restorable points are \(near.joined(separator: ", "))")
         case .segmentDamaged(let key, let why): return "archived WAL segment \(key) is damaged: \(why); nothing was restored"
+        case .txidNotArchived(let txid, let generation, let newest):
+            return "txid \(txid) is not in the archive of generation \(SnapshotID.short(generation)) (it holds txids 1…\(newest); 0 is its base snapshot)"
+        case .noGeneration(let what): return what
+        }
+    }
+    /// Why a segment is damaged (without the key).
+    public var reason: String {
+        switch self {
+        case .segmentDamaged(_, let why): return why
+        default: return description
         }
     }
     public var category: ErrorCategory {
         switch self {
-        case .notCovered: return .input
+        case .notCovered, .txidNotArchived, .noGeneration: return .input
         case .segmentDamaged: return .mismatch
         }
     }
@@ -70,43 +83,68 @@ public struct PointInTimeRestore {
         throw PointInTimeError.notCovered(at: at, before: before, after: after)
     }
 
+    /// The state right after commit `txid` of a generation (default: the newest
+    /// generation; txids count from 1 in each, 0 is its base snapshot).
+    public func plan(txid: Int64, generation id: String?, database: String, host: String, targets: [String]) throws -> PointInTimePlan {
+        let generations = try catalog.generations(database: database, host: host)
+        let chosen: WALGeneration?
+        if let id {
+            let matching = generations.filter { $0.id.hasPrefix(id.lowercased()) }
+            guard matching.count <= 1 else { throw PointInTimeError.noGeneration("generation \(id) is ambiguous: give more of its id") }
+            chosen = matching.first
+        } else {
+            chosen = generations.last
+        }
+        guard let generation = chosen else {
+            throw PointInTimeError.noGeneration(id.map { "no archive generation \($0) of database \(database)" } ?? "database \(database) has no WAL archive yet")
+        }
+        guard let base = try catalog.snapshot(id: generation.baseSnapshot) else {
+            throw PointInTimeError.noGeneration("the base snapshot \(SnapshotID.short(generation.baseSnapshot)) of generation \(SnapshotID.short(generation.id)) is not in the catalog")
+        }
+        var newest: Int64 = 0
+        for target in targets {
+            let segments = try catalog.segments(generation: generation.id, target: target)
+            newest = max(newest, segments.last?.lastTxid ?? 0)
+            guard txid >= 0, txid <= segments.last?.lastTxid ?? 0 else { continue }
+            let used = segments.filter { $0.firstTxid <= txid }
+            return PointInTimePlan(generation: generation, base: base, target: target, segments: used, at: .distantFuture,
+                                   lastTxid: txid, lastSeen: used.last?.lastSeen)
+        }
+        throw PointInTimeError.txidNotArchived(txid: txid, generation: generation.id, newest: newest)
+    }
+
+    /// The last commit a roll-forward applied (txid 0: none, the base snapshot alone).
+    public struct Applied: Sendable {
+        public var txid: Int64 = 0
+        public var seenAt: Date?
+        public init() {}
+        init(txid: Int64, seenAt: Date?) { (self.txid, self.seenAt) = (txid, seenAt) }
+    }
+
     /// Writes the plan's commits onto `path` (a verified copy of the base snapshot),
     /// each page at its offset, and sets the size the last commit left.
-    public func rollForward(_ plan: PointInTimePlan, target: Target, onto path: String) async throws {
+    @discardableResult
+    public func rollForward(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
+        var applied = Applied()
         let file = try FileHandleFD(updating: path)
         var pageCount: UInt32?
         var pageSize = plan.base.pageSize
+        let repository = Repository(target: target)
         for segment in plan.segments {
-            var stored = SHA256Stream()
-            var raw = Data()
-            let inflater = try GzipStreamInflater { raw.append(contentsOf: $0) }
-            do {
-                try await target.read(key: segment.objectKey) { chunk in
-                    stored.update(chunk)
-                    try inflater.feed(chunk)
-                }
-                try inflater.finish()
-            } catch TargetError.notFound {
-                throw PointInTimeError.segmentDamaged(key: segment.objectKey, why: "it is missing")
-            } catch let error as GzipStreamInflater.Failure {
-                throw PointInTimeError.segmentDamaged(key: segment.objectKey, why: "\(error)")
-            }
-            guard stored.hex() == segment.sha256 else {
-                throw PointInTimeError.segmentDamaged(key: segment.objectKey, why: "its SHA-256 is not the one recorded when it was shipped")
-            }
-            let decoded: (pageSize: Int, commits: [ArchivedCommit])
-            do { decoded = try WALSegment.decode(raw) } catch { throw PointInTimeError.segmentDamaged(key: segment.objectKey, why: "\(error)") }
+            let decoded = try await repository.segment(segment)
             pageSize = decoded.pageSize
             for commit in decoded.commits where commit.txid <= plan.lastTxid && commit.seenAt <= plan.at {
                 for page in commit.pages {
                     try page.bytes.withUnsafeBytes { try file.write($0, at: Int64(page.number - 1) * Int64(decoded.pageSize)) }
                 }
                 pageCount = commit.pageCount
+                applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
             }
         }
         if let pageCount {
             guard ftruncate(file.fd, off_t(pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
         }
         try file.sync()
+        return applied
     }
 }

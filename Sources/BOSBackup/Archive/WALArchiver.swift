@@ -94,7 +94,7 @@ public struct WALArchiver {
             let commits = try WALFile.commits(path: walPath, header: header, after: position)
             // Idle: no request to the target at all, and the archive still covers up to now.
             if !commits.isEmpty {
-                let archived = QueuedCommit.stamped(commits, header: header, firstTxid: nextTxid, clock: clock)
+                let archived = QueuedCommit.stamped(commits, header: header, from: position, firstTxid: nextTxid, clock: clock)
                 outcome.shipped.append(try await ship(archived, pageSize: header.pageSize, generation: current, target: destination.target))
             }
             try catalog.recordArchiveCheck(generation: current.id, target: destination.target, at: checked)
@@ -105,7 +105,7 @@ public struct WALArchiver {
     /// Where `target`'s archive of the generation stands: after its last segment,
     /// else after the base snapshot's pinned frame. A nil position: the WAL no longer holds it.
     func resumePoint(_ generation: WALGeneration, target: String, walPath: String) throws -> (WALPosition?, Int64) {
-        if let last = try catalog.segments(generation: generation.id, target: target).last { return (last.position, last.lastTxid + 1) }
+        if let last = try catalog.lastSegment(generation: generation.id, target: target) { return (last.position, last.lastTxid + 1) }
         guard let header = try WALFile.header(path: walPath), header.salt1 == generation.salt1, header.salt2 == generation.salt2 else { return (nil, 1) }
         return (try WALFile.position(path: walPath, header: header, afterFrame: generation.baseFrame), 1)
     }
@@ -131,6 +131,10 @@ public struct WALArchiver {
             let generation = WALGeneration(id: SnapshotID.generate(), database: database.name, host: policy.host, baseSnapshot: base.id,
                                            salt1: pinned.salt1, salt2: pinned.salt2, baseFrame: Int(pinned.mxFrame),
                                            startedAt: clock.now(), endedAt: nil, endReason: nil)
+            // On every target before its first segment: each target's archive can be re-cataloged alone.
+            for destination in archive.targets {
+                try await Repository(target: try openTarget(destination.target)).putGenerationMarker(GenerationMarker(generation, reason: reason))
+            }
             try catalog.insert(generation)
             try catalog.addAudit(action: "archive", snapshotID: base.id, detail: "generation \(generation.id) started: \(reason)")
             return generation
@@ -144,9 +148,12 @@ public struct WALArchiver {
         let first = commits[0].commit, last = commits[commits.count - 1]
         let key = RepositoryNamespace(host: policy.host, database: generation.database)
             .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.commit.txid, encrypted: repository.encrypts)
+        let previous = try catalog.lastSegment(generation: generation.id, target: name)
+        let from = previous?.position ?? commits[0].before
+        let link = SegmentLink(generation: generation.id, previousSHA256: previous?.sha256, from: from, to: last.after)
         let stored = try await repository.writeObject(key: key) { writer in
             try await BlockGzipWriter(level: policy.compressionLevel, jobs: 1)
-                .write(source: DataBlockSource(WALSegment.encode(commits.map(\.commit), pageSize: pageSize)), to: writer)
+                .write(source: DataBlockSource(WALSegment.encode(commits.map(\.commit), pageSize: pageSize, link: link)), to: writer)
         }
         let record = WALSegmentRecord(generation: generation.id, target: name, objectKey: key, firstTxid: first.txid, lastTxid: last.commit.txid,
                                       firstSeen: first.seenAt, lastSeen: last.commit.seenAt, position: last.after,
@@ -157,19 +164,24 @@ public struct WALArchiver {
     }
 }
 
-/// A commit read from the WAL, and the WAL position after it (where a segment ending with it resumes).
+/// A commit read from the WAL, and the WAL positions before and after it
+/// (where a segment starting with it resumes from, and one ending with it ends).
 struct QueuedCommit: Sendable {
     var commit: ArchivedCommit
+    var before: WALPosition
     var after: WALPosition
 
-    /// Commits just read, numbered from `firstTxid` and stamped with the time *after*
-    /// the read: a commit in the WAL when we read it was made before, so a restore
-    /// at T never gets a later commit.
-    static func stamped(_ commits: [WALCommit], header: WALHeader, firstTxid: Int64, clock: Clock) -> [QueuedCommit] {
+    /// Commits just read after `from`, numbered from `firstTxid` and stamped with
+    /// the time *after* the read: a commit in the WAL when we read it was made
+    /// before, so a restore at T never gets a later commit.
+    static func stamped(_ commits: [WALCommit], header: WALHeader, from: WALPosition, firstTxid: Int64, clock: Clock) -> [QueuedCommit] {
         let seen = clock.now()
+        var before = from
         return commits.enumerated().map { index, commit in
-            QueuedCommit(commit: ArchivedCommit(txid: firstTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages),
-                         after: WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum))
+            let after = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum)
+            defer { before = after }
+            return QueuedCommit(commit: ArchivedCommit(txid: firstTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages),
+                                before: before, after: after)
         }
     }
 }

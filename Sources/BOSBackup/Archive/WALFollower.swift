@@ -170,7 +170,7 @@ public final class WALFollower {
         }
         readFrom = archiver.clock.now()
         let read = QueuedCommit.stamped(try WALFile.commits(path: walPath, header: header, after: at), header: header,
-                                        firstTxid: nextTxid, clock: archiver.clock)
+                                        from: at, firstTxid: nextTxid, clock: archiver.clock)
         queue += read
         nextTxid += Int64(read.count)
         position = read.last?.after ?? at

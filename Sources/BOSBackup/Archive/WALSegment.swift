@@ -10,18 +10,49 @@ struct ArchivedCommit: Sendable {
     var pages: [(number: UInt32, bytes: [UInt8])]
 }
 
-/// The bytes of a WAL segment before gzip (docs/DESIGN.md "WAL segments"):
-/// `BOSWAL01`, the page size (UInt32), then per commit: txid (Int64), seen-at
-/// (Float64 Unix seconds), page count after the commit (UInt32), number of
-/// pages (UInt32), and that many (page number UInt32, page bytes). All
-/// little-endian. A segment holds whole commits only.
-enum WALSegment {
-    static let magic = Array("BOSWAL01".utf8)
+/// Where a segment sits in its generation's chain on one target: the
+/// generation, the SHA-256 of the segment before it there (nil for the first),
+/// and the WAL position it resumes from and ends at. A segment that carries
+/// its link can be checked and re-cataloged from the target alone (after the
+/// host and its catalog are lost).
+public struct SegmentLink: Equatable, Sendable {
+    public var generation: String
+    public var previousSHA256: String?
+    public var from: WALPosition
+    public var to: WALPosition
+}
 
-    static func encode(_ commits: [ArchivedCommit], pageSize: Int) -> Data {
+/// The bytes of a WAL segment before gzip (docs/DESIGN.md "WAL segments"):
+/// `BOSWAL02`, the page size (UInt32), the link (generation id: UInt8 length
+/// and UTF-8; the previous segment's SHA-256: 32 bytes, zero for none; from
+/// and to positions: salt1, salt2 (UInt32), frame (UInt64), checksum s0, s1
+/// (UInt32)), then per commit: txid (Int64), seen-at (Float64 Unix seconds),
+/// page count after the commit (UInt32), number of pages (UInt32), and that
+/// many (page number UInt32, page bytes). All little-endian. A segment holds
+/// whole commits only. `BOSWAL01` (no link) is still read.
+enum WALSegment {
+    static let magic = Array("BOSWAL02".utf8)
+    static let unlinkedMagic = Array("BOSWAL01".utf8)
+
+    struct Decoded {
+        var pageSize: Int
+        var link: SegmentLink?
+        var commits: [ArchivedCommit]
+    }
+
+    static func encode(_ commits: [ArchivedCommit], pageSize: Int, link: SegmentLink) -> Data {
         var data = Data(magic)
         func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        func put(_ position: WALPosition) {
+            put(position.salt1); put(position.salt2); put(UInt64(position.frame)); put(position.checksum.s0); put(position.checksum.s1)
+        }
         put(UInt32(pageSize))
+        let generation = Array(link.generation.utf8.prefix(255))
+        put(UInt8(generation.count))
+        data.append(contentsOf: generation)
+        data.append(contentsOf: link.previousSHA256.flatMap(bytes(ofHex:)) ?? [UInt8](repeating: 0, count: 32))
+        put(link.from)
+        put(link.to)
         for commit in commits {
             put(commit.txid)
             put(commit.seenAt.timeIntervalSince1970.bitPattern)
@@ -39,7 +70,7 @@ enum WALSegment {
         let description: String
     }
 
-    static func decode(_ data: Data) throws -> (pageSize: Int, commits: [ArchivedCommit]) {
+    static func decode(_ data: Data) throws -> Decoded {
         let bytes = [UInt8](data)
         var at = 0
         func take<T: FixedWidthInteger>(_: T.Type) throws -> T {
@@ -50,10 +81,28 @@ enum WALSegment {
             at += size
             return value
         }
-        guard bytes.count >= 12, Array(bytes[0..<8]) == magic else { throw FormatError(description: "not a WAL segment (no BOSWAL01 header)") }
+        func takeBytes(_ count: Int) throws -> [UInt8] {
+            guard at + count <= bytes.count else { throw FormatError(description: "segment cut short at byte \(at)") }
+            defer { at += count }
+            return Array(bytes[at..<at + count])
+        }
+        func takePosition() throws -> WALPosition {
+            WALPosition(salt1: try take(UInt32.self), salt2: try take(UInt32.self), frame: Int(try take(UInt64.self)),
+                        checksum: WALChecksum(s0: try take(UInt32.self), s1: try take(UInt32.self)))
+        }
+        guard bytes.count >= 12 else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
+        let linked = Array(bytes[0..<8]) == magic
+        guard linked || Array(bytes[0..<8]) == unlinkedMagic else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
         at = 8
         let pageSize = Int(try take(UInt32.self))
         guard pageSize >= 512, pageSize <= 65_536 else { throw FormatError(description: "segment page size \(pageSize)") }
+        var link: SegmentLink?
+        if linked {
+            let generation = String(decoding: try takeBytes(Int(try take(UInt8.self))), as: UTF8.self)
+            let previous = try takeBytes(32)
+            link = SegmentLink(generation: generation, previousSHA256: previous.allSatisfy { $0 == 0 } ? nil : hex(previous),
+                               from: try takePosition(), to: try takePosition())
+        }
         var commits: [ArchivedCommit] = []
         while at < bytes.count {
             let txid = try take(Int64.self)
@@ -69,6 +118,19 @@ enum WALSegment {
             }
             commits.append(ArchivedCommit(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages))
         }
-        return (pageSize, commits)
+        return Decoded(pageSize: pageSize, link: link, commits: commits)
+    }
+
+    private static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    private static func bytes(ofHex text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count == 64 else { return nil }
+        var out: [UInt8] = []
+        for i in stride(from: 0, to: 64, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            out.append(byte)
+        }
+        return out
     }
 }

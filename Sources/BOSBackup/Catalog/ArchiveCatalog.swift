@@ -46,6 +46,10 @@ extension Catalog {
                  .integer(Int64(g.salt2)), .integer(Int64(g.baseFrame)), .real(g.startedAt.timeIntervalSince1970))
     }
 
+    public func containsGeneration(id: String) throws -> Bool {
+        try db.scalar("SELECT count(*) FROM wal_generations WHERE id = ?", .text(id))?.int ?? 0 > 0
+    }
+
     public func endGeneration(_ id: String, at: Date, reason: String) throws {
         try db.run("UPDATE wal_generations SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
                    .real(at.timeIntervalSince1970), .text(reason), .text(id))
@@ -90,10 +94,23 @@ extension Catalog {
 
     /// A generation's segments on one target, in txid order.
     public func segments(generation: String, target: String) throws -> [WALSegmentRecord] {
+        try segmentRows("WHERE generation = ? AND target = ? ORDER BY first_txid", .text(generation), .text(target))
+    }
+
+    /// The newest segment of a generation on one target (where its archive resumes).
+    public func lastSegment(generation: String, target: String) throws -> WALSegmentRecord? {
+        try segmentRows("WHERE generation = ? AND target = ? ORDER BY first_txid DESC LIMIT 1", .text(generation), .text(target)).first
+    }
+
+    public func containsSegment(objectKey: String, target: String) throws -> Bool {
+        try db.scalar("SELECT count(*) FROM wal_segments WHERE object_key = ? AND target = ?", .text(objectKey), .text(target))?.int ?? 0 > 0
+    }
+
+    private func segmentRows(_ filter: String, _ values: SQLValue...) throws -> [WALSegmentRecord] {
         try db.rows("""
             SELECT generation, target, object_key, first_txid, last_txid, first_seen, last_seen, salt1, salt2, last_frame, checksum_s0, checksum_s1,
-              page_count, bytes, sha256, shipped_at FROM wal_segments WHERE generation = ? AND target = ? ORDER BY first_txid
-            """, .text(generation), .text(target)).map { r in
+              page_count, bytes, sha256, shipped_at FROM wal_segments
+            """ + " " + filter, arguments: values).map { r in
             WALSegmentRecord(generation: r[0].string ?? "", target: r[1].string ?? "", objectKey: r[2].string ?? "",
                              firstTxid: r[3].int ?? 0, lastTxid: r[4].int ?? 0,
                              firstSeen: Date(timeIntervalSince1970: r[5].double ?? 0), lastSeen: Date(timeIntervalSince1970: r[6].double ?? 0),

@@ -13,6 +13,9 @@ public struct CatalogRebuild {
         public var otherHosts = 0
         /// Manifests that could not be used, and why.
         public var skipped: [(key: String, why: String)] = []
+        /// WAL archive generations and segments re-cataloged.
+        public var archiveGenerations = 0
+        public var archiveSegments = 0
     }
 
     public let catalog: Catalog
@@ -66,6 +69,7 @@ public struct CatalogRebuild {
             try catalog.addAudit(action: "rebuild", snapshotID: record.id, detail: "re-created from \(manifestKey) on \(target.displayURL)")
             outcome.added.append(record)
         }
+        try await rebuildArchive(targetName: targetName, repository: repository, keys: sizes.keys.sorted(), &outcome)
         return outcome
     }
 

@@ -64,6 +64,10 @@ public final class Database {
 
     /// All rows of a query, each as an array of values. Use for small results only.
     public func rows(_ sql: String, _ arguments: SQLValue...) throws -> [[SQLValue]] {
+        try rows(sql, arguments: arguments)
+    }
+
+    public func rows(_ sql: String, arguments: [SQLValue]) throws -> [[SQLValue]] {
         let statement = try prepare(sql)
         try statement.bind(arguments)
         var result: [[SQLValue]] = []

@@ -1,0 +1,128 @@
+import Foundation
+
+/// `<host>/<database>/wal/<generation>/generation.json`: what a generation is
+/// built on, on every target it ships to, so the archive can be re-cataloged
+/// from a target alone (the host and its catalog lost).
+public struct GenerationMarker: Codable, Equatable, Sendable {
+    public var format = 1
+    public var generation: String
+    public var host: String
+    public var database: String
+    public var baseSnapshot: String
+    public var salt1: UInt32
+    public var salt2: UInt32
+    public var baseFrame: Int
+    /// Unix seconds, to the microsecond (coverage starts here).
+    public var startedAt: Double
+    public var reason: String
+
+    enum CodingKeys: String, CodingKey {
+        case format, generation, host, database, salt1, salt2, reason
+        case baseSnapshot = "base_snapshot", baseFrame = "base_frame", startedAt = "started_at"
+    }
+
+    public init(_ g: WALGeneration, reason: String) {
+        (generation, host, database, baseSnapshot) = (g.id, g.host, g.database, g.baseSnapshot)
+        (salt1, salt2, baseFrame, startedAt, self.reason) = (g.salt1, g.salt2, g.baseFrame, g.startedAt.timeIntervalSince1970, reason)
+    }
+
+    public var walGeneration: WALGeneration {
+        WALGeneration(id: generation, database: database, host: host, baseSnapshot: baseSnapshot, salt1: salt1, salt2: salt2,
+                      baseFrame: baseFrame, startedAt: Date(timeIntervalSince1970: startedAt), endedAt: nil, endReason: nil)
+    }
+}
+
+/// What the archive keeps on a target for one database, as listed.
+public struct ArchiveListing: Sendable {
+    public var markers: [String] = []
+    /// Segment keys by generation, in txid order.
+    public var segments: [String: [(key: String, firstTxid: Int64, lastTxid: Int64, size: Int64)]] = [:]
+}
+
+extension RepositoryNamespace {
+    public var walPrefix: String { "\(host)/\(database)/wal/" }
+
+    public func generationMarkerKey(_ generation: String) -> String { walPrefix + generation + "/generation.json" }
+
+    /// The generation and txids a segment key names (nil: not a segment key of this namespace).
+    func parseSegmentKey(_ key: String) -> (generation: String, first: Int64, last: Int64)? {
+        guard key.hasPrefix(walPrefix) else { return nil }
+        let parts = key.dropFirst(walPrefix.count).split(separator: "/")
+        guard parts.count == 2, parts[1].hasSuffix(".wal.gz") || parts[1].hasSuffix(".wal.gz.enc") else { return nil }
+        let txids = parts[1].prefix(33).split(separator: "-")
+        guard txids.count == 2, let first = Int64(txids[0]), let last = Int64(txids[1]) else { return nil }
+        return (String(parts[0]), first, last)
+    }
+}
+
+/// A segment as read back: what its bytes say, and the SHA-256 of the stored gzip stream.
+struct ReadSegment {
+    var decoded: WALSegment.Decoded
+    var storedSHA256: String
+    var storedBytes: Int64
+}
+
+extension Repository {
+    public func putGenerationMarker(_ marker: GenerationMarker) async throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let key = RepositoryNamespace(host: marker.host, database: marker.database).generationMarkerKey(marker.generation)
+        try await target.put(key: key, data: try encoder.encode(marker))
+    }
+
+    public func generationMarker(key: String) async throws -> GenerationMarker {
+        let data = try await target.get(key: key)
+        do { return try JSONDecoder().decode(GenerationMarker.self, from: data) } catch {
+            throw RepositoryError.unreadableManifest("\(key) is not a readable generation marker: \(error)")
+        }
+    }
+
+    /// Everything under a database's `wal/` on the target (one streaming listing).
+    public func archiveListing(_ namespace: RepositoryNamespace) async throws -> ArchiveListing {
+        var listing = ArchiveListing()
+        for try await object in target.objects(prefix: namespace.walPrefix) {
+            if object.key.hasSuffix("/generation.json") { listing.markers.append(object.key); continue }
+            guard let parsed = namespace.parseSegmentKey(object.key) else { continue }
+            listing.segments[parsed.generation, default: []].append((object.key, parsed.first, parsed.last, object.size))
+        }
+        for generation in listing.segments.keys { listing.segments[generation]!.sort { $0.firstTxid < $1.firstTxid } }
+        return listing
+    }
+
+    /// Reads and decodes a segment. Missing, not gzip, or not a segment:
+    /// `segmentDamaged` naming it (found damage, not "could not check").
+    func readSegment(key: String) async throws -> ReadSegment {
+        var stored = SHA256Stream()
+        var size: Int64 = 0
+        var raw = Data()
+        let inflater = try GzipStreamInflater { raw.append(contentsOf: $0) }
+        do {
+            try await target.read(key: key) { chunk in
+                stored.update(chunk)
+                size += Int64(chunk.count)
+                try inflater.feed(chunk)
+            }
+            try inflater.finish()
+        } catch TargetError.notFound {
+            throw PointInTimeError.segmentDamaged(key: key, why: "it is missing")
+        } catch let error as GzipStreamInflater.Failure {
+            throw PointInTimeError.segmentDamaged(key: key, why: "\(error)")
+        } catch let error as EncryptionError where error.category == .mismatch {
+            throw PointInTimeError.segmentDamaged(key: key, why: "\(error)")
+        }
+        do {
+            return ReadSegment(decoded: try WALSegment.decode(raw), storedSHA256: stored.hex(), storedBytes: size)
+        } catch {
+            throw PointInTimeError.segmentDamaged(key: key, why: "\(error)")
+        }
+    }
+
+    /// A cataloged segment, refused unless its stored bytes are the ones shipped.
+    func segment(_ record: WALSegmentRecord) async throws -> WALSegment.Decoded {
+        let read = try await readSegment(key: record.objectKey)
+        guard read.storedSHA256 == record.sha256 else {
+            throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its SHA-256 is not the one recorded when it was shipped")
+        }
+        return read.decoded
+    }
+}

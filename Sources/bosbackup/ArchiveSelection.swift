@@ -1,0 +1,18 @@
+import BOSBackup
+
+extension Context {
+    /// The database a point-in-time command works on (`--database`, else the policy's
+    /// only one) and its `archive:` entry.
+    func archivedDatabase(_ option: DatabaseOption) throws -> (policy: Policy, name: String, archive: Policy.Archive) {
+        let policy = try requirePolicy()
+        let named = try database(option)
+        if named == nil, policy.databases.count > 1 {
+            throw UsageError("the policy has several databases (\(policy.databases.map(\.name).joined(separator: ", "))): give --database NAME")
+        }
+        let name = named ?? policy.databases.first.map(\.name) ?? Policy.defaultDatabaseName
+        guard let archive = policy.archive(of: name) else {
+            throw UsageError("the policy has no archive: entry for database \(name) (e.g. archive: { \(name): { targets: { nas: 1s } } })")
+        }
+        return (policy, name, archive)
+    }
+}

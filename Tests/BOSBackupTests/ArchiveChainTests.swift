@@ -1,0 +1,104 @@
+@testable import BOSBackup
+import Foundation
+import XCTest
+
+/// The archive as a chain (issue #15 item 5): `verify --chain` names every
+/// damaged segment and exits 4, a restore across the damage refuses and
+/// writes nothing; `--txid`; and the archive re-cataloged from its target
+/// alone, as after losing the host.
+final class ArchiveChainTests: ArchiveTestCase {
+    /// Commit 1 in the base snapshot (10:00), then commits 2…6 one segment each (10:02…10:06).
+    func archiveSixCommits() throws -> [WALSegmentRecord] {
+        try commit(1)
+        _ = try archive(at: 0)
+        for k in 2...6 {
+            try commit(k)
+            _ = try archive(at: k)
+        }
+        let catalog = try Catalog(readingAt: dir.file("catalog.db"))
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        let segments = try catalog.segments(generation: generation.id, target: "nas")
+        XCTAssertEqual(segments.map(\.firstTxid), [1, 2, 3, 4, 5])
+        return segments
+    }
+
+    func verifyChain() throws -> ProcessResult { try bosbackup("verify", "--chain", "--config", config) }
+
+    func testVerifyChainNamesAFlippedACutAndAMissingSegmentAndRestoresAcrossThemRefuse() throws {
+        let segments = try archiveSixCommits()
+        let whole = try verifyChain()
+        XCTAssertEqual(whole.status, 0, whole.stdout + whole.stderr)
+        XCTAssertTrue(whole.stdout.contains("5 segments, 5 commits") && whole.stdout.contains("is whole"), whole.stdout)
+
+        let nas = dir.file("nas")
+        let flipped = nas + "/" + segments[1].objectKey, cut = nas + "/" + segments[2].objectKey, gone = nas + "/" + segments[3].objectKey
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: flipped))
+        bytes[bytes.count / 2] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: flipped))
+        let full = try Data(contentsOf: URL(fileURLWithPath: cut))
+        try full.prefix(full.count - 9).write(to: URL(fileURLWithPath: cut))
+        try FileManager.default.removeItem(atPath: gone)
+
+        let damaged = try verifyChain()
+        XCTAssertEqual(damaged.status, 4, damaged.stdout + damaged.stderr)
+        for key in [segments[1], segments[2], segments[3]].map(\.objectKey) {
+            XCTAssertTrue(damaged.stdout.contains("DAMAGED \(key)"), "names \(key): " + damaged.stdout)
+        }
+        XCTAssertTrue(damaged.stdout.contains("it is missing") && damaged.stdout.contains("3 damaged segments"), damaged.stdout)
+        XCTAssertFalse(damaged.stdout.contains("DAMAGED \(segments[0].objectKey)") || damaged.stdout.contains("DAMAGED \(segments[4].objectKey)"),
+                       "the whole segments are not blamed: " + damaged.stdout)
+        let json = try jsonObject(try bosbackup("verify", "--chain", "--json", "--config", config).stdout)
+        XCTAssertEqual((json["damage"] as? [[String: Any]])?.compactMap { $0["first_txid"] as? Int }, [2, 3, 4])
+
+        // Before the damage: exact. Across it: refused, exit 4, nothing written (checked in restored()).
+        XCTAssertEqual(try restored(at: "2026-12-01T10:02:30Z").1, [1, 2])
+        for time in ["2026-12-01T10:03:30Z", "2026-12-01T10:06:00Z"] {
+            let (refused, _) = try restored(at: time)
+            XCTAssertEqual(refused.status, 4, refused.stderr)
+            XCTAssertTrue(refused.stderr.contains(segments[1].objectKey) && refused.stderr.contains("nothing was restored"), refused.stderr)
+        }
+    }
+
+    func testACatalogHoleAndAForeignSegmentAreDamageToo() throws {
+        let segments = try archiveSixCommits()
+        // A segment whose bytes are another segment's (renamed into place), and a row the catalog lost.
+        let nas = dir.file("nas")
+        try FileManager.default.removeItem(atPath: nas + "/" + segments[4].objectKey)
+        try FileManager.default.copyItem(atPath: nas + "/" + segments[3].objectKey, toPath: nas + "/" + segments[4].objectKey)
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        try catalog.db.run("DELETE FROM wal_segments WHERE object_key = ?", .text(segments[1].objectKey))
+        let damaged = try verifyChain()
+        XCTAssertEqual(damaged.status, 4, damaged.stdout)
+        XCTAssertTrue(damaged.stdout.contains("txids 2…2 are in no segment before it"), damaged.stdout)
+        XCTAssertTrue(damaged.stdout.contains("DAMAGED \(segments[4].objectKey)"), damaged.stdout)
+    }
+
+    func testTxidRestoresTheStateRightAfterThatCommit() throws {
+        _ = try archiveSixCommits()
+        XCTAssertEqual(try restored(["--txid", "0"]).1, [1], "txid 0: the base snapshot")
+        XCTAssertEqual(try restored(["--txid", "3"]).1, [1, 2, 3, 4])
+        XCTAssertEqual(try restored(["--txid", "5"]).1, [1, 2, 3, 4, 5, 6])
+        let beyond = try restored(["--txid", "6"]).0
+        XCTAssertEqual(beyond.status, 2, beyond.stderr)
+        XCTAssertTrue(beyond.stderr.contains("txid 6 is not in the archive") && beyond.stderr.contains("1…5"), beyond.stderr)
+        let both = try restored(["--txid", "3", "--at", "2026-12-01T10:03:30Z"]).0
+        XCTAssertEqual(both.status, 2, both.stderr)
+    }
+
+    /// The host is gone with its catalog: a new catalog rebuilt from the target alone restores to the same commit.
+    func testTheArchiveIsRecatalogedFromTheTargetAlone() throws {
+        _ = try archiveSixCommits()
+        let before = try restored(at: "2026-12-01T10:04:30Z").1
+        try FileManager.default.removeItem(atPath: dir.file("catalog.db"))
+        let rebuilt = try bosbackup("catalog", "rebuild", "--target", "nas", "--config", config)
+        XCTAssertEqual(rebuilt.status, 0, rebuilt.stdout + rebuilt.stderr)
+        XCTAssertTrue(rebuilt.stdout.contains("WAL archive: 1 generations, 5 segments"), rebuilt.stdout)
+        XCTAssertEqual(try restored(at: "2026-12-01T10:04:30Z").1, before)
+        XCTAssertEqual(before, [1, 2, 3, 4])
+        XCTAssertEqual(try restored(["--txid", "5"]).1, [1, 2, 3, 4, 5, 6])
+        let chain = try verifyChain()
+        XCTAssertEqual(chain.status, 0, chain.stdout)
+        // A second rebuild adds nothing.
+        XCTAssertFalse(try bosbackup("catalog", "rebuild", "--target", "nas", "--config", config).stdout.contains("WAL archive:"))
+    }
+}
