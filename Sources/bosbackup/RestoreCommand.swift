@@ -23,6 +23,8 @@ struct RestoreCommand: AsyncParsableCommand {
     @Option(help: "Restore the state right after this archived commit (txids count from 1 in each archive generation; 0 is its base snapshot).")
     var txid: Int64?
     @Option(help: "With --txid: the archive generation (id or prefix; default the newest).") var generation: String?
+    @Option(name: .customLong("from-target"), help: "With --at or --txid: restore from this archive target only (default: the first that can).")
+    var fromTarget: String?
     @Option(help: "Where to restore the snapshot to.") var into: String?
     @Flag(help: "Replace an existing database at --into (after copying it aside).") var force = false
     @Option(help: "Restore the N newest snapshots into scratch for triage.") var latest: Int?
@@ -57,16 +59,37 @@ struct RestoreCommand: AsyncParsableCommand {
     private func restoreAt(_ context: Context, _ catalog: Catalog, path: String) async throws -> Int32 {
         let (policy, name, archive) = try context.archivedDatabase(database)
         let pitr = PointInTimeRestore(catalog: catalog)
-        let targets = archive.targets.map(\.target)
-        let plan: PointInTimePlan
+        let targets = archive.targets.map(\.target).filter { fromTarget == nil || $0 == fromTarget }
+        if let fromTarget, targets.isEmpty {
+            throw UsageError("\(fromTarget) is not an archive target of database \(name) (\(archive.targets.map(\.target).joined(separator: ", ")))")
+        }
+        let plans: [PointInTimePlan]
         if let txid {
-            plan = try pitr.plan(txid: txid, generation: generation, database: name, host: policy.host, targets: targets)
+            plans = try pitr.plans(txid: txid, generation: generation, database: name, host: policy.host, targets: targets)
         } else {
             guard let text = at, let when = ISO8601.parse(text, defaultZone: context.timeZone) else {
                 throw UsageError("--at \(at ?? "") is not an ISO 8601 time (e.g. 2026-11-29T21:59:59+08:00)")
             }
-            plan = try pitr.plan(at: when, database: name, host: policy.host, targets: targets)
+            plans = try pitr.plans(at: when, database: name, host: policy.host, targets: targets)
         }
+        // Each archive target restores alone: when one cannot (damaged, unreachable), the next
+        // gives the same state. Nothing is written by an attempt that fails.
+        var attempt = 0
+        while true {
+            let plan = plans[attempt]
+            do {
+                return try await restore(plan, pitr, context, catalog, name: name, path: path)
+            } catch {
+                // A mistake in what was asked is the answer; so is the last target's failure.
+                guard (error as? CategorizedError)?.category != .input, attempt + 1 < plans.count else { throw error }
+                attempt += 1
+                Console.error("could not restore from \(plan.target): \(error); trying \(plans[attempt].target)")
+            }
+        }
+    }
+
+    private func restore(_ plan: PointInTimePlan, _ pitr: PointInTimeRestore, _ context: Context, _ catalog: Catalog,
+                         name: String, path: String) async throws -> Int32 {
         let segments = try context.target(named: plan.target)
         let progress = ProgressLine()
         var restorer = SnapshotRestorer(catalog: catalog, clock: context.clock)

@@ -101,4 +101,53 @@ final class ArchiveChainTests: ArchiveTestCase {
         // A second rebuild adds nothing.
         XCTAssertFalse(try bosbackup("catalog", "rebuild", "--target", "nas", "--config", config).stdout.contains("WAL archive:"))
     }
+
+    /// Each archive target holds a base snapshot of its own (here the second one is
+    /// taken after two more commits, which its segments then leave out): with the
+    /// first target gone, the second restores the same states alone.
+    func testEachTargetHasItsOwnBaseAndRestoresAlone() async throws {
+        try writePolicy(archiveTargets: "nas: 1s, far: 1s")
+        try commit(1)
+        let policy = try PolicyLoader.load(path: config)
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        final class Once: @unchecked Sendable { var done = false }
+        let once = Once()
+        let archive = try XCTUnwrap(policy.archive(of: "bos"))
+        func archiver(at minute: Int) -> WALArchiver {
+            WALArchiver(catalog: catalog, clock: FixedClock(ISO8601.parse(at(minute))!), policy: policy, archive: archive,
+                        scratch: dir.file("scratch")) { name in
+            if name == "far", !once.done {   // between the two base snapshots
+                once.done = true
+                try self.commit(2)
+                try self.commit(3)
+            }
+                return try TargetFactory.open(try XCTUnwrap(policy.target(named: name)))
+            }
+        }
+        _ = try await archiver(at: 0).pass()
+        try commit(4)
+        _ = try await archiver(at: 1).pass()
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        XCTAssertEqual(try catalog.base(of: generation, target: "nas").baseTxid, 0)
+        XCTAssertEqual(try catalog.base(of: generation, target: "far").baseTxid, 2, "far's base holds commits 2 and 3 (txids 1, 2)")
+        XCTAssertEqual(try catalog.segments(generation: generation.id, target: "far").map(\.firstTxid), [3])
+        XCTAssertEqual(try catalog.segments(generation: generation.id, target: "nas").last?.lastTxid, 3)
+        XCTAssertEqual(try bosbackup("verify", "--chain", "--config", config).status, 0)
+        let now = at(1)
+        XCTAssertEqual(try restored(["--at", now, "--from-target", "far"]).1, [1, 2, 3, 4])
+        XCTAssertEqual(try restored(["--txid", "2", "--from-target", "far"]).1, [1, 2, 3], "far's base alone")
+
+        // The first target is lost: the same states come from the second, said on stderr.
+        try FileManager.default.removeItem(atPath: dir.file("nas"))
+        let (fallback, rows) = try restored(["--at", now])
+        XCTAssertEqual(fallback.status, 0, fallback.stderr)
+        XCTAssertEqual(rows, [1, 2, 3, 4])
+        XCTAssertTrue(fallback.stderr.contains("could not restore from nas") && fallback.stderr.contains("trying far"), fallback.stderr)
+        XCTAssertTrue(fallback.stdout.contains("from far"), fallback.stdout)
+        // txid 1 is only on nas (far's base is past it): refused, exit 4, nothing written.
+        XCTAssertEqual(try restored(["--txid", "1"]).0.status, 4)
+        let chain = try bosbackup("verify", "--chain", "--config", config)
+        XCTAssertEqual(chain.status, 4, chain.stdout)
+        XCTAssertTrue(chain.stdout.contains("on nas") && !chain.stdout.contains("on far:"), chain.stdout)
+    }
 }

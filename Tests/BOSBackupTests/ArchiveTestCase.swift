@@ -19,15 +19,20 @@ class ArchiveTestCase: XCTestCase {
         try Fixtures.sampleDatabase(at: live, orders: 300)
         bos = try Database(path: live)
         try bos.execute("PRAGMA wal_autocheckpoint = 0; CREATE TABLE ledger(k INTEGER PRIMARY KEY, total INTEGER NOT NULL)")
+        try writePolicy(archiveTargets: "nas: 1s")
+    }
+
+    /// Two file targets, nas and far; the archive ships to `archiveTargets`.
+    func writePolicy(archiveTargets: String) throws {
         try """
             timezone: UTC
             host: store-0421
             databases: { bos: { path: \(live) } }
             catalog: \(dir.file("catalog.db"))
             scratch: \(dir.file("scratch"))
-            targets: { nas: { url: "file://\(dir.file("nas"))" } }
+            targets: { nas: { url: "file://\(dir.file("nas"))" }, far: { url: "file://\(dir.file("far"))" } }
             jobs: { daily: { target: nas, cron: "0 22 * * *" } }
-            archive: { bos: { targets: { nas: 1s } } }
+            archive: { bos: { targets: { \(archiveTargets) } } }
             """.write(toFile: config, atomically: true, encoding: .utf8)
     }
 

@@ -58,34 +58,46 @@ public struct PointInTimeRestore {
 
     public init(catalog: Catalog) { self.catalog = catalog }
 
+    /// The first of `plans(at:)`.
     public func plan(at: Date, database: String, host: String, targets: [String]) throws -> PointInTimePlan {
+        try plans(at: at, database: database, host: host, targets: targets)[0]
+    }
+
+    /// Every target's way to the state at `at`, in the order of `targets`: each
+    /// target holds a base snapshot of its own, so when one cannot be read the
+    /// next can restore the same state.
+    public func plans(at: Date, database: String, host: String, targets: [String]) throws -> [PointInTimePlan] {
         var before: Date?, after: Date?
         for generation in try catalog.generations(database: database, host: host).reversed() {
-            guard let base = try catalog.snapshot(id: generation.baseSnapshot) else { continue }
-            // From when the generation started (after its base snapshot was stored, to the
-            // microsecond), not the snapshot's own time: that is kept to the second, and
+            var found: [PointInTimePlan] = []
+            // From when the generation started (after its base snapshots were stored, to the
+            // microsecond), not a snapshot's own time: that is kept to the second, and
             // commits a fraction of a second after it are in the base image.
             let start = generation.startedAt
             for target in targets {
+                let base = try catalog.base(of: generation, target: target)
+                guard let snapshot = try catalog.snapshot(id: base.snapshot) else { continue }
                 let segments = try catalog.segments(generation: generation.id, target: target)
                 // Covered: up to the last time the target had everything the WAL held.
                 let end = max(segments.last?.lastSeen ?? start, try catalog.archiveCheck(generation: generation.id, target: target) ?? start)
                 if start <= at && at <= end {
                     let used = segments.filter { $0.firstSeen <= at }
                     let last = used.last
-                    return PointInTimePlan(generation: generation, base: base, target: target, segments: used, at: at,
-                                           lastTxid: last?.lastTxid ?? 0, lastSeen: last?.lastSeen)
+                    found.append(PointInTimePlan(generation: generation, base: snapshot, target: target, segments: used, at: at,
+                                                 lastTxid: last?.lastTxid ?? base.baseTxid, lastSeen: last?.lastSeen))
+                    continue
                 }
                 if end <= at { before = max(before ?? end, end) }
                 if start >= at { after = min(after ?? start, start) }
             }
+            if !found.isEmpty { return found }
         }
         throw PointInTimeError.notCovered(at: at, before: before, after: after)
     }
 
     /// The state right after commit `txid` of a generation (default: the newest
     /// generation; txids count from 1 in each, 0 is its base snapshot).
-    public func plan(txid: Int64, generation id: String?, database: String, host: String, targets: [String]) throws -> PointInTimePlan {
+    public func plans(txid: Int64, generation id: String?, database: String, host: String, targets: [String]) throws -> [PointInTimePlan] {
         let generations = try catalog.generations(database: database, host: host)
         let chosen: WALGeneration?
         if let id {
@@ -98,18 +110,20 @@ public struct PointInTimeRestore {
         guard let generation = chosen else {
             throw PointInTimeError.noGeneration(id.map { "no archive generation \($0) of database \(database)" } ?? "database \(database) has no WAL archive yet")
         }
-        guard let base = try catalog.snapshot(id: generation.baseSnapshot) else {
-            throw PointInTimeError.noGeneration("the base snapshot \(SnapshotID.short(generation.baseSnapshot)) of generation \(SnapshotID.short(generation.id)) is not in the catalog")
-        }
         var newest: Int64 = 0
+        var found: [PointInTimePlan] = []
         for target in targets {
+            let base = try catalog.base(of: generation, target: target)
+            guard let snapshot = try catalog.snapshot(id: base.snapshot) else { continue }
             let segments = try catalog.segments(generation: generation.id, target: target)
-            newest = max(newest, segments.last?.lastTxid ?? 0)
-            guard txid >= 0, txid <= segments.last?.lastTxid ?? 0 else { continue }
+            newest = max(newest, segments.last?.lastTxid ?? base.baseTxid)
+            // This target's base holds txids up to its own; it restores nothing before that.
+            guard txid >= base.baseTxid, txid <= segments.last?.lastTxid ?? base.baseTxid else { continue }
             let used = segments.filter { $0.firstTxid <= txid }
-            return PointInTimePlan(generation: generation, base: base, target: target, segments: used, at: .distantFuture,
-                                   lastTxid: txid, lastSeen: used.last?.lastSeen)
+            found.append(PointInTimePlan(generation: generation, base: snapshot, target: target, segments: used, at: .distantFuture,
+                                         lastTxid: txid, lastSeen: used.last?.lastSeen))
         }
+        guard found.isEmpty else { return found }
         throw PointInTimeError.txidNotArchived(txid: txid, generation: generation.id, newest: newest)
     }
 

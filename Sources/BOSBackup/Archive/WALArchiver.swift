@@ -103,43 +103,65 @@ public struct WALArchiver {
     }
 
     /// Where `target`'s archive of the generation stands: after its last segment,
-    /// else after the base snapshot's pinned frame. A nil position: the WAL no longer holds it.
+    /// else after its base snapshot's pinned frame. A nil position: the WAL no longer holds it.
     func resumePoint(_ generation: WALGeneration, target: String, walPath: String) throws -> (WALPosition?, Int64) {
         if let last = try catalog.lastSegment(generation: generation.id, target: target) { return (last.position, last.lastTxid + 1) }
-        guard let header = try WALFile.header(path: walPath), header.salt1 == generation.salt1, header.salt2 == generation.salt2 else { return (nil, 1) }
-        return (try WALFile.position(path: walPath, header: header, afterFrame: generation.baseFrame), 1)
+        let base = try catalog.base(of: generation, target: target)
+        guard let header = try WALFile.header(path: walPath), header.salt1 == base.salt1, header.salt2 == base.salt2 else { return (nil, base.baseTxid + 1) }
+        return (try WALFile.position(path: walPath, header: header, afterFrame: base.frame), base.baseTxid + 1)
     }
 
-    /// A base snapshot whose pinned WAL commit the WAL still holds: the archive continues from its frame.
+    /// A base snapshot on every archive target, so each target's archive restores
+    /// alone. The first pins the WAL commit the generation's txids count from; a
+    /// later target's pins a later one of the same WAL and holds the commits in
+    /// between (its segments start after them). When the WAL restarted under them,
+    /// take them again.
     func startGeneration(_ database: Policy.DatabaseConfig, reason: String) async throws -> WALGeneration {
-        guard let first = archive.targets.first else { throw ArchiveError.noArchive(database: database.name) }
-        var request = BackupRequest(sourcePath: database.path, job: Policy.archiveJobName, targetName: first.target, scratch: scratch,
+        guard !archive.targets.isEmpty else { throw ArchiveError.noArchive(database: database.name) }
+        let walPath = database.path + "-wal"
+        var request = BackupRequest(sourcePath: database.path, job: Policy.archiveJobName, targetName: "", scratch: scratch,
                                     level: policy.compressionLevel, blockSize: policy.blockSize)
         request.host = policy.host
         request.database = database.name
         // A new generation after a lost position costs the pages changed since the last base.
         request.fullEvery = Self.baseChainLength
-        for _ in 0..<3 {
-            let target = try openTarget(first.target)
-            let base = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target)
-            let manifest = try await Repository(target: target).manifestV2(of: base)
-            guard let pinned = manifest.walPosition, let header = try WALFile.header(path: database.path + "-wal"),
-                  header.salt1 == pinned.salt1, header.salt2 == pinned.salt2,
-                  try WALFile.position(path: database.path + "-wal", header: header, afterFrame: Int(pinned.mxFrame)) != nil else {
-                continue   // the WAL restarted right after the snapshot (or it could not be pinned): take another
+        attempts: for _ in 0..<3 {
+            let id = SnapshotID.generate()
+            var bases: [WALBase] = []
+            var first: WALPosition?
+            for destination in archive.targets {
+                request.targetName = destination.target
+                let target = try openTarget(destination.target)
+                let snapshot = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target)
+                let manifest = try await Repository(target: target).manifestV2(of: snapshot)
+                guard let pinned = manifest.walPosition, let header = try WALFile.header(path: walPath),
+                      header.salt1 == pinned.salt1, header.salt2 == pinned.salt2,
+                      let at = try WALFile.position(path: walPath, header: header, afterFrame: Int(pinned.mxFrame)) else {
+                    continue attempts   // the WAL restarted right after the snapshot (or it could not be pinned)
+                }
+                var txids = 0
+                if let first {
+                    guard at.salt1 == first.salt1, at.salt2 == first.salt2,
+                          let count = try WALFile.commitCount(path: walPath, header: header, after: first, throughFrame: at.frame) else { continue attempts }
+                    txids = count
+                }
+                first = first ?? at
+                bases.append(WALBase(generation: id, target: destination.target, snapshot: snapshot.id, baseTxid: Int64(txids),
+                                     salt1: at.salt1, salt2: at.salt2, frame: at.frame))
             }
-            let generation = WALGeneration(id: SnapshotID.generate(), database: database.name, host: policy.host, baseSnapshot: base.id,
-                                           salt1: pinned.salt1, salt2: pinned.salt2, baseFrame: Int(pinned.mxFrame),
+            let generation = WALGeneration(id: id, database: database.name, host: policy.host, baseSnapshot: bases[0].snapshot,
+                                           salt1: bases[0].salt1, salt2: bases[0].salt2, baseFrame: bases[0].frame,
                                            startedAt: clock.now(), endedAt: nil, endReason: nil)
             // On every target before its first segment: each target's archive can be re-cataloged alone.
-            for destination in archive.targets {
-                try await Repository(target: try openTarget(destination.target)).putGenerationMarker(GenerationMarker(generation, reason: reason))
+            for base in bases {
+                try await Repository(target: try openTarget(base.target)).putGenerationMarker(GenerationMarker(generation, base: base, reason: reason))
             }
             try catalog.insert(generation)
-            try catalog.addAudit(action: "archive", snapshotID: base.id, detail: "generation \(generation.id) started: \(reason)")
+            for base in bases { try catalog.insert(base) }
+            try catalog.addAudit(action: "archive", snapshotID: generation.baseSnapshot, detail: "generation \(generation.id) started: \(reason)")
             return generation
         }
-        throw ArchiveError.cannotPin("three base snapshots in a row lost their WAL commit to a checkpoint; is something checkpointing with TRUNCATE?")
+        throw ArchiveError.cannotPin("three times in a row the WAL restarted under the base snapshots; is something checkpointing with TRUNCATE?")
     }
 
     /// One segment of whole commits to one target, durable before it is cataloged.

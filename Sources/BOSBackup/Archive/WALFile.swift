@@ -103,10 +103,28 @@ enum WALFile {
     /// same salts), in order, and at most `limit` frames of them. Frames after
     /// the last commit frame (a transaction still being written, or leftovers of
     /// an earlier log) are not returned.
-    /// `keepPages: false` keeps no page bytes (the commits' pages are empty): what
-    /// `position` needs to walk a WAL of any size in constant memory.
-    static func commits(path: String, header: WALHeader, after position: WALPosition, limit: Int = .max,
-                        keepPages: Bool = true) throws -> [WALCommit] {
+    static func commits(path: String, header: WALHeader, after position: WALPosition, limit: Int = .max) throws -> [WALCommit] {
+        var commits: [WALCommit] = []
+        try walk(path: path, header: header, after: position, limit: limit, keepPages: true) { commits.append($0) }
+        return commits
+    }
+
+    /// How many commits end in the frames after `position` up to frame `frame`,
+    /// or nil when those frames are not all valid or do not end with a commit.
+    static func commitCount(path: String, header: WALHeader, after position: WALPosition, throughFrame frame: Int) throws -> Int? {
+        var count = 0, last = position.frame
+        try walk(path: path, header: header, after: position, limit: frame - position.frame, keepPages: false) { commit in
+            count += 1
+            last = commit.lastFrame
+        }
+        return last == frame ? count : nil
+    }
+
+    /// Calls `commit` for each committed transaction after `position`, in
+    /// order. `keepPages: false` keeps no page bytes (the commits' pages are
+    /// empty): a WAL of any size walked in constant memory.
+    private static func walk(path: String, header: WALHeader, after position: WALPosition, limit: Int, keepPages: Bool,
+                             _ commit: (WALCommit) throws -> Void) throws {
         precondition(position.salt1 == header.salt1 && position.salt2 == header.salt2, "the position belongs to another WAL")
         let file = try FileHandleFD(readingFrom: path)
         let frameSize = 24 + header.pageSize
@@ -114,7 +132,6 @@ enum WALFile {
         var checksum = position.checksum
         var frame = position.frame
         var pending: [(number: UInt32, bytes: [UInt8])] = []
-        var commits: [WALCommit] = []
         var read = 0
         while read < limit {
             let offset = Int64(WALHeader.size) + Int64(frame) * Int64(frameSize)
@@ -129,15 +146,10 @@ enum WALFile {
             if keepPages { pending.append((bigEndian(buffer, 0), Array(buffer[24..<frameSize]))) }
             let commitSize = bigEndian(buffer, 4)
             if commitSize != 0 {
-                if keepPages || commits.isEmpty {
-                    commits.append(WALCommit(pages: pending, pageCount: commitSize, lastFrame: frame, checksum: checksum))
-                } else {
-                    commits[0] = WALCommit(pages: [], pageCount: commitSize, lastFrame: frame, checksum: checksum)   // only the last one counts
-                }
+                try commit(WALCommit(pages: pending, pageCount: commitSize, lastFrame: frame, checksum: checksum))
                 pending = []
             }
         }
-        return commits
     }
 
     /// The position after frame `frame` of this WAL (its checksum chained
@@ -145,8 +157,9 @@ enum WALFile {
     static func position(path: String, header: WALHeader, afterFrame frame: Int) throws -> WALPosition? {
         let start = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
         guard frame > 0 else { return start }
-        let commits = try commits(path: path, header: header, after: start, limit: frame, keepPages: false)
-        guard let last = commits.last, last.lastFrame == frame else { return nil }
+        var last: WALCommit?
+        try walk(path: path, header: header, after: start, limit: frame, keepPages: false) { last = $0 }
+        guard let last, last.lastFrame == frame else { return nil }
         return WALPosition(salt1: header.salt1, salt2: header.salt2, frame: frame, checksum: last.checksum)
     }
 }

@@ -153,7 +153,11 @@ public final class WALFollower {
         pageSize = header.pageSize
         frameAtSwap = start.frame
         nextTxid = 1
-        shipped = Dictionary(uniqueKeysWithValues: archiver.archive.targets.map { ($0.target, 0) })
+        // A later target's base snapshot already holds the first commits.
+        shipped = [:]
+        for destination in archiver.archive.targets {
+            shipped[destination.target] = try archiver.catalog.base(of: started, target: destination.target).baseTxid
+        }
     }
 
     // MARK: following

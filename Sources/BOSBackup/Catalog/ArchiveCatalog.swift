@@ -15,6 +15,19 @@ public struct WALGeneration: Equatable, Sendable {
     public var endReason: String?
 }
 
+/// The base snapshot one target's archive of a generation starts from: it
+/// holds txids 1…`baseTxid` (0 on the generation's first target), pinned at
+/// WAL frame `frame` with these salts.
+public struct WALBase: Equatable, Sendable {
+    public var generation: String
+    public var target: String
+    public var snapshot: String
+    public var baseTxid: Int64
+    public var salt1: UInt32
+    public var salt2: UInt32
+    public var frame: Int
+}
+
 /// One shipped segment: whole commits `firstTxid…lastTxid` of a generation on one target.
 public struct WALSegmentRecord: Equatable, Sendable {
     public var generation: String
@@ -44,6 +57,25 @@ extension Catalog {
             VALUES (?,?,?,?,?,?,?,?)
             """, .text(g.id), .text(g.database), .text(g.host), .text(g.baseSnapshot), .integer(Int64(g.salt1)),
                  .integer(Int64(g.salt2)), .integer(Int64(g.baseFrame)), .real(g.startedAt.timeIntervalSince1970))
+    }
+
+    public func insert(_ b: WALBase) throws {
+        try db.run("""
+            INSERT INTO wal_bases (generation, target, snapshot_id, base_txid, salt1, salt2, frame) VALUES (?,?,?,?,?,?,?)
+            ON CONFLICT(generation, target) DO NOTHING
+            """, .text(b.generation), .text(b.target), .text(b.snapshot), .integer(b.baseTxid), .integer(Int64(b.salt1)),
+                 .integer(Int64(b.salt2)), .integer(Int64(b.frame)))
+    }
+
+    /// Where `target`'s archive of the generation starts. A generation from
+    /// before schema 8 has one base, the generation's own, for every target.
+    public func base(of g: WALGeneration, target: String) throws -> WALBase {
+        guard let r = try db.rows("SELECT snapshot_id, base_txid, salt1, salt2, frame FROM wal_bases WHERE generation = ? AND target = ?",
+                                  .text(g.id), .text(target)).first else {
+            return WALBase(generation: g.id, target: target, snapshot: g.baseSnapshot, baseTxid: 0, salt1: g.salt1, salt2: g.salt2, frame: g.baseFrame)
+        }
+        return WALBase(generation: g.id, target: target, snapshot: r[0].string ?? "", baseTxid: r[1].int ?? 0,
+                       salt1: UInt32(truncatingIfNeeded: r[2].int ?? 0), salt2: UInt32(truncatingIfNeeded: r[3].int ?? 0), frame: Int(r[4].int ?? 0))
     }
 
     public func containsGeneration(id: String) throws -> Bool {

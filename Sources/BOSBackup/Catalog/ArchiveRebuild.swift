@@ -14,14 +14,15 @@ extension CatalogRebuild {
                 continue
             }
             if !allHosts, let host, marker.host != host { continue }
-            guard try catalog.containsSnapshot(id: marker.baseSnapshot) else {
-                outcome.skipped.append((markerKey, "its base snapshot \(SnapshotID.short(marker.baseSnapshot)) is not in the catalog"))
+            guard try catalog.containsSnapshot(id: marker.targetBaseSnapshot) else {
+                outcome.skipped.append((markerKey, "its base snapshot \(SnapshotID.short(marker.targetBaseSnapshot)) is not in the catalog"))
                 continue
             }
             if try !catalog.containsGeneration(id: marker.generation) {
                 try catalog.insert(marker.walGeneration)
                 outcome.archiveGenerations += 1
             }
+            try catalog.insert(marker.base(target: targetName))
             touched.insert([marker.host, marker.database])
             let namespace = RepositoryNamespace(host: marker.host, database: marker.database)
             let segments = keys.compactMap { key in namespace.parseSegmentKey(key).flatMap { $0.generation == marker.generation ? (key, $0.first) : nil } }

@@ -162,6 +162,22 @@ enum CatalogSchema {
             PRIMARY KEY (generation, target)
         ) WITHOUT ROWID;
         """,
+        // 8: each archive target holds a base snapshot of its own, so each target's archive
+        // restores alone. A target's base may pin a later WAL commit than the generation's
+        // first base: it already holds txids 1…base_txid, its segments start after them.
+        // A generation without rows here (schema 7) has its one base, on its first target.
+        """
+        CREATE TABLE wal_bases (
+            generation  TEXT NOT NULL REFERENCES wal_generations(id),
+            target      TEXT NOT NULL,
+            snapshot_id TEXT NOT NULL,
+            base_txid   INTEGER NOT NULL,
+            salt1       INTEGER NOT NULL,
+            salt2       INTEGER NOT NULL,
+            frame       INTEGER NOT NULL,
+            PRIMARY KEY (generation, target)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -15,15 +15,28 @@ public struct GenerationMarker: Codable, Equatable, Sendable {
     /// Unix seconds, to the microsecond (coverage starts here).
     public var startedAt: Double
     public var reason: String
+    /// This target's own base snapshot: it holds txids 1…`targetBaseTxid`, pinned at `targetBaseFrame`.
+    public var target: String
+    public var targetBaseSnapshot: String
+    public var targetBaseTxid: Int64
+    public var targetBaseFrame: Int
 
     enum CodingKeys: String, CodingKey {
-        case format, generation, host, database, salt1, salt2, reason
+        case format, generation, host, database, salt1, salt2, reason, target
         case baseSnapshot = "base_snapshot", baseFrame = "base_frame", startedAt = "started_at"
+        case targetBaseSnapshot = "target_base_snapshot", targetBaseTxid = "target_base_txid", targetBaseFrame = "target_base_frame"
     }
 
-    public init(_ g: WALGeneration, reason: String) {
+    public init(_ g: WALGeneration, base: WALBase, reason: String) {
         (generation, host, database, baseSnapshot) = (g.id, g.host, g.database, g.baseSnapshot)
         (salt1, salt2, baseFrame, startedAt, self.reason) = (g.salt1, g.salt2, g.baseFrame, g.startedAt.timeIntervalSince1970, reason)
+        (target, targetBaseSnapshot, targetBaseTxid, targetBaseFrame) = (base.target, base.snapshot, base.baseTxid, base.frame)
+    }
+
+    /// This target's base, under the target name it is re-cataloged as.
+    public func base(target name: String) -> WALBase {
+        WALBase(generation: generation, target: name, snapshot: targetBaseSnapshot, baseTxid: targetBaseTxid, salt1: salt1, salt2: salt2,
+                frame: targetBaseFrame)
     }
 
     public var walGeneration: WALGeneration {

@@ -75,8 +75,9 @@ public struct ArchiveChainVerifier {
         let checked = try catalog.archiveCheck(generation: generation.id, target: target)
         var chain = ArchiveChainReport.Chain(target: target, generation: generation.id, coveredFrom: generation.startedAt,
                                              coveredTo: max(records.last?.lastSeen ?? generation.startedAt, checked ?? generation.startedAt))
+        let base = try catalog.base(of: generation, target: target)
         var previous: WALSegmentRecord?
-        var expected: Int64 = 1
+        var expected = base.baseTxid + 1
         for record in records {
             func damaged(_ why: String) {
                 report.damage.append(.init(target: target, generation: generation.id, key: record.objectKey, why: why,
@@ -95,14 +96,14 @@ public struct ArchiveChainVerifier {
             chain.segments += 1
             chain.bytes += record.bytes
             chain.commits += Int64(decoded.commits.count)
-            if let problem = Self.linkProblem(decoded, record: record, previous: previous, generation: generation) { damaged(problem) }
+            if let problem = Self.linkProblem(decoded, record: record, previous: previous, base: base) { damaged(problem) }
         }
         return chain
     }
 
     /// What is wrong with a segment's own account of where it sits, if anything.
     static func linkProblem(_ segment: WALSegment.Decoded, record: WALSegmentRecord, previous: WALSegmentRecord?,
-                            generation: WALGeneration) -> String? {
+                            base: WALBase) -> String? {
         let txids = segment.commits.map(\.txid)
         guard let first = txids.first, let last = txids.last else { return "it holds no commit" }
         if first != record.firstTxid || last != record.lastTxid || txids != Array(first...last) {
@@ -119,8 +120,8 @@ public struct ArchiveChainVerifier {
         if link.previousSHA256 != previous?.sha256 {
             return previous.map { "it does not follow \($0.objectKey) (its previous-segment SHA-256 differs)" } ?? "it names a previous segment, but is the first"
         }
-        if previous == nil, link.from.salt1 != generation.salt1 || link.from.salt2 != generation.salt2 || link.from.frame != generation.baseFrame {
-            return "it resumes from WAL frame \(link.from.frame), its generation's base snapshot pinned frame \(generation.baseFrame)"
+        if previous == nil, link.from.salt1 != base.salt1 || link.from.salt2 != base.salt2 || link.from.frame != base.frame {
+            return "it resumes from WAL frame \(link.from.frame), the base snapshot it follows pinned frame \(base.frame)"
         }
         if let previous, link.from.salt1 != previous.position.salt1 || link.from.salt2 != previous.position.salt2
             || link.from.frame != previous.position.frame {
