@@ -19,7 +19,7 @@ struct RestoreCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Snapshot id to restore.") var snapshot: String?
-    @Option(help: "Restore the state at this time (ISO 8601) from the WAL archive: the last commit seen at or before it.") var at: String?
+    @Option(help: "Restore the state at this time (ISO 8601, or latest) from the WAL archive: the last commit seen at or before it.") var at: String?
     @Option(help: "Restore the state right after this archived commit (txids count from 1 in each archive generation; 0 is its base snapshot).")
     var txid: Int64?
     @Option(help: "With --txid: the archive generation (id or prefix; default the newest).") var generation: String?
@@ -67,8 +67,17 @@ struct RestoreCommand: AsyncParsableCommand {
         if let txid {
             plans = try pitr.plans(txid: txid, generation: generation, database: name, host: policy.host, targets: targets)
         } else {
-            guard let text = at, let when = ISO8601.parse(text, defaultZone: context.timeZone) else {
-                throw UsageError("--at \(at ?? "") is not an ISO 8601 time (e.g. 2026-11-29T21:59:59+08:00)")
+            let when: Date
+            if at == "latest" {
+                guard let newest = try pitr.latest(database: name, host: policy.host, targets: targets) else {
+                    throw PointInTimeError.noGeneration("database \(name) has no WAL archive yet")
+                }
+                when = newest
+            } else {
+                guard let text = at, let parsed = ISO8601.parse(text, defaultZone: context.timeZone) else {
+                    throw UsageError("--at \(at ?? "") is not an ISO 8601 time (e.g. 2026-11-29T21:59:59+08:00) or latest")
+                }
+                when = parsed
             }
             plans = try pitr.plans(at: when, database: name, host: policy.host, targets: targets)
         }

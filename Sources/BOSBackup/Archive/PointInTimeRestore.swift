@@ -58,6 +58,19 @@ public struct PointInTimeRestore {
 
     public init(catalog: Catalog) { self.catalog = catalog }
 
+    /// The newest time any of `targets` covers: what `restore --at latest` restores
+    /// (after a host is lost, the last commit that reached a target).
+    public func latest(database: String, host: String, targets: [String]) throws -> Date? {
+        guard let generation = try catalog.generations(database: database, host: host).last else { return nil }
+        var newest: Date?
+        for target in targets {
+            let end = max(try catalog.lastSegment(generation: generation.id, target: target)?.lastSeen ?? generation.startedAt,
+                          try catalog.archiveCheck(generation: generation.id, target: target) ?? generation.startedAt)
+            newest = max(newest ?? end, end)
+        }
+        return newest
+    }
+
     /// The first of `plans(at:)`.
     public func plan(at: Date, database: String, host: String, targets: [String]) throws -> PointInTimePlan {
         try plans(at: at, database: database, host: host, targets: targets)[0]
