@@ -38,7 +38,23 @@ struct ArchiveCommand: AsyncParsableCommand {
                 for archiver in loop.archivers { loop.report(try await archiver.pass(), archiver.archive.database, quiet: false) }
                 return ExitStatus.ok
             }
-            try await loop.run()
+            // SIGTERM/SIGINT: one last pass ships what every target still lacks, then exit 0.
+            let stop = StopRequest()
+            signal(SIGTERM, SIG_IGN)
+            signal(SIGINT, SIG_IGN)
+            let output = RunOutput(style: .archive, context: context)
+            let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    output.done("received \(number == SIGTERM ? "SIGTERM" : "SIGINT"), shipping what is read, then stopping")
+                    stop.request()
+                }
+                source.resume()
+                return source
+            }
+            defer { sources.forEach { $0.cancel() } }
+            try await loop.run(stop: stop)
+            output.done("stopped")
             return ExitStatus.ok
         }
     }

@@ -26,18 +26,32 @@ struct ArchiveLoop {
     /// shipped to at its own interval from what was read).
     static let poll: TimeInterval = 0.2
 
-    func run() async throws {
+    /// Until cancelled, or until `stop` says so: then every target gets what was
+    /// read (the commits queued for a slow target's interval) before it returns.
+    func run(stop: StopRequest? = nil) async throws {
         let followers = archivers.map(WALFollower.init)
         defer { followers.forEach { $0.detach() } }
         var due: [String: Date] = [:]
         var failing: Set<String> = []
         while !Task.isCancelled {
+            if stop?.requested == true {
+                for follower in followers {
+                    let name = follower.archiver.archive.database
+                    do { report(try await follower.step(shipTo: follower.archiver.archive.targets.map(\.target)), name) } catch {
+                        output.failure("\(name): the last pass before stopping failed: \(error)", priority: .error)
+                    }
+                }
+                return
+            }
             let now = Date()
             for follower in followers {
                 let name = follower.archiver.archive.database
                 let ready = follower.archiver.archive.targets.filter { due[name + "/" + $0.target, default: now] <= now }
                 do {
-                    report(try await follower.step(shipTo: ready.map(\.target)), name)
+                    let pass = try await follower.step(shipTo: ready.map(\.target))
+                    report(pass, name)
+                    // A new generation may leave an old one past retain:.
+                    if pass.started != nil { try await applyRetention(follower.archiver.archive) }
                     if failing.remove(name) != nil { output.done("\(name): archiving again") }
                 } catch is CancellationError {
                     throw CancellationError()
@@ -52,6 +66,13 @@ struct ArchiveLoop {
         }
     }
 
+    func applyRetention(_ archive: Policy.Archive) async throws {
+        let outcome = try await context.archiveRetention(archivers[0].catalog).apply(archive, host: archivers[0].policy.host)
+        if let line = Context.describe(outcome, database: archive.database, dryRun: false) { output.done(line) }
+        for leftover in outcome.leftovers { output.failure("\(archive.database): \(leftover.key) was not deleted: \(leftover.why)", priority: .warning) }
+        for failure in outcome.failed { output.failure("\(archive.database): base snapshot \(failure.snapshot.shortID) was not deleted: \(failure.error)", priority: .warning) }
+    }
+
     func report(_ pass: ArchivePass, _ database: String, quiet: Bool = true) {
         if pass.waitingForFirstCommit && !quiet { output.done("\(database): the WAL holds no commit yet; the archive starts at the first one") }
         if let started = pass.started { output.done("\(database): new archive generation \(SnapshotID.short(started.generation)): \(started.reason)") }
@@ -61,4 +82,12 @@ struct ArchiveLoop {
         }
         if pass.shipped.isEmpty && pass.started == nil && !pass.waitingForFirstCommit && !quiet { output.done("\(database): nothing new to archive") }
     }
+}
+
+/// Set from a signal handler, read by the loop between polls.
+final class StopRequest: @unchecked Sendable {
+    private let lock = NSLock()
+    private var flag = false
+    var requested: Bool { lock.withLock { flag } }
+    func request() { lock.withLock { flag = true } }
 }

@@ -16,3 +16,19 @@ extension Context {
         return (policy, name, archive)
     }
 }
+
+extension Context {
+    /// The archive's retention with this command's clock and targets.
+    func archiveRetention(_ catalog: Catalog) -> ArchiveRetention {
+        ArchiveRetention(catalog: catalog, clock: clock, openTarget: target(named:),
+                         pruner: Pruner(catalog: catalog, openTarget: target(for:)))
+    }
+
+    /// One line of what archive retention removed (or would).
+    static func describe(_ outcome: ArchiveRetention.Outcome, database: String, dryRun: Bool) -> String? {
+        guard !outcome.generations.isEmpty || !outcome.bases.isEmpty else { return nil }
+        let verb = dryRun ? "would remove" : "removed"
+        return "archive of \(database): \(verb) \(outcome.generations.count) generation\(outcome.generations.count == 1 ? "" : "s") "
+            + "(\(outcome.segments) segments) and \(outcome.bases.count) base snapshot\(outcome.bases.count == 1 ? "" : "s") older than retain"
+    }
+}

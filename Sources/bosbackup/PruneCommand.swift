@@ -52,12 +52,22 @@ struct PruneCommand: AsyncParsableCommand {
                     }
                 }
             }
+            // The WAL archive's retain:, when no single job was asked for.
+            var archiveReport: [[String: Any]] = []
+            for archive in job == nil ? policy.archives : [] {
+                let outcome = try await context.archiveRetention(catalog).apply(archive, host: policy.host, dryRun: dryRun)
+                failures += outcome.failed
+                archiveReport.append(["database": archive.database, "generations": outcome.generations.map(\.id), "segments": outcome.segments,
+                                      "base_snapshots": outcome.bases.map(\.id), "leftovers": outcome.leftovers.map(\.key)])
+                if !json, let line = Context.describe(outcome, database: archive.database, dryRun: dryRun) { Console.out(line) }
+                for leftover in outcome.leftovers { Console.error("warning: \(leftover.key) was not deleted: \(leftover.why)") }
+            }
             // Deletions earlier runs left marked, of these jobs only.
             let resumed = dryRun ? (finished: [], failed: [])
                 : try await scheduled.resumePendingDeletions(skipping: Set(failures.map(\.snapshot.id)), jobs: Set(jobs.map(\.name)))
             failures += resumed.failed
             if json {
-                Console.json(["dry_run": dryRun, "jobs": report, "resumed_deletions": resumed.finished.map(\.id),
+                Console.json(["dry_run": dryRun, "jobs": report, "archive": archiveReport, "resumed_deletions": resumed.finished.map(\.id),
                               "deletion_failures": failures.map(RunCommand.json)])
             } else if !resumed.finished.isEmpty {
                 Console.out("finished \(resumed.finished.count) deletions an earlier run left: \(resumed.finished.map(\.shortID).joined(separator: ", "))")

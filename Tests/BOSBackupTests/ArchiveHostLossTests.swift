@@ -7,15 +7,13 @@ import XCTest
 /// catalog rebuilt from the S3 target alone (a real moto server on loopback)
 /// restores every commit older than interval + 5 s, and no commit that was
 /// not made.
-final class ArchiveHostLossTests: XCTestCase {
+final class ArchiveHostLossTests: ArchiveTestCase {
     func testKillingTheHostLosesNoCommitOlderThanTheIntervalPlusFiveSeconds() throws {
-        let dir = TempDir()
+        bos = nil   // the writer process is the BOS
         let moto = try MotoServer.shared()
         let bucket = try runAsync { try await moto.makeBucket() }
-        let live = dir.file("live.db"), config = dir.file("bos.yml"), catalog = dir.file("catalog.db")
+        let catalog = dir.file("catalog.db")
         let interval = 1.0
-        try Fixtures.sampleDatabase(at: live, orders: 300)
-        try Database(path: live).execute("CREATE TABLE ledger(k INTEGER PRIMARY KEY, total INTEGER NOT NULL)")
         XCTAssertEqual(try bosbackup("key", "generate", dir.file("cloud.key")).status, 0)
         try """
             timezone: UTC
@@ -29,18 +27,7 @@ final class ArchiveHostLossTests: XCTestCase {
             archive: { bos: { targets: { cloud: \(Int(interval))s } } }
             """.write(toFile: config, atomically: true, encoding: .utf8)
 
-        let log = dir.file("commits.log")
-        let writer = try ChildProcess("/usr/bin/env", ["python3", "-c", """
-            import sqlite3, sys, time
-            db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-            out = open(sys.argv[2], "w")
-            k = 0
-            while True:
-                k += 1
-                db.execute("INSERT INTO ledger(k, total) VALUES (?, ?)", (k, k * (k + 1) // 2))
-                out.write(f"{k} {time.time():.6f}\\n"); out.flush()   # after the commit returned
-                time.sleep(0.004)
-            """, live, log])
+        let writer = try ledgerWriter(seconds: nil)
         let archiver = try ChildProcess(Fixtures.binary, ["archive", "--config", config], environment: MotoServer.environment)
         // Until a few seconds of commits are archived (bounded), then the host dies: both at once.
         let deadline = Date().addingTimeInterval(90)
@@ -57,11 +44,7 @@ final class ArchiveHostLossTests: XCTestCase {
         let archived = try archiver.wait(timeout: 30)
         XCTAssertGreaterThanOrEqual(archivedTxids(), 1_200, "the archive kept up before the kill: " + archived.stderr)
 
-        let commits = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap { line -> (Int64, Double)? in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2, let k = Int64(parts[0]), let t = Double(parts[1]) else { return nil }
-            return (k, t)
-        }
+        let commits = try commitLog()
         for file in [live, live + "-wal", live + "-shm", catalog, catalog + "-wal", catalog + "-shm"] { unlink(file) }
 
         // A new host: the catalog rebuilt from the bucket alone, then the newest state the archive holds.
@@ -78,11 +61,11 @@ final class ArchiveHostLossTests: XCTestCase {
         let k = ks.last ?? 0
         XCTAssertEqual(ks, Array(1...max(1, k)), "a contiguous prefix of the orders")
         for row in rows { XCTAssertEqual(row[1].int, (row[0].int ?? 0) * ((row[0].int ?? 0) + 1) / 2) }
-        let mustHave = commits.filter { $0.1 < killedAt - (interval + 5) }.map(\.0).max() ?? 0
+        let mustHave = commits.filter { $0.began < killedAt - (interval + 5) }.map(\.k).max() ?? 0
         XCTAssertGreaterThan(mustHave, 0, "the run was long enough to test the bound")
         XCTAssertGreaterThanOrEqual(k, mustHave, "commit \(mustHave) was made more than \(interval + 5) s before the host died")
-        XCTAssertLessThanOrEqual(k, commits.last?.0 ?? 0, "no commit that was not made")
-        let lostSeconds = killedAt - (commits.first { $0.0 == k }?.1 ?? 0)
-        print("host loss: \(commits.count) commits made, \(k) restored from S3 after rebuilding the catalog; the newest restored was made \(String(format: "%.2f", lostSeconds)) s before the kill")
+        XCTAssertLessThanOrEqual(k, commits.last?.k ?? 0, "no commit that was not made")
+        let lostSeconds = killedAt - (commits.first { $0.k == k }?.began ?? 0)
+        print("host loss: \(commits.count) commits made, \(k) restored from S3 after rebuilding the catalog; the newest restored was begun \(String(format: "%.2f", lostSeconds)) s before the kill")
     }
 }

@@ -22,8 +22,8 @@ class ArchiveTestCase: XCTestCase {
         try writePolicy(archiveTargets: "nas: 1s")
     }
 
-    /// Two file targets, nas and far; the archive ships to `archiveTargets`.
-    func writePolicy(archiveTargets: String) throws {
+    /// Two file targets, nas and far; the archive ships to `archiveTargets`, with `options` (e.g. `retain: 7d`).
+    func writePolicy(archiveTargets: String, options: String = "") throws {
         try """
             timezone: UTC
             host: store-0421
@@ -32,7 +32,7 @@ class ArchiveTestCase: XCTestCase {
             scratch: \(dir.file("scratch"))
             targets: { nas: { url: "file://\(dir.file("nas"))" }, far: { url: "file://\(dir.file("far"))" } }
             jobs: { daily: { target: nas, cron: "0 22 * * *" } }
-            archive: { bos: { targets: { \(archiveTargets) } } }
+            archive: { bos: { targets: { \(archiveTargets) }\(options.isEmpty ? "" : ", " + options) } }
             """.write(toFile: config, atomically: true, encoding: .utf8)
     }
 
@@ -64,5 +64,61 @@ class ArchiveTestCase: XCTestCase {
         let rows = try db.rows("SELECT k, total FROM ledger ORDER BY k")
         for row in rows { XCTAssertEqual(row[1].int, (row[0].int ?? 0) * ((row[0].int ?? 0) + 1) / 2, "the running total of order \(row[0])") }
         return (result, rows.compactMap { $0[0].int })
+    }
+
+    // MARK: a writer process
+
+    var commitLogPath: String { dir.file("commits.log") }
+
+    /// A BOS process committing order k and the running total at about 200 tx/s, logging
+    /// k and when its commit began (no archiver can see it earlier), for `seconds` (nil: until killed).
+    func ledgerWriter(seconds: Double?) throws -> ChildProcess {
+        try ChildProcess("/usr/bin/env", ["python3", "-c", """
+            import sqlite3, sys, time
+            db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+            out = open(sys.argv[2], "w")
+            end = time.time() + float(sys.argv[3]) if sys.argv[3] != "-" else float("inf")
+            k = 0
+            while time.time() < end:
+                k += 1
+                began = time.time()
+                db.execute("INSERT INTO ledger(k, total) VALUES (?, ?)", (k, k * (k + 1) // 2))
+                out.write(f"{k} {began:.6f}\\n"); out.flush()
+                time.sleep(0.004)
+            """, live, commitLogPath, seconds.map { String($0) } ?? "-"])
+    }
+
+    /// The writer's log: (k, when its commit began), in order.
+    func commitLog() throws -> [(k: Int64, began: Double)] {
+        try String(contentsOfFile: commitLogPath, encoding: .utf8).split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let k = Int64(parts[0]), let t = Double(parts[1]) else { return nil }
+            return (k, t)
+        }
+    }
+
+    /// `count` restores at random whole seconds between the first and last commit: each
+    /// refused (no archive covers it) or exactly orders 1…k with k begun at or before T,
+    /// and nothing begun `settled` seconds before T missing.
+    func checkRandomRestores(_ count: Int, commits: [(k: Int64, began: Double)], settled: Double, using rng: inout SeededRandom)
+        throws -> (exact: Int, refused: Int) {
+        var exact = 0, refused = 0
+        for _ in 0..<count {
+            let at = Date(timeIntervalSince1970: Double.random(in: commits.first!.began...commits.last!.began, using: &rng).rounded(.down))
+            let (result, rows) = try restored(at: ISO8601.string(at))
+            if result.status == 2 {
+                XCTAssertTrue(result.stderr.contains("no archive covers"), result.stderr)
+                refused += 1
+                continue
+            }
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let k = rows.last ?? 0
+            XCTAssertEqual(rows, Array(1...max(1, k)).map { $0 }, "a contiguous prefix of the orders")
+            let began = commits.first { $0.k == k }?.began ?? .infinity
+            XCTAssertLessThanOrEqual(began, at.timeIntervalSince1970, "order \(k) was committed after \(ISO8601.string(at))")
+            XCTAssertGreaterThanOrEqual(k, Int64(commits.filter { $0.began <= at.timeIntervalSince1970 - settled }.count), "at \(ISO8601.string(at))")
+            exact += 1
+        }
+        return (exact, refused)
     }
 }

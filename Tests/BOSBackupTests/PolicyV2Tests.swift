@@ -230,10 +230,14 @@ final class PolicyV2Tests: XCTestCase {
         let archive = try XCTUnwrap(policy.archive(of: "bos"))
         XCTAssertEqual(archive.targets, [.init(target: "nas", interval: 1), .init(target: "cloud", interval: 10)])
         XCTAssertEqual(archive.retain, 7 * 86_400)
+        XCTAssertEqual(archive.baseEvery, 86_400, "a new base snapshot daily unless base_every says otherwise")
+        XCTAssertEqual(try load(v2 + "\narchive:\n  bos: { targets: { nas: 1s }, base_every: 6h }").archive(of: "bos")?.baseEvery, 6 * 3_600)
         XCTAssertNil(policy.archive(of: "hr"))
         try assertError(v2 + "\narchive:\n  crm: { targets: { nas: 1s } }", "archive.crm", 18, ["unknown database \"crm\"", "bos, hr"])
         try assertError(v2 + "\narchive:\n  bos: { targets: { tape: 1s } }", "archive.bos.targets.tape", 18, ["unknown target \"tape\""])
         try assertError(v2 + "\narchive:\n  bos: { targets: { nas: 2h } }", "archive.bos.targets.nas", 18, ["must be 1s to 1h"])
         try assertError(v2 + "\narchive:\n  bos: { retain: 7d }", "archive.bos", 18, ["missing targets"])
+        try assertError(v2 + "\narchive:\n  bos: { targets: { nas: 1s }, base_every: 2d, retain: 1d }", "archive.bos.retain", 18,
+                        ["shorter than base_every (2d)", "a whole generation at a time"])
     }
 }

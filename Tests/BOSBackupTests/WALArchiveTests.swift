@@ -223,20 +223,7 @@ final class WALArchiveTests: ArchiveTestCase {
         let kills = Int(ProcessInfo.processInfo.environment["ARCHIVE_KILLS"] ?? "5") ?? 5
         let restores = Int(ProcessInfo.processInfo.environment["ARCHIVE_RESTORES"] ?? "20") ?? 20
         bos = nil   // the writer process is the BOS now
-        let log = dir.file("commits.log")
-        let writer = try ChildProcess("/usr/bin/env", ["python3", "-c", """
-            import sqlite3, sys, time
-            db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-            out = open(sys.argv[2], "w")
-            end = time.time() + float(sys.argv[3])
-            k = 0
-            while time.time() < end:
-                k += 1
-                began = time.time()   # before the commit: no archiver can see it earlier
-                db.execute("INSERT INTO ledger(k, total) VALUES (?, ?)", (k, k * (k + 1) // 2))
-                out.write(f"{k} {began:.6f}\\n"); out.flush()
-                time.sleep(0.004)
-            """, live, log, String(Double(kills) * 1.2 + 2)])
+        let writer = try ledgerWriter(seconds: Double(kills) * 1.2 + 2)
         var rng = SeededRandom(seed: 20261202)
         var archiver = try ChildProcess(Fixtures.binary, ["archive", "--config", config])
         for _ in 0..<kills {
@@ -247,14 +234,10 @@ final class WALArchiveTests: ArchiveTestCase {
         }
         let written = try writer.wait(timeout: 120)
         XCTAssertEqual(written.status, 0, written.stderr)
-        let commits = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").compactMap { line -> (Int64, Double)? in
-            let parts = line.split(separator: " ")
-            guard parts.count == 2, let k = Int64(parts[0]), let t = Double(parts[1]) else { return nil }
-            return (k, t)
-        }
+        let commits = try commitLog()
         XCTAssertGreaterThan(commits.count, 200 * kills / 2, "the writer kept committing")
         // Let the archiver catch up, then stop it.
-        let end = Date(timeIntervalSince1970: (commits.last!.1 + 1).rounded(.up))
+        let end = Date(timeIntervalSince1970: (commits.last!.began + 1).rounded(.up))
         let catalog = try Catalog(readingAt: dir.file("catalog.db"))
         let deadline = Date().addingTimeInterval(60)
         func coveredUpTo() throws -> Date {
@@ -265,26 +248,8 @@ final class WALArchiveTests: ArchiveTestCase {
         kill(archiver.pid, SIGTERM)
         _ = try archiver.wait(timeout: 30)
 
-        let first = commits.first!.1, last = commits.last!.1
-        var exact = 0, refused = 0
-        for _ in 0..<restores {
-            let at = Date(timeIntervalSince1970: Double.random(in: first...last, using: &rng).rounded(.down))
-            let (result, rows) = try restored(at: ISO8601.string(at))
-            if result.status == 2 {
-                XCTAssertTrue(result.stderr.contains("no archive covers"), result.stderr)
-                refused += 1
-                continue
-            }
-            XCTAssertEqual(result.status, 0, result.stderr)
-            let k = rows.last ?? 0
-            XCTAssertEqual(rows, Array(1...max(1, k)).map { $0 }, "a contiguous prefix of the orders")
-            let began = commits.first { $0.0 == k }?.1 ?? .infinity
-            XCTAssertLessThanOrEqual(began, at.timeIntervalSince1970, "order \(k) was committed after \(ISO8601.string(at))")
-            // And not stale: what was committed 3 s before T (a kill's downtime and more) is there.
-            let settled = Int64(commits.filter { $0.1 <= at.timeIntervalSince1970 - 3 }.count)
-            XCTAssertGreaterThanOrEqual(k, settled, "at \(ISO8601.string(at))")
-            exact += 1
-        }
+        // Not stale either: what was committed 3 s before T (a kill's downtime and more) is there.
+        let (exact, refused) = try checkRandomRestores(restores, commits: commits, settled: 3, using: &rng)
         let generations = try catalog.generations(database: "bos", host: "store-0421")
         print("archive kills: \(kills) kills, \(commits.count) commits, \(generations.count) generations, \(exact) exact restores, \(refused) refused in gaps")
         XCTAssertGreaterThan(exact, 0)

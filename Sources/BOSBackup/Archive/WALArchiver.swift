@@ -111,57 +111,68 @@ public struct WALArchiver {
         return (try WALFile.position(path: walPath, header: header, afterFrame: base.frame), base.baseTxid + 1)
     }
 
+    /// Starts a generation on new base snapshots (`takeBases`), retried when the WAL
+    /// restarted under them.
+    func startGeneration(_ database: Policy.DatabaseConfig, reason: String) async throws -> WALGeneration {
+        for _ in 0..<3 {
+            let id = SnapshotID.generate()
+            guard let bases = try await takeBases(database, generation: id) else { continue }
+            return try await record(id, bases: bases, database: database, startedAt: clock.now(), reason: reason)
+        }
+        throw ArchiveError.cannotPin("three times in a row the WAL restarted under the base snapshots; is something checkpointing with TRUNCATE?")
+    }
+
     /// A base snapshot on every archive target, so each target's archive restores
     /// alone. The first pins the WAL commit the generation's txids count from; a
     /// later target's pins a later one of the same WAL and holds the commits in
-    /// between (its segments start after them). When the WAL restarted under them,
-    /// take them again.
-    func startGeneration(_ database: Policy.DatabaseConfig, reason: String) async throws -> WALGeneration {
+    /// between (its segments start after them). Nil when the WAL restarted under them.
+    func takeBases(_ database: Policy.DatabaseConfig, generation id: String) async throws -> [WALBase]? {
         guard !archive.targets.isEmpty else { throw ArchiveError.noArchive(database: database.name) }
         let walPath = database.path + "-wal"
         var request = BackupRequest(sourcePath: database.path, job: Policy.archiveJobName, targetName: "", scratch: scratch,
                                     level: policy.compressionLevel, blockSize: policy.blockSize)
         request.host = policy.host
         request.database = database.name
-        // A new generation after a lost position costs the pages changed since the last base.
+        // A new base costs the pages changed since the last one.
         request.fullEvery = Self.baseChainLength
-        attempts: for _ in 0..<3 {
-            let id = SnapshotID.generate()
-            var bases: [WALBase] = []
-            var first: WALPosition?
-            for destination in archive.targets {
-                request.targetName = destination.target
-                let target = try openTarget(destination.target)
-                let snapshot = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target)
-                let manifest = try await Repository(target: target).manifestV2(of: snapshot)
-                guard let pinned = manifest.walPosition, let header = try WALFile.header(path: walPath),
-                      header.salt1 == pinned.salt1, header.salt2 == pinned.salt2,
-                      let at = try WALFile.position(path: walPath, header: header, afterFrame: Int(pinned.mxFrame)) else {
-                    continue attempts   // the WAL restarted right after the snapshot (or it could not be pinned)
-                }
-                var txids = 0
-                if let first {
-                    guard at.salt1 == first.salt1, at.salt2 == first.salt2,
-                          let count = try WALFile.commitCount(path: walPath, header: header, after: first, throughFrame: at.frame) else { continue attempts }
-                    txids = count
-                }
-                first = first ?? at
-                bases.append(WALBase(generation: id, target: destination.target, snapshot: snapshot.id, baseTxid: Int64(txids),
-                                     salt1: at.salt1, salt2: at.salt2, frame: at.frame))
+        var bases: [WALBase] = []
+        var first: WALPosition?
+        for destination in archive.targets {
+            request.targetName = destination.target
+            let target = try openTarget(destination.target)
+            let snapshot = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target)
+            let manifest = try await Repository(target: target).manifestV2(of: snapshot)
+            guard let pinned = manifest.walPosition, let header = try WALFile.header(path: walPath),
+                  header.salt1 == pinned.salt1, header.salt2 == pinned.salt2,
+                  let at = try WALFile.position(path: walPath, header: header, afterFrame: Int(pinned.mxFrame)) else {
+                return nil   // the WAL restarted right after the snapshot (or it could not be pinned)
             }
-            let generation = WALGeneration(id: id, database: database.name, host: policy.host, baseSnapshot: bases[0].snapshot,
-                                           salt1: bases[0].salt1, salt2: bases[0].salt2, baseFrame: bases[0].frame,
-                                           startedAt: clock.now(), endedAt: nil, endReason: nil)
-            // On every target before its first segment: each target's archive can be re-cataloged alone.
-            for base in bases {
-                try await Repository(target: try openTarget(base.target)).putGenerationMarker(GenerationMarker(generation, base: base, reason: reason))
+            var txids = 0
+            if let first {
+                guard at.salt1 == first.salt1, at.salt2 == first.salt2,
+                      let count = try WALFile.commitCount(path: walPath, header: header, after: first, throughFrame: at.frame) else { return nil }
+                txids = count
             }
-            try catalog.insert(generation)
-            for base in bases { try catalog.insert(base) }
-            try catalog.addAudit(action: "archive", snapshotID: generation.baseSnapshot, detail: "generation \(generation.id) started: \(reason)")
-            return generation
+            first = first ?? at
+            bases.append(WALBase(generation: id, target: destination.target, snapshot: snapshot.id, baseTxid: Int64(txids),
+                                 salt1: at.salt1, salt2: at.salt2, frame: at.frame))
         }
-        throw ArchiveError.cannotPin("three times in a row the WAL restarted under the base snapshots; is something checkpointing with TRUNCATE?")
+        return bases
+    }
+
+    /// Catalogs a generation on its bases, after its marker is on every target
+    /// (each target's archive can be re-cataloged alone).
+    func record(_ id: String, bases: [WALBase], database: Policy.DatabaseConfig, startedAt: Date, reason: String) async throws -> WALGeneration {
+        let generation = WALGeneration(id: id, database: database.name, host: policy.host, baseSnapshot: bases[0].snapshot,
+                                       salt1: bases[0].salt1, salt2: bases[0].salt2, baseFrame: bases[0].frame,
+                                       startedAt: startedAt, endedAt: nil, endReason: nil)
+        for base in bases {
+            try await Repository(target: try openTarget(base.target)).putGenerationMarker(GenerationMarker(generation, base: base, reason: reason))
+        }
+        try catalog.insert(generation)
+        for base in bases { try catalog.insert(base) }
+        try catalog.addAudit(action: "archive", snapshotID: generation.baseSnapshot, detail: "generation \(generation.id) started: \(reason)")
+        return generation
     }
 
     /// One segment of whole commits to one target, durable before it is cataloged.

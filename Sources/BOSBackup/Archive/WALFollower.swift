@@ -47,6 +47,8 @@ public final class WALFollower {
     private var shipped: [String: Int64] = [:]
     /// When the last read began: everything committed before it is queued.
     private var readFrom: Date?
+    /// The seen-at stamp of the last read's commits.
+    private var readStamp: Date?
 
     public init(_ archiver: WALArchiver) { self.archiver = archiver }
 
@@ -64,6 +66,7 @@ public final class WALFollower {
         if reader == nil { try await attach(&outcome) }
         guard reader != nil, generation != nil else { return outcome }
         try await read(&outcome)
+        if reader != nil { try await rotateIfDue(&outcome) }
         if reader != nil { try await swap(&outcome) }
         for target in targets { try await ship(to: target, &outcome) }
         trim()
@@ -176,6 +179,7 @@ public final class WALFollower {
         let read = QueuedCommit.stamped(try WALFile.commits(path: walPath, header: header, after: at), header: header,
                                         from: at, firstTxid: nextTxid, clock: archiver.clock)
         queue += read
+        readStamp = read.first?.commit.seenAt ?? archiver.clock.now()
         nextTxid += Int64(read.count)
         position = read.last?.after ?? at
         pageSize = header.pageSize
@@ -206,6 +210,46 @@ public final class WALFollower {
         try reader.execute("BEGIN DEFERRED")
         _ = try reader.int("SELECT count(*) FROM sqlite_schema")
         frameAtSwap = position?.frame ?? -1
+    }
+
+    // MARK: rotating
+
+    /// Once the open generation is `baseEvery` old, a new one on fresh base snapshots,
+    /// with no gap between them: the old one gets every commit up to one last read and
+    /// ends there; the new one starts there, its first segment holding the commits
+    /// after its base, with the times they were seen. Then retention can drop whole
+    /// old generations, and a restore replays at most `baseEvery` of archive.
+    private func rotateIfDue(_ outcome: inout ArchivePass) async throws {
+        guard let old = generation, archiver.clock.now().timeIntervalSince(old.startedAt) >= archiver.archive.baseEvery else { return }
+        let id = SnapshotID.generate()
+        // The BOS keeps writing meanwhile; our reader keeps the WAL from restarting under the bases.
+        guard let bases = try await archiver.takeBases(try database, generation: id) else { return }   // the WAL restarted: later
+        try await read(&outcome)
+        guard generation?.id == old.id, let end = position, let stamp = readStamp, let began = readFrom,
+              end.salt1 == bases[0].salt1, end.salt2 == bases[0].salt2, end.frame >= bases[0].frame,
+              let header = try WALFile.header(path: walPath),
+              let from = try WALFile.position(path: walPath, header: header, afterFrame: bases[0].frame) else { return }
+        let tail = queue.filter { $0.after.salt1 == from.salt1 && $0.after.salt2 == from.salt2 && $0.after.frame > from.frame }
+        guard try WALFile.commitCount(path: walPath, header: header, after: from, throughFrame: end.frame) == tail.count else { return }
+        for destination in archiver.archive.targets { try await ship(to: destination.target, &outcome) }
+        // With no commit after the new base, both give the same state from when the last read began.
+        let switchedAt = tail.isEmpty ? began : stamp
+        for destination in archiver.archive.targets {
+            try archiver.catalog.recordArchiveCheck(generation: old.id, target: destination.target, at: began)
+        }
+        let every = Duration.format(archiver.archive.baseEvery)
+        try archiver.catalog.endGeneration(old.id, at: switchedAt, reason: "continued by generation \(SnapshotID.short(id)) (a new base snapshot every \(every))")
+        let next = try await archiver.record(id, bases: bases, database: try database, startedAt: switchedAt,
+                                             reason: "a new base snapshot every \(every), continuing generation \(SnapshotID.short(old.id)) with no gap")
+        generation = next
+        queue = tail.enumerated().map { index, queued in
+            var renumbered = queued
+            renumbered.commit.txid = Int64(index) + 1
+            return renumbered
+        }
+        nextTxid = Int64(tail.count) + 1
+        shipped = Dictionary(uniqueKeysWithValues: bases.map { ($0.target, $0.baseTxid) })
+        outcome.started = (next.id, "a new base snapshot every \(every), continuing generation \(SnapshotID.short(old.id)) with no gap")
     }
 
     /// The queue still goes out (those commits are archived), then the generation ends.

@@ -153,4 +153,30 @@ extension Catalog {
                              shippedAt: Date(timeIntervalSince1970: r[15].double ?? 0))
         }
     }
+
+    /// Targets holding segments of a generation.
+    public func segmentTargets(generation: String) throws -> [String] {
+        try db.rows("SELECT DISTINCT target FROM wal_segments WHERE generation = ? ORDER BY target", .text(generation)).compactMap { $0[0].string }
+    }
+
+    /// Every base snapshot a cataloged generation starts from.
+    public func baseSnapshotIDs() throws -> Set<String> {
+        Set(try db.rows("SELECT base_snapshot FROM wal_generations UNION SELECT snapshot_id FROM wal_bases").compactMap { $0[0].string })
+    }
+
+    /// The newest time the generation covers on any target.
+    public func coverageEnd(of g: WALGeneration) throws -> Date {
+        let segments = try db.scalar("SELECT max(last_seen) FROM wal_segments WHERE generation = ?", .text(g.id))?.double
+        let checked = try db.scalar("SELECT max(checked_at) FROM wal_progress WHERE generation = ?", .text(g.id))?.double
+        return Date(timeIntervalSince1970: max(segments ?? 0, checked ?? 0, g.startedAt.timeIntervalSince1970))
+    }
+
+    /// Forgets a generation and its segments (their objects are deleted after this, so a
+    /// crash half way leaves unlisted objects, never a catalog row whose segment is gone).
+    public func removeGeneration(_ id: String) throws {
+        try db.transaction {
+            for table in ["wal_segments", "wal_progress", "wal_bases"] { try db.run("DELETE FROM \(table) WHERE generation = ?", .text(id)) }
+            try db.run("DELETE FROM wal_generations WHERE id = ?", .text(id))
+        }
+    }
 }

@@ -79,8 +79,14 @@ public struct Policy: Sendable {
         }
         public var database: String
         public var targets: [Destination]
-        /// How long segments are kept (nil: as long as a kept snapshot needs them).
+        /// How long the archive is kept (nil: for ever): a generation goes when the
+        /// newest time it covers is older than this.
         public var retain: TimeInterval?
+        /// How often the archiver starts a new generation on fresh base snapshots
+        /// (incremental): retention drops whole generations, and a point-in-time
+        /// restore never replays more than this much archive.
+        public var baseEvery: TimeInterval = Archive.defaultBaseEvery
+        public static let defaultBaseEvery: TimeInterval = 86_400
     }
 
     public var file: String?

@@ -267,7 +267,7 @@ public struct PolicyLoader {
                 let known = policy.databases.map(\.name).joined(separator: ", ")
                 throw fail(value, key, "unknown database \"\(name)\" (databases: \(known.isEmpty ? "none" : known))")
             }
-            let entry = try mapping(value, key, allowed: ["targets", "retain"])
+            let entry = try mapping(value, key, allowed: ["targets", "retain", "base_every"])
             guard let targetsNode = entry["targets"] else { throw fail(value, key, "missing targets (e.g. targets: { nas: 1s, cloud: 10s })") }
             let targets = try namedEntries(targetsNode, key + ".targets").map { target, interval -> (String, TimeInterval) in
                 guard policy.target(named: target) != nil else {
@@ -280,8 +280,14 @@ public struct PolicyLoader {
                 return (target, seconds)
             }
             guard !targets.isEmpty else { throw fail(targetsNode, key + ".targets", "is empty: name at least one target") }
+            let baseEvery = try entry["base_every"].map { try duration($0, key + ".base_every") } ?? Policy.Archive.defaultBaseEvery
+            guard baseEvery >= 1 else { throw fail(entry["base_every"]!, key + ".base_every", "must be at least 1s: how often the archive starts on a new base snapshot") }
             let retain = try entry["retain"].map { try duration($0, key + ".retain") }
-            return Policy.Archive(database: name, targets: targets.map { .init(target: $0.0, interval: $0.1) }, retain: retain)
+            if let retain, retain < baseEvery {
+                throw fail(entry["retain"]!, key + ".retain", "is shorter than base_every (\(Duration.format(baseEvery))): the archive is dropped a whole generation at a time")
+            }
+            return Policy.Archive(database: name, targets: targets.map { .init(target: $0.0, interval: $0.1) }, retain: retain,
+                                  baseEvery: baseEvery)
         }
     }
 

@@ -1,0 +1,66 @@
+import Foundation
+
+/// `retain:` of an archive entry: a generation goes when the newest time it
+/// covers is older than `retain` (never the newest generation), with its
+/// segments and marker on every target; then the base snapshots (job
+/// `archive`) no remaining generation starts from and no kept base's chain
+/// needs. Whole generations only: `base_every` bounds how long one is.
+public struct ArchiveRetention {
+    public struct Outcome: Sendable {
+        public var generations: [WALGeneration] = []
+        public var segments = 0
+        public var bases: [SnapshotRecord] = []
+        public var failed: [DeletionFailure] = []
+        /// Objects a target did not delete (unlisted garbage now), and why.
+        public var leftovers: [(key: String, why: String)] = []
+    }
+
+    public let catalog: Catalog
+    public let clock: Clock
+    public let openTarget: (String) throws -> Target
+    public let pruner: Pruner
+
+    public init(catalog: Catalog, clock: Clock, openTarget: @escaping (String) throws -> Target, pruner: Pruner) {
+        (self.catalog, self.clock, self.openTarget, self.pruner) = (catalog, clock, openTarget, pruner)
+    }
+
+    /// What would go (`dryRun`), or goes.
+    public func apply(_ archive: Policy.Archive, host: String, dryRun: Bool = false) async throws -> Outcome {
+        var outcome = Outcome()
+        guard let retain = archive.retain else { return outcome }
+        let cutoff = clock.now().addingTimeInterval(-retain)
+        let generations = try catalog.generations(database: archive.database, host: host)
+        for generation in generations.dropLast() where generation.endedAt != nil {
+            guard try catalog.coverageEnd(of: generation) < cutoff else { continue }
+            outcome.generations.append(generation)
+            var objects: [(target: String, key: String)] = []
+            for target in try catalog.segmentTargets(generation: generation.id) {
+                objects += try catalog.segments(generation: generation.id, target: target).map { (target, $0.objectKey) }
+            }
+            outcome.segments += objects.count
+            if dryRun { continue }
+            let namespace = RepositoryNamespace(host: host, database: archive.database)
+            let markerTargets = Set(objects.map(\.target) + archive.targets.map(\.target))
+            try catalog.removeGeneration(generation.id)
+            try catalog.addAudit(action: "prune", snapshotID: generation.baseSnapshot,
+                                 detail: "archive generation \(generation.id) removed: it covers nothing newer than retain (\(Duration.format(retain)))")
+            for (target, key) in objects + markerTargets.map({ ($0, namespace.generationMarkerKey(generation.id)) }) {
+                do { try await openTarget(target).delete(key: key) } catch { outcome.leftovers.append((key, "\(error)")) }
+            }
+        }
+        // Base snapshots nothing needs any more: not a remaining generation's base, not in
+        // a remaining base's chain, and not newer than the newest one (the next base's parent).
+        let remaining = dryRun ? try catalog.baseSnapshotIDs().subtracting(outcome.generations.map(\.baseSnapshot)) : try catalog.baseSnapshotIDs()
+        var needed = Set<String>()
+        for id in remaining { if let base = try catalog.snapshot(id: id) { needed.formUnion(try catalog.chain(of: base).map(\.id)) } }
+        let bases = try catalog.snapshots(job: Policy.archiveJobName)
+            .filter { ($0.layout.database ?? archive.database) == archive.database && ($0.layout.host ?? host) == host }
+        let newestNeeded = bases.filter { needed.contains($0.id) }.map(\.takenAt).max() ?? .distantFuture
+        for base in bases where !needed.contains(base.id) && base.takenAt < newestNeeded {
+            outcome.bases.append(base)
+            if dryRun { continue }
+            if let failure = try await pruner.delete(base, reason: "no archive generation starts from it any more") { outcome.failed.append(failure) }
+        }
+        return outcome
+    }
+}
