@@ -32,3 +32,13 @@ extension Context {
             + "(\(outcome.segments) segments) and \(outcome.bases.count) base snapshot\(outcome.bases.count == 1 ? "" : "s") older than retain"
     }
 }
+
+extension Context {
+    /// A restorer with this command's scratch and clock, reporting to `progress`.
+    func restorer(_ catalog: Catalog, progress: ProgressLine) -> SnapshotRestorer {
+        var restorer = SnapshotRestorer(catalog: catalog, clock: clock)
+        restorer.scratch = scratch
+        restorer.progress = progress.handler
+        return restorer
+    }
+}

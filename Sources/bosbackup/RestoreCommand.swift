@@ -5,7 +5,7 @@ import Foundation
 struct RestoreCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "restore",
-        abstract: "Triage (--latest N [--live DB]) or a real restore (--snapshot ID --into PATH).",
+        abstract: "Triage (--latest N | --at TIME, with --live DB) or a real restore (--snapshot ID | --at TIME, with --into PATH).",
         discussion: """
             restore --latest 3 --live /var/lib/bos/bos.db
                 restores the 3 newest snapshots into the scratch folder, verifies each
@@ -15,6 +15,12 @@ struct RestoreCommand: AsyncParsableCommand {
                 restores one snapshot to PATH; an existing file is only replaced with
                 --force, and is first copied aside (the new path is printed). Stop the
                 BOS first.
+            restore --at TIME|latest|--txid N --into PATH [--force]
+                the state of the last commit the WAL archive saw at or before TIME
+                (or right after txid N): base snapshot + archived commits, from the
+                first archive target that can give it.
+            restore --at TIME --live DB
+                that state restored into scratch and compared with live, row by key.
             """)
 
     @OptionGroup var common: CommonOptions
@@ -39,10 +45,11 @@ struct RestoreCommand: AsyncParsableCommand {
             let context = try Context(common)
             let catalog = try context.openCatalog()
             if at != nil || txid != nil {
-                guard let into, snapshot == nil, latest == nil, (at == nil) != (txid == nil) else {
-                    throw UsageError("--at TIME or --txid N needs --into PATH (and only one of them, no --snapshot or --latest)")
+                guard (into == nil) != (live == nil), snapshot == nil, latest == nil, (at == nil) != (txid == nil) else {
+                    throw UsageError("--at TIME or --txid N needs --into PATH or --live DB (and only one of each, no --snapshot or --latest)")
                 }
-                return try await restoreAt(context, catalog, path: Context.absolute(into))
+                if let live { return try await triageAt(context, catalog, live: live) }
+                return try await restoreAt(context, catalog, path: Context.absolute(into!))
             }
             if generation != nil { throw UsageError("--generation goes with --txid N") }
             if let into {
@@ -54,84 +61,10 @@ struct RestoreCommand: AsyncParsableCommand {
         }
     }
 
-    /// The base snapshot of the generation that covers the time (or holds the txid),
-    /// rolled forward by the archived commits up to it.
-    private func restoreAt(_ context: Context, _ catalog: Catalog, path: String) async throws -> Int32 {
-        let (policy, name, archive) = try context.archivedDatabase(database)
-        let pitr = PointInTimeRestore(catalog: catalog)
-        let targets = archive.targets.map(\.target).filter { fromTarget == nil || $0 == fromTarget }
-        if let fromTarget, targets.isEmpty {
-            throw UsageError("\(fromTarget) is not an archive target of database \(name) (\(archive.targets.map(\.target).joined(separator: ", ")))")
-        }
-        let plans: [PointInTimePlan]
-        if let txid {
-            plans = try pitr.plans(txid: txid, generation: generation, database: name, host: policy.host, targets: targets)
-        } else {
-            let when: Date
-            if at == "latest" {
-                guard let newest = try pitr.latest(database: name, host: policy.host, targets: targets) else {
-                    throw PointInTimeError.noGeneration("database \(name) has no WAL archive yet")
-                }
-                when = newest
-            } else {
-                guard let text = at, let parsed = ISO8601.parse(text, defaultZone: context.timeZone) else {
-                    throw UsageError("--at \(at ?? "") is not an ISO 8601 time (e.g. 2026-11-29T21:59:59+08:00) or latest")
-                }
-                when = parsed
-            }
-            plans = try pitr.plans(at: when, database: name, host: policy.host, targets: targets)
-        }
-        // Each archive target restores alone: when one cannot (damaged, unreachable), the next
-        // gives the same state. Nothing is written by an attempt that fails.
-        var attempt = 0
-        while true {
-            let plan = plans[attempt]
-            do {
-                return try await restore(plan, pitr, context, catalog, name: name, path: path)
-            } catch {
-                // A mistake in what was asked is the answer; so is the last target's failure.
-                guard (error as? CategorizedError)?.category != .input, attempt + 1 < plans.count else { throw error }
-                attempt += 1
-                Console.error("could not restore from \(plan.target): \(error); trying \(plans[attempt].target)")
-            }
-        }
-    }
-
-    private func restore(_ plan: PointInTimePlan, _ pitr: PointInTimeRestore, _ context: Context, _ catalog: Catalog,
-                         name: String, path: String) async throws -> Int32 {
-        let segments = try context.target(named: plan.target)
-        let progress = ProgressLine()
-        var restorer = SnapshotRestorer(catalog: catalog, clock: context.clock)
-        restorer.scratch = context.scratch
-        restorer.progress = progress.handler
-        var applied = PointInTimeRestore.Applied()
-        let outcome = try await restorer.restore(plan.base, from: try context.target(for: plan.base), into: path, force: force,
-                                                 fullCheck: fullCheck) { copy in
-            applied = try await pitr.rollForward(plan, target: segments, onto: copy)
-        }
-        progress.clear()
-        let asOf = applied.seenAt ?? plan.base.takenAt
-        if json {
-            Console.json(["at": plan.at == .distantFuture ? NSNull() as Any : ISO8601.string(plan.at) as Any, "txid": txid as Any, "base_snapshot": plan.base.id,
-                          "generation": plan.generation.id, "last_txid": applied.txid, "last_commit_seen_at": ISO8601.string(asOf),
-                          "target": plan.target, "path": outcome.path, "safety_copy": outcome.safetyCopy as Any, "tables": outcome.tables])
-        } else {
-            let when = plan.at == .distantFuture ? "txid \(applied.txid) of generation \(SnapshotID.short(plan.generation.id))" : context.local(plan.at)
-            Console.out("restored \(name) as of \(when) into \(outcome.path): snapshot \(plan.base.shortID) + "
-                + "\(applied.txid) archived commit\(applied.txid == 1 ? "" : "s") from \(plan.target) (the last seen at \(context.local(asOf)))")
-            if let aside = outcome.safetyCopy { Console.out("the database that was there is kept at \(aside)") }
-            Console.out("checked: base snapshot byte-for-byte, each segment's SHA-256, quick_check; \(outcome.tables.values.reduce(0, +)) rows")
-        }
-        return ExitStatus.ok
-    }
-
     private func restoreInto(_ context: Context, _ catalog: Catalog, snapshot id: String, path: String) async throws -> Int32 {
         let record = try catalog.snapshot(id)
         let progress = ProgressLine()
-        var restorer = SnapshotRestorer(catalog: catalog, clock: context.clock)
-        restorer.scratch = context.scratch
-        restorer.progress = progress.handler
-        let outcome = try await restorer.restore(record, from: try context.target(for: record), into: path, force: force, fullCheck: fullCheck)
+        let outcome = try await context.restorer(catalog, progress: progress).restore(record, from: try context.target(for: record), into: path, force: force, fullCheck: fullCheck)
         progress.clear()
         if json {
             Console.json(["id": record.id, "path": outcome.path, "safety_copy": outcome.safetyCopy as Any,
@@ -216,30 +149,35 @@ struct RestoreCommand: AsyncParsableCommand {
         case .couldNotCheck: status = Console.red("COULD NOT CHECK: " + r.verification.unchecked.joined(separator: "; "))
         }
         Console.out(Console.bold("snapshot \(r.snapshot.shortID)") + "  \(r.snapshot.name)  taken \(context.local(r.snapshot.takenAt))  \(status)")
-        let hasLive = r.diff.rows.contains { $0.live != nil }
+        RestoreCommand.printComparison(r.comparison, copy: "snapshot")
+        Console.out("  restored copy: \(r.scratchPath)")
+        Console.out()
+    }
+
+    /// The counts table (and, beside live, rows lost, newer and changed by key) and the verdict.
+    static func printComparison(_ c: LiveComparison, copy: String) {
+        let hasLive = c.diff.rows.contains { $0.live != nil }
         let header = ["TABLE", "CATALOG", "RESTORED"] + (hasLive ? ["LIVE", "DELTA", "LOST", "NEWER", "CHANGED"] : [])
-        let rows = r.diff.rows.map { row -> [String] in
+        let rows = c.diff.rows.map { row -> [String] in
             var cells = [row.table, row.cataloged.map(String.init) ?? "-", row.restored.map(String.init) ?? "-"]
             if hasLive {
                 cells.append(row.live.map(String.init) ?? "-")
                 cells.append(row.delta.map { $0.formatted(sign: true) } ?? "-")
-                cells.append(r.rowDiffs[row.table].map { String($0.missingInLive) } ?? "-")
-                cells.append(r.rowDiffs[row.table].map { String($0.onlyInLive) } ?? "-")
-                cells.append(r.rowDiffs[row.table].map { String($0.changed) } ?? "-")
+                cells.append(c.rowDiffs[row.table].map { String($0.missingInLive) } ?? "-")
+                cells.append(c.rowDiffs[row.table].map { String($0.onlyInLive) } ?? "-")
+                cells.append(c.rowDiffs[row.table].map { String($0.changed) } ?? "-")
             }
             return cells
         }
         let lines = Console.table(header, rows, rightAligned: [1, 2, 3, 4, 5, 6, 7])
         Console.out("  " + lines[0])
-        for (line, row) in zip(lines.dropFirst(), r.diff.rows) {
-            let lost = (r.rowDiffs[row.table]?.lost ?? 0) > 0 || (row.delta ?? 0) < 0
+        for (line, row) in zip(lines.dropFirst(), c.diff.rows) {
+            let lost = (c.rowDiffs[row.table]?.lost ?? 0) > 0 || (row.delta ?? 0) < 0
             Console.out("  " + (lost ? Console.red(line) : line))
         }
-        for note in r.schema { Console.out("  schema: \(note)") }
+        for note in c.schema { Console.out("  schema: \(note)") }
         if hasLive {
-            Console.out("  verdict: " + (r.lossSummary.map { "live lost rows this snapshot still holds: \($0)" } ?? "live has every row this snapshot has"))
+            Console.out("  verdict: " + (c.lossSummary.map { "live lost rows this \(copy) still holds: \($0)" } ?? "live has every row this \(copy) has"))
         }
-        Console.out("  restored copy: \(r.scratchPath)")
-        Console.out()
     }
 }

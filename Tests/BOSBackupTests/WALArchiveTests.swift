@@ -255,4 +255,28 @@ final class WALArchiveTests: ArchiveTestCase {
         XCTAssertGreaterThan(exact, 0)
         XCTAssertEqual(try restored(at: ISO8601.string(end)).1.count, commits.count, "after the last commit everything is there")
     }
+
+    /// The triage form: the state at a second restored into scratch and set beside live, row by key.
+    func testTriageAtATimeSetsThatStateBesideLive() throws {
+        try commit(1)
+        _ = try archive(at: 0)
+        for k in 2...6 {
+            try commit(k)
+            _ = try archive(at: k)
+        }
+        try bos.execute("DELETE FROM ledger WHERE k >= 3")   // the bad script
+        _ = try archive(at: 8)
+        let triage = try bosbackup("restore", "--at", "2026-12-01T10:06:30Z", "--live", live, "--config", config)
+        XCTAssertEqual(triage.status, 0, triage.stdout + triage.stderr)
+        XCTAssertTrue(triage.stdout.contains("live lost rows this state still holds: ledger \u{2212}4"), triage.stdout)
+        XCTAssertTrue(triage.stdout.contains("opened read-only and not changed"), triage.stdout)
+        XCTAssertEqual(try bos.int("SELECT count(*) FROM ledger"), 2, "live is only read")
+        let json = try jsonObject(try bosbackup("restore", "--at", "2026-12-01T10:06:30Z", "--live", live, "--json", "--config", config).stdout)
+        XCTAssertEqual(json["missing_rows"] as? Int, 4)
+        let copy = try XCTUnwrap(json["path"] as? String)
+        XCTAssertEqual(try Database(path: copy, mode: .readOnly).int("SELECT count(*) FROM ledger"), 6, "the copy is kept in scratch for the next step")
+        // After the bad script: nothing lost.
+        XCTAssertTrue(try bosbackup("restore", "--at", "2026-12-01T10:08:00Z", "--live", live, "--config", config).stdout
+            .contains("live has every row this state has"))
+    }
 }

@@ -175,3 +175,38 @@ public struct PointInTimeRestore {
         return applied
     }
 }
+
+extension PointInTimeRestore {
+    /// What `restore(_:…)` gave, and each target that could not give it first.
+    public struct Restored: Sendable {
+        public var plan: PointInTimePlan
+        public var outcome: RestoreOutcome
+        public var applied: Applied
+        public var unusable: [(target: String, error: String)] = []
+        /// The time of the state restored: the last applied commit's, else its base snapshot's.
+        public var asOf: Date { applied.seenAt ?? plan.base.takenAt }
+    }
+
+    /// Restores the first of `plans` that can be restored: each archive target holds a
+    /// base snapshot of its own, so when one is damaged or unreachable the next gives
+    /// the same state. An attempt that fails writes nothing at `path`. A mistake in
+    /// what was asked (`.input`) is the answer at once; so is the last target's failure.
+    public func restore(_ plans: [PointInTimePlan], into path: String, force: Bool, using restorer: SnapshotRestorer, fullCheck: Bool = false,
+                        segmentsOn: (String) throws -> Target, baseOn: (SnapshotRecord) throws -> Target) async throws -> Restored {
+        var unusable: [(target: String, error: String)] = []
+        for (index, plan) in plans.enumerated() {
+            do {
+                let segments = try segmentsOn(plan.target)
+                var applied = Applied()
+                let outcome = try await restorer.restore(plan.base, from: try baseOn(plan.base), into: path, force: force, fullCheck: fullCheck) { copy in
+                    applied = try await rollForward(plan, target: segments, onto: copy)
+                }
+                return Restored(plan: plan, outcome: outcome, applied: applied, unusable: unusable)
+            } catch {
+                guard (error as? CategorizedError)?.category != .input, index + 1 < plans.count else { throw error }
+                unusable.append((plan.target, "\(error)"))
+            }
+        }
+        throw PointInTimeError.noGeneration("nothing to restore from")
+    }
+}

@@ -1,28 +1,42 @@
 import Foundation
 
-/// One snapshot restored for triage, with its counts beside the live database's.
-public struct TriageResult: Sendable {
-    public var verification: VerificationResult
+/// A restored copy beside the live database: counts, and rows by key (see TableKey).
+public struct LiveComparison: Sendable {
     public var scratchPath: String
     public var diff: RowCountDiff
-    /// Per table, rows this snapshot has that live lacks, rows only live has, and
+    /// Per table, rows the copy has that live lacks, rows only live has, and
     /// rows both have with other contents (by key, see TableKey).
     public var rowDiffs: [String: TableRowDiff]
-    /// How live's schema differs from this snapshot's, one line each (see SchemaDrift):
+    /// How live's schema differs from the copy's, one line each (see SchemaDrift):
     /// tables are compared on the columns both have; a table whose rows cannot be matched has no row diff.
     public var schema: [String] = []
-    public var snapshot: SnapshotRecord { verification.snapshot }
 
-    /// Rows this snapshot has whose key live lacks.
+    public init(scratchPath: String, diff: RowCountDiff, rowDiffs: [String: TableRowDiff] = [:], schema: [String] = []) {
+        (self.scratchPath, self.diff, self.rowDiffs, self.schema) = (scratchPath, diff, rowDiffs, schema)
+    }
+
+    /// Counts and, when `rowsAgainst` names the live database, rows by key of the copy at `path`.
+    public static func compare(copyAt path: String, cataloged: [String: Int64], restored: [String: Int64]?, liveCounts: [String: Int64]?,
+                               rowsAgainst live: String?) throws -> LiveComparison {
+        var comparison = LiveComparison(scratchPath: path, diff: RowCountDiff(cataloged: cataloged, restored: restored, live: liveCounts))
+        if let live {
+            let compared = try RowDiff(snapshotPath: path, livePath: live).diffAll()
+            comparison.rowDiffs = Dictionary(uniqueKeysWithValues: compared.tables.map { ($0.table, $0) })
+            comparison.schema = compared.schema
+        }
+        return comparison
+    }
+
+    /// Rows the copy has whose key live lacks.
     public var missingRows: Int64 { rowDiffs.values.reduce(0) { $0 + $1.missingInLive } }
     /// Rows whose key live has with other contents.
     public var changedRows: Int64 { rowDiffs.values.reduce(0) { $0 + $1.changed } }
-    /// Rows live lost that this snapshot still holds: missing, or changed
-    /// since (what the snapshot holds of them is gone from live too).
+    /// Rows live lost that the copy still holds: missing, or changed
+    /// since (what the copy holds of them is gone from live too).
     public var lostRows: Int64 { missingRows + changedRows }
 
     /// "orders −200 (180 missing, 20 changed), order_items −8912 vs live", or
-    /// nil when live lost nothing this snapshot has.
+    /// nil when live lost nothing the copy has.
     public var lossSummary: String? {
         let lost = rowDiffs.values.filter { $0.lost > 0 }.sorted { $0.table < $1.table }
         if !lost.isEmpty {
@@ -35,6 +49,16 @@ public struct TriageResult: Sendable {
         guard !losses.isEmpty else { return nil }
         return losses.map { "\($0.table) \(($0.delta ?? 0).formatted(sign: true))" }.joined(separator: ", ") + " vs live"
     }
+}
+
+/// One snapshot restored for triage, with its counts beside the live database's.
+@dynamicMemberLookup
+public struct TriageResult: Sendable {
+    public var verification: VerificationResult
+    public var comparison: LiveComparison
+    public var snapshot: SnapshotRecord { verification.snapshot }
+
+    public subscript<T>(dynamicMember path: KeyPath<LiveComparison, T>) -> T { comparison[keyPath: path] }
 }
 
 extension Int64 {
@@ -125,18 +149,11 @@ public struct Triage {
         for (index, snapshot) in snapshots.enumerated() {
             let verification = verified[index]!
             if verification.verdict != .couldNotCheck { try verifier.record(verification) }
-            let path = scratch.path(for: snapshot)
-            var rowDiffs: [String: TableRowDiff] = [:]
-            var schema: [String] = []
             // Rows are compared only on a copy that passed: a damaged one answers with its problems.
-            if let live, verification.ok {
-                let compared = try RowDiff(snapshotPath: path, livePath: live).diffAll()
-                rowDiffs = Dictionary(uniqueKeysWithValues: compared.tables.map { ($0.table, $0) })
-                schema = compared.schema
-            }
-            results.append(TriageResult(verification: verification, scratchPath: path,
-                                        diff: RowCountDiff(cataloged: snapshot.tables, restored: verification.restoredCounts, live: liveCounts),
-                                        rowDiffs: rowDiffs, schema: schema))
+            let comparison = try LiveComparison.compare(copyAt: scratch.path(for: snapshot), cataloged: snapshot.tables,
+                                                        restored: verification.restoredCounts, liveCounts: liveCounts,
+                                                        rowsAgainst: verification.ok ? live : nil)
+            results.append(TriageResult(verification: verification, comparison: comparison))
         }
         return results
     }
