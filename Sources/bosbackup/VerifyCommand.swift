@@ -15,12 +15,15 @@ struct VerifyCommand: AsyncParsableCommand {
     @Flag(help: "PRAGMA quick_check instead of the full integrity_check (faster, skips index content checks).") var quick = false
     @Flag(help: "Check the WAL archive instead: every segment's SHA-256, format, links and txid continuity, and the spans no archive covers.")
     var chain = false
+    @Flag(help: "With --chain: also rebuild the newest pinned state from each archive target and compare it with the archive's own checksum (the SHA-256 of the base snapshot that continued it).")
+    var restore = false
     @Flag(help: "Print the result as JSON.") var json = false
 
     func run() async throws {
         try await reporting {
             let context = try Context(common)
             let catalog = try context.openCatalog()
+            if restore && !chain { throw UsageError("--restore goes with --chain") }
             if chain {
                 guard snapshot == nil, latest == nil else { throw UsageError("--chain checks the archive: no --snapshot or --latest") }
                 return try await verifyChain(context, catalog)

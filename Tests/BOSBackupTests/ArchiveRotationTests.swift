@@ -56,6 +56,7 @@ final class ArchiveRotationTests: ArchiveTestCase {
             XCTAssertGreaterThanOrEqual(rows.last ?? 0, Int64(commits.filter { $0.began <= at.timeIntervalSince1970 - 3 }.count))
         }
         XCTAssertEqual(try restored(at: "latest").1.count, commits.count, "after the last commit everything is there")
+        try checkPinnedStates(rotated)
         print("archive rotation: \(commits.count) commits, \(rotated.count) generations, \(exact) exact restores, \(refused) refused before the first")
 
         // Two hours later every generation but the newest is past retain: 1h.
@@ -85,5 +86,35 @@ final class ArchiveRotationTests: ArchiveTestCase {
         XCTAssertTrue(pruned.stdout.contains("and 14 base snapshots"), "a whole chain of 7 per target: " + pruned.stdout)
         XCTAssertEqual(try restored(at: "latest").1.count, commits.count, "the newest generation still restores")
         XCTAssertEqual(try bosbackup("verify", "--chain", "--config", config).status, 0)
+    }
+
+    /// `verify --chain --restore`: the newest pinned state rebuilt from each target equals
+    /// the next generation's base; a segment changed so that its own SHA-256 and the
+    /// catalog agree (a re-written segment) is still caught by that comparison.
+    func checkPinnedStates(_ rotated: [WALGeneration]) throws {
+        let whole = try bosbackup("verify", "--chain", "--restore", "--config", config)
+        XCTAssertEqual(whole.status, 0, whole.stdout + whole.stderr)
+        for target in ["nas", "far"] {
+            XCTAssertTrue(whole.stdout.contains("rebuilt from \(target)") && whole.stdout.contains("byte for byte the image of snapshot"), whole.stdout)
+        }
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        let pinnedGeneration = try XCTUnwrap(rotated.dropLast().last { try !catalog.checks(generation: $0.id).isEmpty })
+        let pin = try XCTUnwrap(try catalog.checks(generation: pinnedGeneration.id).first)
+        let segment = try XCTUnwrap(try catalog.segments(generation: pinnedGeneration.id, target: "nas").first { $0.firstTxid <= pin.txid && pin.txid <= $0.lastTxid })
+        // Re-written: one byte of a page the pinned commit wrote, gzip again, the catalog told its new SHA-256.
+        let path = dir.file("nas") + "/" + segment.objectKey
+        let gunzip = try runProcess("/bin/sh", ["-c", "gzip -dc < '\(path)' > '\(path).raw'"])
+        XCTAssertEqual(gunzip.status, 0, gunzip.stderr)
+        var decoded = try WALSegment.decode(try Data(contentsOf: URL(fileURLWithPath: path + ".raw")))
+        let index = try XCTUnwrap(decoded.commits.lastIndex { $0.txid <= pin.txid })
+        decoded.commits[index].pages[0].bytes[decoded.pageSize - 1] ^= 0x5A
+        try WALSegment.encode(decoded.commits, pageSize: decoded.pageSize, link: try XCTUnwrap(decoded.link))
+            .write(to: URL(fileURLWithPath: path + ".raw"))
+        XCTAssertEqual(try runProcess("/bin/sh", ["-c", "gzip -c < '\(path).raw' > '\(path)' && rm '\(path).raw'"]).status, 0)
+        try catalog.db.run("UPDATE wal_segments SET sha256 = ? WHERE object_key = ?", .text(try SHA256Stream.hex(ofFile: path)), .text(segment.objectKey))
+        let caught = try bosbackup("verify", "--chain", "--restore", "--config", config)
+        XCTAssertEqual(caught.status, 4, caught.stdout + caught.stderr)
+        XCTAssertTrue(caught.stdout.contains("FAILED") && caught.stdout.contains("rebuilt from nas"), caught.stdout)
+        XCTAssertFalse(caught.stdout.contains("FAILED  txid \(pin.txid) of generation \(SnapshotID.short(pinnedGeneration.id)) rebuilt from far"), caught.stdout)
     }
 }

@@ -162,15 +162,22 @@ public struct WALArchiver {
 
     /// Catalogs a generation on its bases, after its marker is on every target
     /// (each target's archive can be re-cataloged alone).
-    func record(_ id: String, bases: [WALBase], database: Policy.DatabaseConfig, startedAt: Date, reason: String) async throws -> WALGeneration {
+    /// `continues`: the older generation this one continues with no gap, and its txid
+    /// whose state the first base is (each base then is a pinned checksum of it).
+    func record(_ id: String, bases: [WALBase], database: Policy.DatabaseConfig, startedAt: Date, reason: String,
+                continues: (generation: String, txid: Int64)? = nil) async throws -> WALGeneration {
         let generation = WALGeneration(id: id, database: database.name, host: policy.host, baseSnapshot: bases[0].snapshot,
                                        salt1: bases[0].salt1, salt2: bases[0].salt2, baseFrame: bases[0].frame,
                                        startedAt: startedAt, endedAt: nil, endReason: nil)
         for base in bases {
-            try await Repository(target: try openTarget(base.target)).putGenerationMarker(GenerationMarker(generation, base: base, reason: reason))
+            try await Repository(target: try openTarget(base.target))
+                .putGenerationMarker(GenerationMarker(generation, base: base, reason: reason, continues: continues))
         }
         try catalog.insert(generation)
-        for base in bases { try catalog.insert(base) }
+        for base in bases {
+            try catalog.insert(base)
+            if let continues { try catalog.recordCheck(generation: continues.generation, txid: continues.txid + base.baseTxid, snapshot: base.snapshot) }
+        }
         try catalog.addAudit(action: "archive", snapshotID: generation.baseSnapshot, detail: "generation \(generation.id) started: \(reason)")
         return generation
     }

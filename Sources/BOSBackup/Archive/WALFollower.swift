@@ -239,8 +239,11 @@ public final class WALFollower {
         }
         let every = Duration.format(archiver.archive.baseEvery)
         try archiver.catalog.endGeneration(old.id, at: switchedAt, reason: "continued by generation \(SnapshotID.short(id)) (a new base snapshot every \(every))")
+        // The new first base is the state right after the old generation's commit just before the tail.
+        let pinned = nextTxid - 1 - Int64(tail.count)
         let next = try await archiver.record(id, bases: bases, database: try database, startedAt: switchedAt,
-                                             reason: "a new base snapshot every \(every), continuing generation \(SnapshotID.short(old.id)) with no gap")
+                                             reason: "a new base snapshot every \(every), continuing generation \(SnapshotID.short(old.id)) with no gap",
+                                             continues: (old.id, pinned))
         generation = next
         queue = tail.enumerated().map { index, queued in
             var renumbered = queued

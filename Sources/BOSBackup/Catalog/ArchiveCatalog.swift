@@ -78,6 +78,18 @@ extension Catalog {
                        salt1: UInt32(truncatingIfNeeded: r[2].int ?? 0), salt2: UInt32(truncatingIfNeeded: r[3].int ?? 0), frame: Int(r[4].int ?? 0))
     }
 
+    /// The state right after `txid` of `generation` is the image of `snapshot` (a later generation's base).
+    public func recordCheck(generation: String, txid: Int64, snapshot: String) throws {
+        try db.run("INSERT INTO wal_checks (generation, txid, snapshot_id) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                   .text(generation), .integer(txid), .text(snapshot))
+    }
+
+    /// A generation's pinned checksums: (txid, the snapshot whose image that state is), in txid order.
+    public func checks(generation: String) throws -> [(txid: Int64, snapshot: String)] {
+        try db.rows("SELECT txid, snapshot_id FROM wal_checks WHERE generation = ? ORDER BY txid", .text(generation))
+            .map { ($0[0].int ?? 0, $0[1].string ?? "") }
+    }
+
     public func containsGeneration(id: String) throws -> Bool {
         try db.scalar("SELECT count(*) FROM wal_generations WHERE id = ?", .text(id))?.int ?? 0 > 0
     }
@@ -175,7 +187,7 @@ extension Catalog {
     /// crash half way leaves unlisted objects, never a catalog row whose segment is gone).
     public func removeGeneration(_ id: String) throws {
         try db.transaction {
-            for table in ["wal_segments", "wal_progress", "wal_bases"] { try db.run("DELETE FROM \(table) WHERE generation = ?", .text(id)) }
+            for table in ["wal_segments", "wal_progress", "wal_bases", "wal_checks"] { try db.run("DELETE FROM \(table) WHERE generation = ?", .text(id)) }
             try db.run("DELETE FROM wal_generations WHERE id = ?", .text(id))
         }
     }

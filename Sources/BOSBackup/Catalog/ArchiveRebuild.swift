@@ -7,6 +7,7 @@ import Foundation
 extension CatalogRebuild {
     func rebuildArchive(targetName: String, repository: Repository, keys: [String], _ outcome: inout Outcome) async throws {
         var touched: Set<[String]> = []
+        var checks: [(generation: String, txid: Int64, snapshot: String)] = []
         for markerKey in keys where markerKey.hasSuffix("/generation.json") && markerKey.contains("/wal/") {
             let marker: GenerationMarker
             do { marker = try await repository.generationMarker(key: markerKey) } catch let error as RepositoryError {
@@ -23,6 +24,7 @@ extension CatalogRebuild {
                 outcome.archiveGenerations += 1
             }
             try catalog.insert(marker.base(target: targetName))
+            if let older = marker.continuesGeneration, let txid = marker.continuesTxid { checks.append((older, txid, marker.targetBaseSnapshot)) }
             touched.insert([marker.host, marker.database])
             let namespace = RepositoryNamespace(host: marker.host, database: marker.database)
             let segments = keys.compactMap { key in namespace.parseSegmentKey(key).flatMap { $0.generation == marker.generation ? (key, $0.first) : nil } }
@@ -42,6 +44,10 @@ extension CatalogRebuild {
                                                     sha256: read.storedSHA256, shippedAt: last.seenAt))
                 outcome.archiveSegments += 1
             }
+        }
+        // Markers are read in key order, not in time: an older generation is known only now.
+        for check in checks where try catalog.containsGeneration(id: check.generation) {
+            try catalog.recordCheck(generation: check.generation, txid: check.txid, snapshot: check.snapshot)
         }
         // Only the newest generation of a database can still be open; the archiver ends it too
         // when the WAL it finds is not the one it left.

@@ -178,6 +178,18 @@ enum CatalogSchema {
             PRIMARY KEY (generation, target)
         ) WITHOUT ROWID;
         """,
+        // 9: the archive's own checksums. When a generation continues into a new one, the new
+        // one's base snapshots pin commits of the old: the state right after txid N of the old
+        // generation is byte for byte the image of that snapshot (whose SHA-256 the catalog has).
+        // `verify --chain --restore` rebuilds it from the archive and compares.
+        """
+        CREATE TABLE wal_checks (
+            generation  TEXT NOT NULL REFERENCES wal_generations(id),
+            txid        INTEGER NOT NULL,
+            snapshot_id TEXT NOT NULL,
+            PRIMARY KEY (generation, txid, snapshot_id)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

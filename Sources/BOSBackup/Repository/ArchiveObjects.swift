@@ -20,14 +20,21 @@ public struct GenerationMarker: Codable, Equatable, Sendable {
     public var targetBaseSnapshot: String
     public var targetBaseTxid: Int64
     public var targetBaseFrame: Int
+    /// When this generation continues an older one: this target's base is the state
+    /// right after txid `continuesTxid` of generation `continuesGeneration` (a pinned checksum of it).
+    public var continuesGeneration: String?
+    public var continuesTxid: Int64?
 
     enum CodingKeys: String, CodingKey {
         case format, generation, host, database, salt1, salt2, reason, target
         case baseSnapshot = "base_snapshot", baseFrame = "base_frame", startedAt = "started_at"
         case targetBaseSnapshot = "target_base_snapshot", targetBaseTxid = "target_base_txid", targetBaseFrame = "target_base_frame"
+        case continuesGeneration = "continues_generation", continuesTxid = "continues_txid"
     }
 
-    public init(_ g: WALGeneration, base: WALBase, reason: String) {
+    public init(_ g: WALGeneration, base: WALBase, reason: String, continues: (generation: String, txid: Int64)? = nil) {
+        continuesGeneration = continues?.generation
+        continuesTxid = continues.map { $0.txid + base.baseTxid }
         (generation, host, database, baseSnapshot) = (g.id, g.host, g.database, g.baseSnapshot)
         (salt1, salt2, baseFrame, startedAt, self.reason) = (g.salt1, g.salt2, g.baseFrame, g.startedAt.timeIntervalSince1970, reason)
         (target, targetBaseSnapshot, targetBaseTxid, targetBaseFrame) = (base.target, base.snapshot, base.baseTxid, base.frame)
