@@ -29,7 +29,7 @@ struct DrillCommand: AsyncParsableCommand {
             defer { progress.clear() }
             let verifier = context.verifier(catalog, progress: progress)
             let outcome = try await DrillJob(verifier: verifier, policy: policy, reportFolder: folder)
-                .run(scheduledFor: nil) { try context.target(for: $0) }
+                .run(scheduledFor: nil, openTarget: context.target(named:)) { try context.target(for: $0) }
             let result = outcome.result
             if json {
                 Console.json(["ok": result.ok, "rto_seconds": result.rto, "seconds": result.seconds,
@@ -41,13 +41,21 @@ struct DrillCommand: AsyncParsableCommand {
                                         "unchecked": s.verification.unchecked,
                                         "restore_seconds": s.verification.restoreSeconds, "integrity_seconds": s.verification.integritySeconds,
                                         "count_seconds": s.verification.countSeconds]
+                                   },
+                                   "point_in_time": t.pointInTime.map { p -> [String: Any] in
+                                       ["database": p.database, "at": ISO8601.string(p.at), "generation": p.generation as Any, "txid": p.txid,
+                                        "seconds": p.seconds, "rows": p.rows, "ok": p.ok, "problem": p.problem as Any]
                                    }]
                               }])
             } else {
                 Console.out(DrillReport(result: result).verdict)
                 for t in result.targets {
-                    Console.out("  \(t.target): \(t.ok ? "ok" : Console.red("FAILED"))" + (t.recoverySeconds.map { ", newest snapshot back in \(Console.seconds($0))" } ?? ""))
+                    Console.out("  \(t.target): \(t.ok ? "ok" : Console.red("FAILED"))" + (t.recoverySeconds.map { ", back in \(Console.seconds($0)) at worst" } ?? ""))
                     for p in t.problems { Console.out("    - \(p)") }
+                    for p in t.pointInTime {
+                        Console.out("    point in time: \(p.database) at \(context.local(p.at)) " + (p.ok
+                            ? "restored (txid \(p.txid), \(p.rows) rows) in \(Console.seconds(p.seconds))" : Console.red("FAILED") + ": \(p.problem ?? "")"))
+                    }
                     for s in t.samples where !s.ok {
                         Console.out("    - snapshot \(s.snapshot.shortID) (\(s.pick.rawValue)): \(s.findings.joined(separator: "; "))")
                     }

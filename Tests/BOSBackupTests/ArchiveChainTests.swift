@@ -150,4 +150,22 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertEqual(chain.status, 4, chain.stdout)
         XCTAssertTrue(chain.stdout.contains("on nas") && !chain.stdout.contains("on far:"), chain.stdout)
     }
+
+    /// The quarterly drill restores a random second of the archive from each archive target alone, timed in the report.
+    func testTheDrillRestoresASecondOfTheArchiveFromEachTarget() throws {
+        try writePolicy(archiveTargets: "nas: 1s, far: 1s")
+        _ = try archiveSixCommits()
+        let drill = try bosbackup("drill", "--report", dir.file("drills"), "--config", config)
+        XCTAssertEqual(drill.status, 0, drill.stdout + drill.stderr)
+        XCTAssertEqual(drill.stdout.components(separatedBy: "point in time: bos at").count - 1, 2, "one per archive target: " + drill.stdout)
+        XCTAssertTrue(drill.stdout.contains("restored (txid"), drill.stdout)
+        let report = try String(contentsOfFile: try XCTUnwrap(drill.stdout.split(separator: "\n").first { $0.hasPrefix("report: ") }.map { String($0.dropFirst(8)) }),
+                                encoding: .utf8)
+        XCTAssertEqual(report.components(separatedBy: "- Point in time: `restore --at").count - 1, 2, report)
+        XCTAssertTrue(report.contains("from this target alone — ok in"), report)
+        let json = try jsonObject(try bosbackup("drill", "--report", dir.file("drills"), "--json", "--config", config).stdout)
+        let samples = (json["targets"] as? [[String: Any]])?.flatMap { ($0["point_in_time"] as? [[String: Any]]) ?? [] } ?? []
+        XCTAssertEqual(samples.count, 2)
+        XCTAssertTrue(samples.allSatisfy { $0["ok"] as? Bool == true && ($0["rows"] as? Int ?? 0) > 0 }, "\(samples)")
+    }
 }

@@ -22,12 +22,22 @@ public struct DrillJob {
         public var html: String
     }
 
-    public func run(scheduledFor: Date?, open: (SnapshotRecord) throws -> Target) async throws -> Outcome {
+    /// `openTarget`: a target by name, for the point-in-time restores from each
+    /// archive target (nil: snapshots only).
+    public func run(scheduledFor: Date?, openTarget: ((String) throws -> Target)? = nil,
+                    open: @escaping (SnapshotRecord) throws -> Target) async throws -> Outcome {
         let catalog = verifier.catalog
         let runID = try catalog.startRun(job: Self.runName, scheduledFor: scheduledFor, at: verifier.clock.now())
         do {
             var rng = SystemRandomNumberGenerator()
-            let drill = RestoreDrill(verifier: verifier, rto: policy.drill?.rto ?? 4 * 3_600, timeZone: policy.timeZone)
+            var restorer = SnapshotRestorer(catalog: catalog, clock: verifier.clock)
+            restorer.scratch = verifier.scratch
+            let pointInTime = openTarget.map { openTarget in
+                PointInTimeDrill(catalog: catalog, policy: policy, restorer: restorer, scratch: verifier.scratch,
+                                 openTarget: openTarget, openSnapshotTarget: open)
+            }
+            let drill = RestoreDrill(verifier: verifier, rto: policy.drill?.rto ?? 4 * 3_600, timeZone: policy.timeZone,
+                                     pointInTime: policy.archives.isEmpty ? nil : pointInTime)
             let targets = policy.targets.isEmpty ? Array(Set(try catalog.snapshots().map(\.target))).sorted() : policy.targets.map(\.name)
             let result = try await drill.run(targets: targets, open: open, using: &rng)
             let report = DrillReport(result: result)

@@ -34,13 +34,19 @@ public struct DrillReport {
         md += "- Recovery objective (RTO): \(Duration.format(result.rto))\n- Drill took \(Self.secs(result.seconds)) in all\n"
         md += "- Time zone: \(result.timeZone.identifier)\n\n"
         md += "Each target: its newest snapshot and one random older one were fetched, decrypted, decompressed, "
-        md += "checksummed, checked with `PRAGMA integrity_check` and counted table by table against the catalog.\n\n"
+        md += "checksummed, checked with `PRAGMA integrity_check` and counted table by table against the catalog; "
+        md += "from each WAL archive target, a random second of the newest archive generation restored from that target alone.\n\n"
         for target in result.targets {
             md += "## Target `\(target.target)` — \(target.ok ? "PASS" : "FAIL")\n\n\(target.targetURL)\n\n"
             if let recovery = target.recoverySeconds {
-                md += "Time to recover the newest snapshot: \(Self.secs(recovery)) (RTO margin \(Duration.format(max(0, result.rto - recovery))))\n\n"
+                md += "Time to recover (the newest snapshot, or a second of the archive, the slower): \(Self.secs(recovery)) (RTO margin \(Duration.format(max(0, result.rto - recovery))))\n\n"
             }
             for problem in target.problems { md += "- ✗ \(problem)\n" }
+            for p in target.pointInTime {
+                md += "- Point in time: `restore --at \(local(p.at))` of \(p.database) from this target alone — "
+                md += p.ok ? "ok in \(Self.secs(p.seconds)) (txid \(p.txid) of generation `\(p.generation ?? "-")`, \(p.rows) rows)\n" : "**FAILED**: \(p.problem ?? "")\n"
+            }
+            if !target.pointInTime.isEmpty { md += "\n" }
             if !target.samples.isEmpty {
                 md += "| snapshot | pick | taken | restore | integrity | counts | total | result |\n|---|---|---|---:|---:|---:|---:|---|\n"
                 for s in target.samples {
@@ -87,6 +93,10 @@ public struct DrillReport {
             body += "<section><h2>Target <code>\(e(target.target))</code> <span class=\"badge \(target.ok ? "pass" : "fail")\">\(target.ok ? "PASS" : "FAIL")</span></h2>\n"
             body += "<p class=\"url\">\(e(target.targetURL))</p>\n"
             for problem in target.problems { body += "<p class=\"problem\">✗ \(e(problem))</p>\n" }
+            for p in target.pointInTime {
+                body += "<p>Point in time: <code>restore --at \(e(local(p.at)))</code> of \(e(p.database)) from this target alone — "
+                body += p.ok ? "ok in \(Self.secs(p.seconds)) (txid \(p.txid), \(p.rows) rows)</p>\n" : "<b class=\"failtext\">FAILED</b>: \(e(p.problem ?? ""))</p>\n"
+            }
             for s in target.samples {
                 let v = s.verification
                 body += "<div class=\"sample\"><div class=\"label\"><code>\(e(s.snapshot.id))</code> \(e(s.pick.rawValue)), taken \(e(local(s.snapshot.takenAt))) — \(s.ok ? "ok" : "<b class=\"failtext\">\(e(s.resultLabel))</b>") in \(Self.secs(s.totalSeconds))</div>\n<div class=\"bar\">"

@@ -27,9 +27,15 @@ public struct DrillTargetResult: Sendable {
     public var targetURL: String
     public var samples: [DrillSample]
     public var problems: [String]
-    public var ok: Bool { problems.isEmpty && !samples.isEmpty && samples.allSatisfy(\.ok) }
-    /// Time to bring back the newest snapshot from this target: what an incident would cost.
-    public var recoverySeconds: Double? { samples.first { $0.pick == .newest }?.totalSeconds }
+    /// A point-in-time restore per database archived to this target.
+    public var pointInTime: [PointInTimeSample] = []
+    public var ok: Bool { problems.isEmpty && !samples.isEmpty && samples.allSatisfy(\.ok) && pointInTime.allSatisfy(\.ok) }
+    /// Time to bring back the newest snapshot, or a second of the archive, from this
+    /// target (the slower): what an incident would cost.
+    public var recoverySeconds: Double? {
+        guard let newest = samples.first(where: { $0.pick == .newest })?.totalSeconds else { return nil }
+        return max(newest, pointInTime.map(\.seconds).max() ?? 0)
+    }
 }
 
 public struct DrillResult: Sendable {
@@ -58,11 +64,14 @@ public struct RestoreDrill {
     public let verifier: SnapshotVerifier
     public let rto: TimeInterval
     public let timeZone: TimeZone
+    /// Point-in-time restores from each archive target (nil: snapshots only).
+    public var pointInTime: PointInTimeDrill?
 
-    public init(verifier: SnapshotVerifier, rto: TimeInterval, timeZone: TimeZone) {
+    public init(verifier: SnapshotVerifier, rto: TimeInterval, timeZone: TimeZone, pointInTime: PointInTimeDrill? = nil) {
         self.verifier = verifier
         self.rto = rto
         self.timeZone = timeZone
+        self.pointInTime = pointInTime
     }
 
     /// `targets` are the target names to drill (every target of the policy);
@@ -90,6 +99,7 @@ public struct RestoreDrill {
                     result.problems.append("\(snapshot.id): \(error)")
                 }
             }
+            result.pointInTime = try await pointInTime?.samples(target: name, using: &rng) ?? []
             results.append(result)
         }
         return DrillResult(startedAt: started, finishedAt: started.addingTimeInterval(Date().timeIntervalSince(began)),

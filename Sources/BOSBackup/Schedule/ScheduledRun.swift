@@ -175,7 +175,7 @@ public struct ScheduledRun {
         do {
             let verifier = SnapshotVerifier(catalog: catalog, clock: clock, scratch: scratch)
             let result = try await DrillJob(verifier: verifier, policy: policy, reportFolder: reportFolder)
-                .run(scheduledFor: decision.scheduledFor) { try openTarget($0.target) }
+                .run(scheduledFor: decision.scheduledFor, openTarget: openTarget) { try openTarget($0.target) }
             outcome.report = result.html
             if !result.result.ok {
                 outcome.error = DrillReport(result: result.result).verdict
