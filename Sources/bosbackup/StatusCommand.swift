@@ -51,7 +51,8 @@ struct StatusCommand: AsyncParsableCommand {
                                   ["database": a.database, "target": a.target, "generation": a.generation as Any, "last_txid": a.lastTxid as Any,
                                    "last_commit_seen": a.lastCommitSeen.map { ISO8601.string($0) } as Any,
                                    "complete_up_to": a.completeUpTo.map { ISO8601.string($0) } as Any, "lag_seconds": a.lag as Any,
-                                   "behind": a.behind]
+                                   "behind": a.behind,
+                                   "last_gap": a.lastGap.map { ["from": ISO8601.string($0.from), "to": ISO8601.string($0.to), "why": $0.why] } as Any]
                               },
                               "pending_deletions": deletions.filter { !$0.pending.isEmpty }.map { t -> [String: Any] in
                                   ["target": t.target, "snapshots": t.pending.map(\.id), "failing": t.failing.map(\.id),
@@ -77,7 +78,11 @@ struct StatusCommand: AsyncParsableCommand {
                         ?? (nextDrill?.due == true ? "DUE now" : "next \(nextDrill?.next.map(context.local) ?? "never")")
                     Console.out("drill: last \(last); " + now)
                 }
+                var named = Set<String>()
                 for a in archive {
+                    if let gap = a.lastGap, named.insert(a.database).inserted {
+                        Console.out("archive \(a.database): " + Console.red("not covered") + " \(context.local(gap.from)) – \(context.local(gap.to)) (\(gap.why))")
+                    }
                     guard let lag = a.lag, let upTo = a.completeUpTo else {
                         Console.out("archive \(a.database) → \(a.target): not started (bosbackup archive, or the daemon, starts it)")
                         continue

@@ -64,12 +64,24 @@ final class WALArchiveTests: ArchiveTestCase {
         XCTAssertTrue(lost.stdout.contains("new archive generation") && lost.stdout.contains("the WAL was reset"), lost.stdout)
         try commit(5)
         _ = try archive(at: 5)
+        for k in 6...1_005 { try commit(k) }   // a thousand more commits in the new generation
+        _ = try archive(at: 6)
+        XCTAssertEqual(try restored(at: "2026-12-01T10:06:00Z").1, (1...1_005).map(Int64.init), "every commit of the new generation")
         XCTAssertEqual(try restored(at: "2026-12-01T10:02:00Z").1, [Int64(1), 2], "the old generation, up to its last commit")
         XCTAssertEqual(try restored(at: "2026-12-01T10:05:00Z").1, [Int64(1), 2, 3, 4, 5], "the new one: its base snapshot holds 3 and 4")
         // Between the old generation's last pass and the new base snapshot commit 3 may or may not have been: refused.
         let gap = try restored(at: "2026-12-01T10:03:00Z").0
         XCTAssertEqual(gap.status, 2, gap.stdout + gap.stderr)
         XCTAssertTrue(gap.stderr.contains("before it: 2026-12-01T10:02:00Z") && gap.stderr.contains("after it: 2026-12-01T10:04:00Z"), gap.stderr)
+        // The gap is named by verify --chain, which still finds the archive whole.
+        let chain = try bosbackup("verify", "--chain", "--config", config)
+        XCTAssertEqual(chain.status, 0, chain.stdout)
+        XCTAssertTrue(chain.stdout.contains("not covered on nas: 2026-12-01T10:02:00Z – 2026-12-01T10:04:00Z (the WAL was reset"), chain.stdout)
+        // And by status and the metrics, in one line each.
+        let metrics = dir.file("bos.prom")
+        let status = try bosbackup("status", "--config", config, "--now", "2026-12-01T10:06:00Z", "--metrics", metrics)
+        XCTAssertTrue(status.stdout.contains("archive bos: not covered 2026-12-01T10:02:00Z – 2026-12-01T10:04:00Z (the WAL was reset"), status.stdout)
+        XCTAssertTrue(try String(contentsOfFile: metrics, encoding: .utf8).contains("bosbackup_archive_last_gap_seconds{database=\"bos\"} 120"))
         let catalog = try Catalog(readingAt: dir.file("catalog.db"))
         let generations = try catalog.generations(database: "bos", host: "store-0421")
         XCTAssertEqual(generations.count, 2)

@@ -13,6 +13,8 @@ public struct ArchiveTargetStatus: Sendable {
     /// The last time the target had everything (nil: never, e.g. no generation yet).
     public var completeUpTo: Date?
     public var lag: TimeInterval?
+    /// The newest span between two generations no archive covers (a lost position), and why.
+    public var lastGap: (from: Date, to: Date, why: String)?
 
     /// Behind by more than five intervals (at least a minute): the archiver is not
     /// running, or cannot ship. `status` exits 1 for it, as for an overdue job.
@@ -23,9 +25,16 @@ extension Policy {
     /// Every archive target's state, from the catalog alone (no request to any target).
     public func archiveStatus(catalog: Catalog, now: Date) throws -> [ArchiveTargetStatus] {
         try archives.flatMap { archive in
-            let generation = try catalog.generations(database: archive.database, host: host).last
+            let generations = try catalog.generations(database: archive.database, host: host)
+            let generation = generations.last
+            var lastGap: (from: Date, to: Date, why: String)?
+            for (old, new) in zip(generations, generations.dropFirst()) {
+                let end = try catalog.coverageEnd(of: old)
+                if end < new.startedAt { lastGap = (end, new.startedAt, old.endReason ?? "generation \(SnapshotID.short(old.id)) ended") }
+            }
             return try archive.targets.map { destination in
                 var status = ArchiveTargetStatus(database: archive.database, target: destination.target, interval: destination.interval)
+                status.lastGap = lastGap
                 guard let generation else { return status }
                 status.generation = generation.id
                 let last = try catalog.lastSegment(generation: generation.id, target: destination.target)

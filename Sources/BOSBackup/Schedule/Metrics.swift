@@ -91,6 +91,13 @@ public struct HealthMetrics {
         out.gauge("bosbackup_archive_lag_seconds", "Seconds since the target last held every commit the WAL held.", samples { $0.lag })
         out.gauge("bosbackup_archive_last_commit_timestamp_seconds", "Unix time the newest commit on the target was seen.",
                   samples { $0.lastCommitSeen?.timeIntervalSince1970 })
+        // Per database: the span the archive lost at its newest lost position (absent: none yet).
+        var seen = Set<String>()
+        let gaps = targets.filter { $0.lastGap != nil && seen.insert($0.database).inserted }
+        out.gauge("bosbackup_archive_last_gap_seconds", "Length of the newest span no archive covers (a lost WAL position).",
+                  gaps.map { .init(labels: [("database", $0.database)], value: $0.lastGap!.to.timeIntervalSince($0.lastGap!.from)) })
+        out.gauge("bosbackup_archive_last_gap_end_timestamp_seconds", "Unix time the newest span no archive covers ended.",
+                  gaps.map { .init(labels: [("database", $0.database)], value: $0.lastGap!.to.timeIntervalSince1970) })
     }
 
     /// `running`: nil when the policy has no drill.
