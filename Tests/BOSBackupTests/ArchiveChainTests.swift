@@ -168,4 +168,30 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertEqual(samples.count, 2)
         XCTAssertTrue(samples.allSatisfy { $0["ok"] as? Bool == true && ($0["rows"] as? Int ?? 0) > 0 }, "\(samples)")
     }
+
+    /// A slow target's queue stays bounded: past `queueLimit` every target is shipped to at once.
+    func testTheQueueForASlowTargetStaysBounded() async throws {
+        try writePolicy(archiveTargets: "nas: 1s, far: 1h")
+        try commit(1)
+        let policy = try PolicyLoader.load(path: config)
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
+                                   scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
+        let follower = WALFollower(archiver)
+        defer { follower.detach() }
+        follower.queueLimit = 256 << 10
+        _ = try await follower.step(shipTo: ["nas"])
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        try bos.execute("CREATE TABLE blobs(b BLOB)")
+        for round in 1...12 {
+            for _ in 0..<8 { try bos.execute("INSERT INTO blobs VALUES (randomblob(8000))") }
+            _ = try await follower.step(shipTo: ["nas"])   // far's hour has not come
+            if round == 1 { XCTAssertTrue(try catalog.segments(generation: generation.id, target: "far").isEmpty, "under the limit far waits") }
+        }
+        XCTAssertFalse(try catalog.segments(generation: generation.id, target: "far").isEmpty, "past the limit far is shipped to early")
+        // What far still lacks fits in the limit (256 KiB: about 32 commits of 8 KB) plus one round of 8.
+        let behind = (try catalog.lastSegment(generation: generation.id, target: "nas")?.lastTxid ?? 0)
+            - (try catalog.lastSegment(generation: generation.id, target: "far")?.lastTxid ?? 0)
+        XCTAssertLessThanOrEqual(behind, 40)
+    }
 }

@@ -25,7 +25,8 @@ import Foundation
 /// write transaction around its checkpoints for the same reason).
 ///
 /// Commits are queued in memory until every target has shipped them (their
-/// frames may leave the WAL before the slowest target's interval comes).
+/// frames may leave the WAL before the slowest target's interval comes), up
+/// to `queueLimit`; past it every target is shipped to at once.
 public final class WALFollower {
     public let archiver: WALArchiver
     /// The WAL may not grow past this while we hold our reader: beyond it the
@@ -34,6 +35,10 @@ public final class WALFollower {
     public var walLimit: Int64 = 256 << 20
     /// WAL size at which the follower checkpoints under its barrier (SQLite's auto-checkpoint: 1000 pages).
     public var checkpointAt: Int64 = 4 << 20
+    /// Page bytes the queue may hold for a target whose interval has not come: past
+    /// it, every target is shipped to at once (more requests, but memory stays flat
+    /// whatever the intervals and the write rate).
+    public var queueLimit = 32 << 20
 
     private var reader: Database?
     private var barrier: Database?
@@ -68,11 +73,13 @@ public final class WALFollower {
         try await read(&outcome)
         if reader != nil { try await rotateIfDue(&outcome) }
         if reader != nil { try await swap(&outcome) }
-        for target in targets { try await ship(to: target, &outcome) }
+        let queued = queue.reduce(0) { $0 + $1.commit.pages.count } * pageSize
+        let due = queued > queueLimit ? archiver.archive.targets.map(\.target) : targets
+        for target in due { try await ship(to: target, &outcome) }
         trim()
         if let generation, let readFrom {
             // Everything committed before the last read began is on these targets now.
-            for target in targets where shipped[target] ?? 0 >= nextTxid - 1 {
+            for target in due where shipped[target] ?? 0 >= nextTxid - 1 {
                 try archiver.catalog.recordArchiveCheck(generation: generation.id, target: target, at: readFrom)
             }
         }
