@@ -60,9 +60,13 @@ echo "orders left in live: $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM or
 
 step "7. Point in time: the database as it was the second before the script ran, nothing newer lost"
 sleep 1.5   # the archive's next pass covers the moment
+echo "(first, that second beside the damaged live database; live is only read)"
+bb restore --at "$BEFORE" --live "$DIR/live/bos.db"
 bb restore --at "$BEFORE" --into "$DIR/restored/before-the-script.db"
 echo "orders in that copy: $(sqlite3 "$DIR/restored/before-the-script.db" 'SELECT count(*) FROM orders') (live has $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM orders'))"
 tail -3 "$DIR/archive.log"
+echo "(every archived segment read back: checksum, format, links, txids)"
+bb verify --chain
 
 step "8. Triage: restore the newest snapshots into scratch and compare with the damaged live database"
 bb restore --latest 3 --live "$DIR/live/bos.db"
