@@ -40,18 +40,8 @@ struct ArchiveCommand: AsyncParsableCommand {
             }
             // SIGTERM/SIGINT: one last pass ships what every target still lacks, then exit 0.
             let stop = StopRequest()
-            signal(SIGTERM, SIG_IGN)
-            signal(SIGINT, SIG_IGN)
             let output = RunOutput(style: .archive, context: context)
-            let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    output.done("received \(number == SIGTERM ? "SIGTERM" : "SIGINT"), shipping what is read, then stopping")
-                    stop.request()
-                }
-                source.resume()
-                return source
-            }
+            let sources = StopSignals.handle(output, saying: "shipping what is read, then stopping") { stop.request() }
             defer { sources.forEach { $0.cancel() } }
             try await loop.run(stop: stop)
             output.done("stopped")

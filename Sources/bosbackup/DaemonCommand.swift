@@ -23,30 +23,24 @@ struct DaemonCommand: AsyncParsableCommand {
             let context = try Context(common)
             let policy = try context.requirePolicy()
             let output = RunOutput(style: .daemon, context: context)
-            let loop = Task {
-                // The WAL archive, beside the schedule: its own catalog connection, its own lock.
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await DaemonCommand.loop(context: context, policy: policy, output: output) }
-                    if !policy.archives.isEmpty {
-                        group.addTask { try await DaemonCommand.archive(context: context, policy: policy, output: output) }
-                    }
-                    try await group.waitForAll()
-                }
+            // The schedule, and the WAL archive beside it (its own catalog connection, its own lock).
+            let stop = StopRequest()
+            let schedule = Task { try await DaemonCommand.loop(context: context, policy: policy, output: output) }
+            let archiving = Task {
+                if !policy.archives.isEmpty { await DaemonCommand.archive(context: context, policy: policy, output: output, stop: stop) }
             }
-            // Signals cancel the loop: a sleep ends at once, a running backup aborts its upload.
-            signal(SIGTERM, SIG_IGN)
-            signal(SIGINT, SIG_IGN)
-            let sources = [SIGTERM, SIGINT].map { number -> DispatchSourceSignal in
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    output.done("received \(number == SIGTERM ? "SIGTERM" : "SIGINT"), stopping")
-                    loop.cancel()
-                }
-                source.resume()
-                return source
+            // Signals cancel the schedule (a sleep ends at once, a running backup aborts its upload) and
+            // stop the archive after it shipped what it read to every target.
+            let sources = StopSignals.handle(output, saying: "stopping") {
+                stop.request()
+                schedule.cancel()
             }
             defer { sources.forEach { $0.cancel() } }
-            do { try await loop.value } catch is CancellationError {}
+            var failure: Error?
+            do { try await schedule.value } catch is CancellationError {} catch { failure = error }
+            stop.request()
+            await archiving.value
+            if let failure { throw failure }
             output.done("stopped")
             return ExitStatus.ok
         }
@@ -74,16 +68,15 @@ struct DaemonCommand: AsyncParsableCommand {
 
     /// `bosbackup archive` inside the daemon, for every database with an archive: entry.
     /// What goes wrong here is logged and never stops the schedule.
-    static func archive(context: Context, policy: Policy, output: RunOutput) async throws {
+    static func archive(context: Context, policy: Policy, output: RunOutput, stop: StopRequest) async {
         do {
             let catalog = try context.openCatalog()
             let lock = try context.archiveLock()
             defer { withExtendedLifetime(lock) {} }
             output.done("archiving \(policy.archives.map(\.database).joined(separator: ", ")) to "
                 + Set(policy.archives.flatMap { $0.targets.map(\.target) }).sorted().joined(separator: ", "))
-            try await ArchiveLoop(context: context, policy: policy, catalog: catalog, output: output).run()
+            try await ArchiveLoop(context: context, policy: policy, catalog: catalog, output: output).run(stop: stop)
         } catch is CancellationError {
-            throw CancellationError()
         } catch let busy as LockBusyError {
             output.failure("not archiving: another bosbackup archive holds \(busy.path)", priority: .warning)
         } catch {

@@ -194,4 +194,39 @@ final class ArchiveChainTests: ArchiveTestCase {
             - (try catalog.lastSegment(generation: generation.id, target: "far")?.lastTxid ?? 0)
         XCTAssertLessThanOrEqual(behind, 40)
     }
+
+    /// SIGTERM: `archive` (and the daemon) ships what it read to every target, then exits 0;
+    /// a target whose hour has not come still gets the commits queued for it.
+    func testStoppingShipsWhatWasReadToEveryTarget() throws {
+        for command in [["archive"], ["daemon"]] {
+            try writePolicy(archiveTargets: "nas: 1s, far: 1h")
+            try commit(command == ["archive"] ? 1 : 100)
+            let launched = Date()
+            let process = try ChildProcess(Fixtures.binary, command + ["--config", config])
+            let catalogPath = dir.file("catalog.db")
+            func lastTxid(_ target: String) -> Int64 {
+                guard let catalog = try? Catalog(readingAt: catalogPath),
+                      let g = try? catalog.generations(database: "bos", host: "store-0421").last else { return 0 }
+                return (try? catalog.lastSegment(generation: g.id, target: target))?.lastTxid ?? 0
+            }
+            let deadline = Date().addingTimeInterval(60)
+            // Once this process follows the WAL (it read after it started, and shipped what it found where due), one more commit.
+            func following() -> Bool {
+                guard let catalog = try? Catalog(readingAt: catalogPath), let g = try? catalog.generations(database: "bos", host: "store-0421").last,
+                      g.endedAt == nil, let checked = try? catalog.archiveCheck(generation: g.id, target: "nas") else { return false }
+                return checked > max(g.startedAt, launched)
+            }
+            while !following(), Date() < deadline, process.isRunning { usleep(50_000) }
+            let before = lastTxid("nas")
+            try commit(command == ["archive"] ? 2 : 101)
+            while lastTxid("nas") <= before, Date() < deadline, process.isRunning { usleep(50_000) }
+            let far = lastTxid("far")
+            XCTAssertLessThan(far, lastTxid("nas"), "\(command): far's interval has not come")
+            kill(process.pid, SIGTERM)
+            let stopped = try process.wait(timeout: 60)
+            XCTAssertEqual(stopped.status, 0, stopped.stdout + stopped.stderr)
+            XCTAssertEqual(lastTxid("far"), lastTxid("nas"), "\(command): far got what was read before stopping: " + stopped.stdout)
+            XCTAssertTrue((stopped.stdout + stopped.stderr).contains("received SIGTERM"), stopped.stdout + stopped.stderr)
+        }
+    }
 }

@@ -64,7 +64,8 @@ final class ArchiveHostLossTests: ArchiveTestCase {
         let mustHave = commits.filter { $0.began < killedAt - (interval + 5) }.map(\.k).max() ?? 0
         XCTAssertGreaterThan(mustHave, 0, "the run was long enough to test the bound")
         XCTAssertGreaterThanOrEqual(k, mustHave, "commit \(mustHave) was made more than \(interval + 5) s before the host died")
-        XCTAssertLessThanOrEqual(k, commits.last?.k ?? 0, "no commit that was not made")
+        // The writer logs after each commit: SIGKILL may take it between the two.
+        XCTAssertLessThanOrEqual(k, (commits.last?.k ?? 0) + 1, "no commit that was not made")
         let lostSeconds = killedAt - (commits.first { $0.k == k }?.began ?? 0)
         print("host loss: \(commits.count) commits made, \(k) restored from S3 after rebuilding the catalog; the newest restored was begun \(String(format: "%.2f", lostSeconds)) s before the kill")
     }

@@ -71,15 +71,18 @@ class ArchiveTestCase: XCTestCase {
     var commitLogPath: String { dir.file("commits.log") }
 
     /// A BOS process committing order k and the running total at about 200 tx/s, logging
-    /// k and when its commit began (no archiver can see it earlier), for `seconds` (nil: until killed).
+    /// k and when its commit began (no archiver can see it earlier), for `seconds` (nil: until
+    /// SIGTERM, which it obeys between commits; a SIGKILL may leave the last commit unlogged).
     func ledgerWriter(seconds: Double?) throws -> ChildProcess {
         try ChildProcess("/usr/bin/env", ["python3", "-c", """
-            import sqlite3, sys, time
+            import signal, sqlite3, sys, time
             db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
             out = open(sys.argv[2], "w")
             end = time.time() + float(sys.argv[3]) if sys.argv[3] != "-" else float("inf")
+            stopping = []
+            signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))   # SIGTERM: after this commit is logged
             k = 0
-            while time.time() < end:
+            while time.time() < end and not stopping:
                 k += 1
                 began = time.time()
                 db.execute("INSERT INTO ledger(k, total) VALUES (?, ?)", (k, k * (k + 1) // 2))
