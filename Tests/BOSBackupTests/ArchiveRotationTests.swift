@@ -63,6 +63,7 @@ final class ArchiveRotationTests: ArchiveTestCase {
         let later = ISO8601.string(end.addingTimeInterval(7_200))
         let dry = try bosbackup("prune", "--dry-run", "--now", later, "--config", config)
         XCTAssertTrue(dry.stdout.contains("archive of bos: would remove \(rotated.count - 1) generations"), dry.stdout)
+        XCTAssertTrue(dry.stdout.contains("and 14 base snapshots"), "the dry run counts every target's bases: " + dry.stdout)
         XCTAssertEqual(generations().count, rotated.count, "a dry run removes nothing")
         let pruned = try bosbackup("prune", "--now", later, "--config", config)
         XCTAssertEqual(pruned.status, 0, pruned.stdout + pruned.stderr)

@@ -50,7 +50,8 @@ public struct ArchiveRetention {
         }
         // Base snapshots nothing needs any more: not a remaining generation's base, not in
         // a remaining base's chain, and not newer than the newest one (the next base's parent).
-        let remaining = dryRun ? try catalog.baseSnapshotIDs().subtracting(outcome.generations.map(\.baseSnapshot)) : try catalog.baseSnapshotIDs()
+        var remaining = try catalog.baseSnapshotIDs()
+        if dryRun { for generation in outcome.generations { remaining.subtract(try catalog.baseSnapshotIDs(generation: generation.id)) } }
         var needed = Set<String>()
         for id in remaining { if let base = try catalog.snapshot(id: id) { needed.formUnion(try catalog.chain(of: base).map(\.id)) } }
         let bases = try catalog.snapshots(job: Policy.archiveJobName)

@@ -171,9 +171,15 @@ extension Catalog {
         try db.rows("SELECT DISTINCT target FROM wal_segments WHERE generation = ? ORDER BY target", .text(generation)).compactMap { $0[0].string }
     }
 
-    /// Every base snapshot a cataloged generation starts from.
+    /// Every base snapshot a cataloged generation starts from, on any target.
     public func baseSnapshotIDs() throws -> Set<String> {
         Set(try db.rows("SELECT base_snapshot FROM wal_generations UNION SELECT snapshot_id FROM wal_bases").compactMap { $0[0].string })
+    }
+
+    /// The base snapshots of one generation, on any target.
+    public func baseSnapshotIDs(generation: String) throws -> Set<String> {
+        Set(try db.rows("SELECT base_snapshot FROM wal_generations WHERE id = ? UNION SELECT snapshot_id FROM wal_bases WHERE generation = ?",
+                        .text(generation), .text(generation)).compactMap { $0[0].string })
     }
 
     /// The newest time the generation covers on any target.
