@@ -157,16 +157,27 @@ public struct PointInTimeRestore {
         var pageCount: UInt32?
         var pageSize = plan.base.pageSize
         let repository = Repository(target: target)
+        // Each page once per segment (its last version), and a database that shrank is cut
+        // when it did: a page it later grows back into is then zeros, as in SQLite's own file.
+        var pending: [UInt32: [UInt8]] = [:]
+        func flush() throws {
+            for (number, bytes) in pending { try bytes.withUnsafeBytes { try file.write($0, at: Int64(number - 1) * Int64(pageSize)) } }
+            pending.removeAll(keepingCapacity: true)
+        }
         for segment in plan.segments {
             let decoded = try await repository.segment(segment)
             pageSize = decoded.pageSize
             for commit in decoded.commits where commit.txid <= plan.lastTxid && commit.seenAt <= plan.at {
-                for page in commit.pages {
-                    try page.bytes.withUnsafeBytes { try file.write($0, at: Int64(page.number - 1) * Int64(decoded.pageSize)) }
+                if let size = pageCount, commit.pageCount < size {
+                    pending = pending.filter { $0.key <= commit.pageCount }
+                    try flush()
+                    guard ftruncate(file.fd, off_t(commit.pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
                 }
+                for page in commit.pages { pending[page.number] = page.bytes }
                 pageCount = commit.pageCount
                 applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
             }
+            try flush()
         }
         if let pageCount {
             guard ftruncate(file.fd, off_t(pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
