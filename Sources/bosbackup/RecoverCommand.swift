@@ -5,7 +5,7 @@ import Foundation
 struct RecoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recover",
-        abstract: "Put rows that live lost back from a snapshot, with their dependent rows, without touching newer ones.",
+        abstract: "Put rows that live lost back from a snapshot or a second of the WAL archive (--at), with their dependent rows, without touching newer ones.",
         discussion: """
             Follows foreign keys: an order comes back with its items, payments and
             shipments, and with any parent row live lost too. A row whose key exists in
@@ -16,7 +16,9 @@ struct RecoverCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var common: CommonOptions
-    @Option(help: "Snapshot id.") var snapshot: String
+    @Option(help: "Snapshot id.") var snapshot: String?
+    @OptionGroup var pointInTime: PointInTimeOptions
+    @OptionGroup var database: DatabaseOption
     @Option(help: "Live database to repair.") var live: String
     @Option(help: "Table whose missing rows to put back.") var table: String
     @Option(help: "Write the SQL for review instead of applying it.") var sql: String?
@@ -30,38 +32,35 @@ struct RecoverCommand: AsyncParsableCommand {
             // Before minutes of restoring: a review file already there is never replaced.
             if let sql, DurableFile.exists(Context.absolute(sql)) { throw RecoveryError.reviewFileExists(Context.absolute(sql)) }
             let catalog = try context.openCatalog()
-            let record = try catalog.snapshot(snapshot)
-            let progress = ProgressLine()
-            defer { progress.clear() }
-            let verifier = context.verifier(catalog, progress: progress)
-            let copy = try await ScratchRestore(verifier: verifier).ensure(record) { try context.target(for: record) }
-            progress.clear()
+            let copy = try await context.copyToCompare(catalog, snapshot: snapshot, pointInTime, database)
             let livePath = Context.absolute(live)
-            let recovery = try RowRecovery(snapshotPath: copy, livePath: livePath, table: table)
+            let recovery = try RowRecovery(snapshotPath: copy.path, livePath: livePath, table: table)
             var safetyCopy: String?
             let plan: RecoveryPlan
             if let sql {
                 plan = try recovery.planForReview()
-                try recovery.writeSQL(to: Context.absolute(sql), header: "bosbackup recover: \(table) from snapshot \(record.id) (\(record.name)) into \(livePath)")
+                try recovery.writeSQL(to: Context.absolute(sql), header: "bosbackup recover: \(table) from \(copy.what) into \(livePath)")
             } else {
                 plan = try recovery.apply {
                     let aside = DurableFile.unusedPath(livePath + ".before-recover-" + ISO8601.compact(context.clock.now()))
                     try ConsistentCopy.safetyCopy(of: livePath, to: aside, inflight: try InflightFiles(scratch: context.scratch))
                     safetyCopy = aside
                 }
-                try catalog.addAudit(action: "recover", snapshotID: record.id, detail: "into \(livePath): " +
+                try catalog.addAudit(action: "recover", snapshotID: copy.snapshotID, detail: "into \(livePath)"
+                    + (copy.state.map { " from txid \($0.txid) of archive generation \($0.generation)" + ($0.seenAt.map { " seen \(ISO8601.string($0))" } ?? "") } ?? "")
+                    + ": " +
                     plan.tables.map { "\($0.table) +\($0.rows)" }.joined(separator: ", ") + (safetyCopy.map { "; safety copy \($0)" } ?? ""))
             }
             if json {
-                Console.json(["snapshot": record.id, "live": livePath, "applied": apply, "sql": sql.map(Context.absolute) as Any,
+                Console.json(copy.json.merging(["live": livePath, "applied": apply, "sql": sql.map(Context.absolute) as Any,
                               "safety_copy": safetyCopy as Any, "conflicts": plan.conflicts, "triggers_not_run": plan.triggersNotRun, "schema": plan.schema,
                               "tables": plan.tables.map { ["name": $0.table, "rows": $0.rows, "role": $0.role, "held_back": $0.heldBack] },
                               "clashes": plan.clashes.map { ["table": $0.table, "key": TableKey.keyValue($0.key), "columns": $0.columns,
-                                                             "values": $0.values.map { TableKey.keyValue([$0]) }] }])
+                                                             "values": $0.values.map { TableKey.keyValue([$0]) }] }]) { $1 })
                 return ExitStatus.ok
             }
-            Console.out(apply ? "recovered from snapshot \(record.shortID) into \(livePath) (one transaction):"
-                              : "plan to recover from snapshot \(record.id); statements written to \(sql!) for review:")
+            Console.out(apply ? "recovered from \(copy.what) into \(livePath) (one transaction):"
+                              : "plan to recover from \(copy.what); statements written to \(sql!) for review:")
             for t in plan.tables { Console.out("  \(t.table): +\(t.rows) rows (\(t.role))" + (t.heldBack > 0 ? ", \(t.heldBack) held back" : "")) }
             for note in plan.schema { Console.out("  schema: \(note)") }
             if !plan.triggersNotRun.isEmpty {

@@ -4,35 +4,9 @@ import Foundation
 /// `restore --at TIME | --txid N`: from the WAL archive, into a path or (with
 /// `--live`) into scratch for triage beside the live database.
 extension RestoreCommand {
-    /// The archive targets' ways to the state asked for, in the policy's order.
-    func pointInTimePlans(_ context: Context, _ catalog: Catalog) throws -> (name: String, plans: [PointInTimePlan]) {
-        let (policy, name, archive) = try context.archivedDatabase(database)
-        let pitr = PointInTimeRestore(catalog: catalog)
-        let targets = archive.targets.map(\.target).filter { fromTarget == nil || $0 == fromTarget }
-        if let fromTarget, targets.isEmpty {
-            throw UsageError("\(fromTarget) is not an archive target of database \(name) (\(archive.targets.map(\.target).joined(separator: ", ")))")
-        }
-        if let txid {
-            return (name, try pitr.plans(txid: txid, generation: generation, database: name, host: policy.host, targets: targets))
-        }
-        let when: Date
-        if at == "latest" {
-            guard let newest = try pitr.latest(database: name, host: policy.host, targets: targets) else {
-                throw PointInTimeError.noGeneration("database \(name) has no WAL archive yet")
-            }
-            when = newest
-        } else {
-            guard let text = at, let parsed = ISO8601.parse(text, defaultZone: context.timeZone) else {
-                throw UsageError("--at \(at ?? "") is not an ISO 8601 time (e.g. 2026-11-29T21:59:59+08:00) or latest")
-            }
-            when = parsed
-        }
-        return (name, try pitr.plans(at: when, database: name, host: policy.host, targets: targets))
-    }
-
     func restorePointInTime(_ context: Context, _ catalog: Catalog, into path: String, force: Bool)
         async throws -> (name: String, restored: PointInTimeRestore.Restored) {
-        let (name, plans) = try pointInTimePlans(context, catalog)
+        let (name, plans) = try context.pointInTimePlans(catalog, pointInTime, database)
         let progress = ProgressLine()
         defer { progress.clear() }
         let restored = try await PointInTimeRestore(catalog: catalog).restore(
@@ -51,7 +25,7 @@ extension RestoreCommand {
 
     func json(_ restored: PointInTimeRestore.Restored) -> [String: Any] {
         let plan = restored.plan
-        return ["at": plan.at == .distantFuture ? NSNull() as Any : ISO8601.string(plan.at) as Any, "txid": txid as Any,
+        return ["at": plan.at == .distantFuture ? NSNull() as Any : ISO8601.string(plan.at) as Any, "txid": pointInTime.txid as Any,
                 "base_snapshot": plan.base.id, "generation": plan.generation.id, "last_txid": restored.applied.txid,
                 "last_commit_seen_at": ISO8601.string(restored.asOf), "target": plan.target, "path": restored.outcome.path,
                 "safety_copy": restored.outcome.safetyCopy as Any, "tables": restored.outcome.tables]
@@ -75,37 +49,33 @@ extension RestoreCommand {
         return ExitStatus.ok
     }
 
-    /// `restore --at TIME --live DB`: the state at TIME restored into scratch (kept for
-    /// the next step) and compared with the live database, which is only read.
+    /// `restore --at TIME --live DB`: the state at TIME restored into scratch (kept, and
+    /// reused by `diff --at` and `recover --at`) and compared with live, which is only read.
     func triageAt(_ context: Context, _ catalog: Catalog, live: String) async throws -> Int32 {
-        let folder = context.scratch + "/restored"   // where triage, diff and recover keep their copies
-        try PrivateFolder.prepare(context.scratch)
-        try PrivateFolder.prepare(folder)
-        let stamp = at.map { $0.replacingOccurrences(of: ":", with: "") } ?? "txid-\(txid ?? 0)"
-        let path = folder + "/at-\(stamp)-\(UInt32.random(in: 0...UInt32.max)).db"
-        let (name, restored) = try await restorePointInTime(context, catalog, into: path, force: false)
+        let (name, path, state) = try await context.pointInTimeCopy(catalog, pointInTime, database, fullCheck: fullCheck)
         let livePath = Context.absolute(live)
         let liveCounts = try TableCounts.count(in: try ConsistentCopy.openSource(livePath))
-        let comparison = try LiveComparison.compare(copyAt: path, cataloged: [:], restored: restored.outcome.tables, liveCounts: liveCounts,
+        let comparison = try LiveComparison.compare(copyAt: path, cataloged: [:], restored: state.tables, liveCounts: liveCounts,
                                                     rowsAgainst: livePath)
         if json {
-            var object = json(restored)
-            object["live"] = livePath
-            object["missing_rows"] = comparison.missingRows
-            object["changed_rows"] = comparison.changedRows
-            object["verdict"] = comparison.lossSummary as Any
-            object["tables"] = comparison.diff.rows.map { row -> [String: Any] in
-                ["name": row.table, "restored": row.restored as Any, "live": row.live as Any, "delta": row.delta as Any,
-                 "missing_in_live": comparison.rowDiffs[row.table]?.missingInLive as Any,
-                 "only_in_live": comparison.rowDiffs[row.table]?.onlyInLive as Any, "changed": comparison.rowDiffs[row.table]?.changed as Any]
-            }
-            Console.json(object)
+            Console.json(["generation": state.generation, "last_txid": state.txid, "last_commit_seen_at": state.seenAt.map(ISO8601.string) as Any,
+                          "base_snapshot": state.baseSnapshot, "target": state.target, "path": path, "live": livePath,
+                          "missing_rows": comparison.missingRows, "changed_rows": comparison.changedRows, "verdict": comparison.lossSummary as Any,
+                          "tables": comparison.diff.rows.map { row -> [String: Any] in
+                              ["name": row.table, "restored": row.restored as Any, "live": row.live as Any, "delta": row.delta as Any,
+                               "missing_in_live": comparison.rowDiffs[row.table]?.missingInLive as Any,
+                               "only_in_live": comparison.rowDiffs[row.table]?.onlyInLive as Any, "changed": comparison.rowDiffs[row.table]?.changed as Any]
+                          }])
         } else {
-            Console.out(Console.bold("\(name) as of \(describeState(restored, context))") + "  \(madeOf(restored, context))  verified")
+            Console.out(Console.bold(context.describe(state, database: name)) + "  verified")
             RestoreCommand.printComparison(comparison, copy: "state")
             Console.out("  restored copy: \(path)")
+            let again = pointInTime.txid.map { "--txid \($0)" + (pointInTime.generation.map { " --generation \($0)" } ?? "") } ?? "--at \(pointInTime.at ?? "")"
+            if comparison.lostRows > 0 {
+                Console.out("  next: bosbackup diff \(again) --live \(live)   then   bosbackup recover \(again) --live \(live) --table TABLE --sql review.sql")
+            }
             Console.out("live database \(livePath) was opened read-only and not changed")
-            Console.out("scratch copies kept in \(folder) (remove with `bosbackup scratch clean`)")
+            Console.out("scratch copies kept in \((path as NSString).deletingLastPathComponent) (remove with `bosbackup scratch clean`)")
         }
         return ExitStatus.ok
     }

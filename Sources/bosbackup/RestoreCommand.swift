@@ -25,12 +25,7 @@ struct RestoreCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
     @Option(help: "Snapshot id to restore.") var snapshot: String?
-    @Option(help: "Restore the state at this time (ISO 8601, or latest) from the WAL archive: the last commit seen at or before it.") var at: String?
-    @Option(help: "Restore the state right after this archived commit (txids count from 1 in each archive generation; 0 is its base snapshot).")
-    var txid: Int64?
-    @Option(help: "With --txid: the archive generation (id or prefix; default the newest).") var generation: String?
-    @Option(name: .customLong("from-target"), help: "With --at or --txid: restore from this archive target only (default: the first that can).")
-    var fromTarget: String?
+    @OptionGroup var pointInTime: PointInTimeOptions
     @Option(help: "Where to restore the snapshot to.") var into: String?
     @Flag(help: "Replace an existing database at --into (after copying it aside).") var force = false
     @Option(help: "Restore the N newest snapshots into scratch for triage.") var latest: Int?
@@ -44,14 +39,13 @@ struct RestoreCommand: AsyncParsableCommand {
         try await reporting {
             let context = try Context(common)
             let catalog = try context.openCatalog()
-            if at != nil || txid != nil {
-                guard (into == nil) != (live == nil), snapshot == nil, latest == nil, (at == nil) != (txid == nil) else {
-                    throw UsageError("--at TIME or --txid N needs --into PATH or --live DB (and only one of each, no --snapshot or --latest)")
+            if try pointInTime.asked() {
+                guard (into == nil) != (live == nil), snapshot == nil, latest == nil else {
+                    throw UsageError("--at TIME or --txid N needs --into PATH or --live DB (and no --snapshot or --latest)")
                 }
                 if let live { return try await triageAt(context, catalog, live: live) }
                 return try await restoreAt(context, catalog, path: Context.absolute(into!))
             }
-            if generation != nil { throw UsageError("--generation goes with --txid N") }
             if let into {
                 guard let snapshot, latest == nil else { throw UsageError("--into needs --snapshot ID (and no --latest)") }
                 return try await restoreInto(context, catalog, snapshot: snapshot, path: Context.absolute(into))
