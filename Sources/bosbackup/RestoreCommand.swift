@@ -130,6 +130,16 @@ struct RestoreCommand: AsyncParsableCommand {
                     ? "live database \(live) had a crashed writer's unfinished transaction: SQLite rolled it back to its last commit on opening (as the BOS's next connection would); otherwise it was only read"
                     : "live database \(live) was opened read-only and not changed")
             }
+            // The archive reaches past the newest snapshot: say how far, and how to look there.
+            if let live, let policy = context.policy {
+                let archived = Set(databases)
+                for a in try policy.archiveStatus(catalog: catalog, now: context.clock.now()) where archived.contains(a.database) {
+                    guard let upTo = a.completeUpTo ?? a.lastCommitSeen else { continue }
+                    Console.out("archive \(a.database) → \(a.target): every commit up to \(context.local(upTo))"
+                        + (a.lag.map { " (lag \(Duration.format($0)))" } ?? "")
+                        + "; any second since its start: bosbackup restore --at TIME --live \(live)")
+                }
+            }
             Console.out("scratch copies kept in \(Triage(verifier: verifier).restoreFolder) (remove with `bosbackup scratch clean`)")
         }
         return ExitStatus.code(for: results.map(\.verification.verdict))

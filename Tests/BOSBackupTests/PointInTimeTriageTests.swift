@@ -51,4 +51,16 @@ final class PointInTimeTriageTests: ArchiveTestCase {
         let both = try bosbackup("diff", "--at", before, "--snapshot", "x", "--live", live, "--config", config)
         XCTAssertEqual(both.status, 2, both.stderr)
     }
+
+    /// Snapshot triage says how far past the newest snapshot the archive reaches.
+    func testSnapshotTriageNamesHowFarTheArchiveReaches() throws {
+        try commit(1)
+        _ = try archive(at: 0)
+        try commit(2)
+        _ = try archive(at: 5)
+        let triage = try bosbackup("restore", "--latest", "3", "--live", live, "--config", config, "--now", "2026-12-01T10:05:30Z")
+        XCTAssertEqual(triage.status, 0, triage.stdout + triage.stderr)
+        XCTAssertTrue(triage.stdout.contains("archive bos → nas: every commit up to 2026-12-01T10:05:00Z (lag 30s); any second since its start: bosbackup restore --at TIME --live"),
+                      triage.stdout)
+    }
 }
