@@ -57,7 +57,7 @@ struct ArchiveLoop {
                     throw CancellationError()
                 } catch {
                     // Said once until it recovers, not at every poll; the next step starts over.
-                    follower.detach()
+                    follower.detach(because: "a pass failed (\(error))")
                     if failing.insert(name).inserted { output.failure("\(name): archive pass failed: \(error)", priority: .error) }
                 }
                 for destination in ready { due[name + "/" + destination.target] = now.addingTimeInterval(destination.interval) }

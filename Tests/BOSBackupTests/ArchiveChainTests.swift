@@ -229,4 +229,35 @@ final class ArchiveChainTests: ArchiveTestCase {
             XCTAssertTrue((stopped.stdout + stopped.stderr).contains("received SIGTERM"), stopped.stdout + stopped.stderr)
         }
     }
+
+    /// Past `walLimit` the follower lets go once and says so; the -wal file stays large
+    /// after the log restarts (SQLite does not shrink it), which must not make it let go
+    /// again at every poll.
+    func testLettingGoOfALongWALHappensOnceAndIsNamed() async throws {
+        try commit(1)
+        let policy = try PolicyLoader.load(path: config)
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
+                                   scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
+        let follower = WALFollower(archiver)
+        defer { follower.detach() }
+        follower.walLimit = 512 << 10
+        follower.checkpointAt = 64 << 20   // only the limit is under test
+        _ = try await follower.step(shipTo: ["nas"])
+        try bos.execute("CREATE TABLE blobs(b BLOB)")
+        for _ in 0..<200 { try bos.execute("INSERT INTO blobs VALUES (randomblob(4000))") }   // ~1 MiB of log
+        _ = try await follower.step(shipTo: ["nas"])       // copies it, then lets go
+        // Now the BOS checkpoints at every commit (as SQLite's auto-checkpoint does past 1000 pages):
+        // whenever no reader holds the log, its next write restarts it.
+        try bos.execute("PRAGMA wal_autocheckpoint = 1")
+        for k in 2...12 {
+            try commit(k)                                   // the first restarts the log in the same, large file
+            _ = try await follower.step(shipTo: ["nas"])
+        }
+        XCTAssertGreaterThan(DurableFile.fileSize(live + "-wal") ?? 0, Int64(follower.walLimit), "the file kept its size")
+        let generations = try catalog.generations(database: "bos", host: "store-0421")
+        XCTAssertEqual(generations.count, 2, "one new generation after letting go, not one per poll")
+        XCTAssertTrue(generations[0].endReason?.contains("let go of the WAL when the log passed") ?? false, generations[0].endReason ?? "")
+        XCTAssertEqual(try restored(at: "latest").1, (1...12).map(Int64.init))
+    }
 }

@@ -54,6 +54,13 @@ public final class WALFollower {
     private var readFrom: Date?
     /// The seen-at stamp of the last read's commits.
     private var readStamp: Date?
+    /// Why this follower last let go of the WAL itself (said when the generation then ends).
+    private var letGo: String?
+
+    /// How long the log we follow is now (our position is at its end after a read).
+    private var logBytes: Int64 {
+        Int64(WALHeader.size) + Int64(position?.frame ?? 0) * Int64(24 + pageSize)
+    }
 
     public init(_ archiver: WALArchiver) { self.archiver = archiver }
 
@@ -84,6 +91,12 @@ public final class WALFollower {
             }
         }
         return outcome
+    }
+
+    /// Lets go of the WAL after a failed step; `why` is said if the generation then ends.
+    public func detach(because why: String) {
+        detach()
+        letGo = why
     }
 
     /// Ends the read transaction and closes both connections.
@@ -120,10 +133,13 @@ public final class WALFollower {
         queue = []
         if let open = try archiver.catalog.generations(database: db.name, host: archiver.policy.host).last(where: { $0.endedAt == nil }),
            try resume(open) {
+            letGo = nil
             return
         }
+        defer { letGo = nil }
         if let open = try archiver.catalog.generations(database: db.name, host: archiver.policy.host).last(where: { $0.endedAt == nil }) {
-            let reason = "the archiver was not running when the WAL was reset: commits after txid \(nextTxid - 1) of generation \(SnapshotID.short(open.id)) may not be in the archive"
+            let why = letGo.map { "the WAL was reset after \($0)" } ?? "the archiver was not running when the WAL was reset"
+            let reason = "\(why): commits after txid \(nextTxid - 1) of generation \(SnapshotID.short(open.id)) may not be in the archive"
             try archiver.catalog.endGeneration(open.id, at: archiver.clock.now(), reason: reason)
             try await begin(reason: reason, &outcome)
         } else {
@@ -196,9 +212,12 @@ public final class WALFollower {
     /// gives the reader up when the WAL has grown past the limit.
     private func swap(_ outcome: inout ArchivePass) async throws {
         guard let barrier else { return }
-        if let size = DurableFile.fileSize(try walPath), size > walLimit {
+        // The log's length, not the file's: SQLite does not shrink the -wal file when the log
+        // restarts, so its size says how long the log once was.
+        if logBytes > walLimit {
             // Let the BOS's checkpoints catch up; the queue is shipped before anything ends.
             detach()
+            letGo = "it let go of the WAL when the log passed \(ByteCount.format(walLimit))"
             return
         }
         // The BOS holds the write lock beyond our busy timeout: swap at the next poll.
@@ -208,7 +227,7 @@ public final class WALFollower {
         try await read(&outcome)
         guard let reader else { return }   // the position was lost
         try reader.execute("ROLLBACK")
-        if let size = DurableFile.fileSize(try walPath), size > checkpointAt, let checkpointer {
+        if logBytes > checkpointAt, let checkpointer {
             // Only frames we have copied are in the WAL (nobody can write now): backfilling them is safe,
             // and the BOS's next write then restarts the log (followed: one restart, at our swap's end).
             // Not done (busy) only means the WAL is not bounded this time; nothing is at stake.
