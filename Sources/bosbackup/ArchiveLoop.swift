@@ -37,7 +37,7 @@ struct ArchiveLoop {
             if stop?.requested == true {
                 for follower in followers {
                     let name = follower.archiver.archive.database
-                    do { report(try await follower.step(shipTo: follower.archiver.archive.targets.map(\.target)), name) } catch {
+                    do { report(try await follower.flush(), name) } catch {
                         output.failure("\(name): the last pass before stopping failed: \(error)", priority: .error)
                     }
                 }

@@ -186,6 +186,7 @@ final class ArchiveChainTests: ArchiveTestCase {
         for round in 1...12 {
             for _ in 0..<8 { try bos.execute("INSERT INTO blobs VALUES (randomblob(8000))") }
             _ = try await follower.step(shipTo: ["nas"])   // far's hour has not come
+            _ = try await follower.settle()
             if round == 1 { XCTAssertTrue(try catalog.segments(generation: generation.id, target: "far").isEmpty, "under the limit far waits") }
         }
         XCTAssertFalse(try catalog.segments(generation: generation.id, target: "far").isEmpty, "past the limit far is shipped to early")
@@ -254,6 +255,7 @@ final class ArchiveChainTests: ArchiveTestCase {
             try commit(k)                                   // the first restarts the log in the same, large file
             _ = try await follower.step(shipTo: ["nas"])
         }
+        _ = try await follower.settle()
         XCTAssertGreaterThan(DurableFile.fileSize(live + "-wal") ?? 0, Int64(follower.walLimit), "the file kept its size")
         let generations = try catalog.generations(database: "bos", host: "store-0421")
         XCTAssertEqual(generations.count, 2, "one new generation after letting go, not one per poll")

@@ -112,7 +112,7 @@ final class ArchiveRotationTests: ArchiveTestCase {
         try WALSegment.encode(decoded.commits, pageSize: decoded.pageSize, link: try XCTUnwrap(decoded.link))
             .write(to: URL(fileURLWithPath: path + ".raw"))
         XCTAssertEqual(try runProcess("/bin/sh", ["-c", "gzip -c < '\(path).raw' > '\(path)' && rm '\(path).raw'"]).status, 0)
-        try catalog.db.run("UPDATE wal_segments SET sha256 = ? WHERE object_key = ?", .text(try SHA256Stream.hex(ofFile: path)), .text(segment.objectKey))
+        try catalog.db.run("UPDATE wal_segments SET sha256 = ? WHERE object_key = ? AND target = 'nas'", .text(try SHA256Stream.hex(ofFile: path)), .text(segment.objectKey))
         let caught = try bosbackup("verify", "--chain", "--restore", "--config", config)
         XCTAssertEqual(caught.status, 4, caught.stdout + caught.stderr)
         XCTAssertTrue(caught.stdout.contains("FAILED") && caught.stdout.contains("rebuilt from nas"), caught.stdout)

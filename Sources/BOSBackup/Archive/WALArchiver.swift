@@ -184,23 +184,27 @@ public struct WALArchiver {
 
     /// One segment of whole commits to one target, durable before it is cataloged.
     func ship(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String) async throws -> WALSegmentRecord {
-        let repository = Repository(target: try openTarget(name))
-        let first = commits[0].commit, last = commits[commits.count - 1]
-        let key = RepositoryNamespace(host: policy.host, database: generation.database)
-            .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.commit.txid, encrypted: repository.encrypts)
-        let previous = try catalog.lastSegment(generation: generation.id, target: name)
-        let from = previous?.position ?? commits[0].before
-        let link = SegmentLink(generation: generation.id, previousSHA256: previous?.sha256, from: from, to: last.after)
-        let stored = try await repository.writeObject(key: key) { writer in
-            try await BlockGzipWriter(level: policy.compressionLevel, jobs: 1)
-                .write(source: DataBlockSource(WALSegment.encode(commits.map(\.commit), pageSize: pageSize, link: link)), to: writer)
-        }
-        let record = WALSegmentRecord(generation: generation.id, target: name, objectKey: key, firstTxid: first.txid, lastTxid: last.commit.txid,
-                                      firstSeen: first.seenAt, lastSeen: last.commit.seenAt, position: last.after,
-                                      pageCount: Int64(last.commit.pageCount), bytes: stored.storedBytes, sha256: stored.storedSHA256,
-                                      shippedAt: clock.now())
+        let segment = try prepare(commits, pageSize: pageSize, generation: generation, target: name)
+        let stored = try await shipper(for: name).upload(segment)
+        let record = segment.record(bytes: stored.bytes, sha256: stored.sha256, shippedAt: clock.now())
         try catalog.insert(record)
         return record
+    }
+
+    /// The key and link of the next segment to `name` (it follows the last cataloged one there).
+    func prepare(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String) throws -> PreparedSegment {
+        let first = commits[0].commit, last = commits[commits.count - 1]
+        let encrypted = try openTarget(name).encrypts
+        let key = RepositoryNamespace(host: policy.host, database: generation.database)
+            .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.commit.txid, encrypted: encrypted)
+        let previous = try catalog.lastSegment(generation: generation.id, target: name)
+        let link = SegmentLink(generation: generation.id, previousSHA256: previous?.sha256, from: previous?.position ?? commits[0].before, to: last.after)
+        return PreparedSegment(target: name, key: key, generation: generation.id, commits: commits, pageSize: pageSize, link: link)
+    }
+
+    /// An uploader that owns a target of its own.
+    func shipper(for name: String) throws -> SegmentShipper {
+        SegmentShipper(target: try openTarget(name), level: policy.compressionLevel)
     }
 }
 

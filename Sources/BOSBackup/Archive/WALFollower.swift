@@ -50,6 +50,10 @@ public final class WALFollower {
     private var queue: [QueuedCommit] = []
     private var nextTxid: Int64 = 1
     private var shipped: [String: Int64] = [:]
+    /// Per target: its uploader, and the segment on its way there (one at a time, so
+    /// each segment links to a cataloged one).
+    private var shippers: [String: SegmentShipper] = [:]
+    private var inflight: [String: Upload] = [:]
     /// When the last read began: everything committed before it is queued.
     private var readFrom: Date?
     /// The seen-at stamp of the last read's commits.
@@ -72,9 +76,12 @@ public final class WALFollower {
     }
     private var walPath: String { get throws { try database.path + "-wal" } }
 
-    /// Reads what is new, then ships to `targets` what they lack.
+    /// Reads what is new, then starts shipping to `targets` what they lack. Uploads run
+    /// beside the loop (a slow target does not hold up reading, the WAL's bound or the
+    /// other targets); a finished one is cataloged by the next step.
     public func step(shipTo targets: [String]) async throws -> ArchivePass {
         var outcome = ArchivePass()
+        try await harvest(&outcome, waiting: false)
         if reader == nil { try await attach(&outcome) }
         guard reader != nil, generation != nil else { return outcome }
         try await read(&outcome)
@@ -82,15 +89,36 @@ public final class WALFollower {
         if reader != nil { try await swap(&outcome) }
         let queued = queue.reduce(0) { $0 + $1.commit.pages.count } * pageSize
         let due = queued > queueLimit ? archiver.archive.targets.map(\.target) : targets
-        for target in due { try await ship(to: target, &outcome) }
+        for target in due where inflight[target] == nil { try startUpload(to: target) }
         trim()
-        if let generation, let readFrom {
-            // Everything committed before the last read began is on these targets now.
-            for target in due where shipped[target] ?? 0 >= nextTxid - 1 {
-                try archiver.catalog.recordArchiveCheck(generation: generation.id, target: target, at: readFrom)
-            }
-        }
+        try recordChecks()
         return outcome
+    }
+
+    /// Waits for the uploads on their way and catalogs them (no new reading or shipping).
+    public func settle() async throws -> ArchivePass {
+        var outcome = ArchivePass()
+        try await harvest(&outcome, waiting: true)
+        trim()
+        try recordChecks()
+        return outcome
+    }
+
+    /// One last read, and every target given everything read, waited for: before stopping.
+    public func flush() async throws -> ArchivePass {
+        var outcome = try await step(shipTo: [])
+        for destination in archiver.archive.targets { try await ship(to: destination.target, &outcome) }
+        trim()
+        try recordChecks()
+        return outcome
+    }
+
+    /// Everything committed before the last read began is on the targets that have every queued commit.
+    private func recordChecks() throws {
+        guard let generation, let readFrom else { return }
+        for destination in archiver.archive.targets where inflight[destination.target] == nil && shipped[destination.target] ?? 0 >= nextTxid - 1 {
+            try archiver.catalog.recordArchiveCheck(generation: generation.id, target: destination.target, at: readFrom)
+        }
     }
 
     /// Lets go of the WAL after a failed step; `why` is said if the generation then ends.
@@ -99,8 +127,18 @@ public final class WALFollower {
         letGo = why
     }
 
-    /// Ends the read transaction and closes both connections.
+    /// Ends the read transaction, closes the connections, and abandons the uploads on
+    /// their way (an object one leaves is never cataloged; the next attach ships again).
     public func detach() {
+        for upload in inflight.values { upload.task.cancel() }
+        inflight = [:]
+        shippers = [:]
+        releaseWAL()
+    }
+
+    /// Lets go of the WAL only: the queue and the uploads on their way are kept (the
+    /// next attach catalogs those first).
+    private func releaseWAL() {
         checkpointer = nil                 // first: the read-only reader must be the last of our connections
         barrier = nil
         try? reader?.execute("ROLLBACK")   // best effort: closing the connection ends it too
@@ -113,6 +151,8 @@ public final class WALFollower {
     /// A reader, and where the archive stands: the open generation, resumed from the
     /// lowest position any target has, when the WAL still holds it; else a new generation.
     private func attach(_ outcome: inout ArchivePass) async throws {
+        // Where each target stands comes from the catalog: the uploads on their way go in first.
+        try await harvest(&outcome, waiting: true)
         let db = try database
         let source = try ConsistentCopy.openSource(db.path)
         let mode = try source.scalar("PRAGMA journal_mode")?.string?.lowercased() ?? "?"
@@ -215,8 +255,8 @@ public final class WALFollower {
         // The log's length, not the file's: SQLite does not shrink the -wal file when the log
         // restarts, so its size says how long the log once was.
         if logBytes > walLimit {
-            // Let the BOS's checkpoints catch up; the queue is shipped before anything ends.
-            detach()
+            // Let the BOS's checkpoints catch up; what is queued is still shipped.
+            releaseWAL()
             letGo = "it let go of the WAL when the log passed \(ByteCount.format(walLimit))"
             return
         }
@@ -292,17 +332,59 @@ public final class WALFollower {
         queue = []
     }
 
+    /// Ships to `target` now and waits (after the upload on its way there, if any).
     private func ship(to target: String, _ outcome: inout ArchivePass) async throws {
+        try await harvest(&outcome, waiting: true, only: target)
+        try startUpload(to: target)
+        try await harvest(&outcome, waiting: true, only: target)
+    }
+
+    private func startUpload(to target: String) throws {
         guard let generation else { return }
-        let done = shipped[target] ?? 0
-        let pending = queue.filter { $0.commit.txid > done }
+        let pending = queue.filter { $0.commit.txid > shipped[target] ?? 0 }
         guard !pending.isEmpty else { return }
-        outcome.shipped.append(try await archiver.ship(pending, pageSize: pageSize, generation: generation, target: target))
-        shipped[target] = pending.last!.commit.txid
+        let segment = try archiver.prepare(pending, pageSize: pageSize, generation: generation, target: target)
+        let shipper = try shippers[target] ?? archiver.shipper(for: target)
+        shippers[target] = shipper
+        let done = DoneFlag()
+        let task = Task {
+            defer { done.set() }
+            return try await shipper.upload(segment)
+        }
+        inflight[target] = Upload(segment: segment, task: task, done: done)
+    }
+
+    /// Catalogs the uploads that ended (all of them, or `only`'s, when `waiting`). A failed
+    /// one fails the step: the loop lets go and starts over, and nothing was cataloged.
+    private func harvest(_ outcome: inout ArchivePass, waiting: Bool, only: String? = nil) async throws {
+        for (target, upload) in inflight where only == nil || only == target {
+            guard waiting || upload.done.value else { continue }
+            inflight[target] = nil
+            let stored = try await upload.task.value
+            let record = upload.segment.record(bytes: stored.bytes, sha256: stored.sha256, shippedAt: archiver.clock.now())
+            try archiver.catalog.insert(record)
+            shipped[target] = record.lastTxid
+            outcome.shipped.append(record)
+        }
     }
 
     private func trim() {
         let everywhere = archiver.archive.targets.map { shipped[$0.target] ?? 0 }.min() ?? 0
         queue.removeAll { $0.commit.txid <= everywhere }
     }
+}
+
+/// A segment on its way to a target.
+private struct Upload {
+    var segment: PreparedSegment
+    var task: Task<(bytes: Int64, sha256: String), Error>
+    var done: DoneFlag
+}
+
+/// Set by an upload's task when it ends; read by the follower without waiting.
+private final class DoneFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    var value: Bool { lock.withLock { done } }
+    func set() { lock.withLock { done = true } }
 }

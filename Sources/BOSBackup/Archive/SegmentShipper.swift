@@ -1,0 +1,43 @@
+import Foundation
+
+/// One archive target's uploads, off the follower's loop: while a segment
+/// goes to a slow target (the cloud, seconds), the follower keeps reading the
+/// WAL, swapping its read transaction and shipping to the other targets. The
+/// actor owns its target; nothing else touches it.
+actor SegmentShipper {
+    private let target: Target
+    private let level: Int
+
+    init(target: sending Target, level: Int) {
+        self.target = target
+        self.level = level
+    }
+
+    /// Writes one segment; returns its stored size and SHA-256 (the object is durable when this returns).
+    func upload(_ segment: PreparedSegment) async throws -> (bytes: Int64, sha256: String) {
+        let stored = try await Repository(target: target).writeObject(key: segment.key) { writer in
+            try await BlockGzipWriter(level: level, jobs: 1)
+                .write(source: DataBlockSource(WALSegment.encode(segment.commits.map(\.commit), pageSize: segment.pageSize, link: segment.link)),
+                       to: writer)
+        }
+        return (stored.storedBytes, stored.storedSHA256)
+    }
+}
+
+/// A segment ready to upload: its key, its commits and its link.
+struct PreparedSegment: Sendable {
+    var target: String
+    var key: String
+    var generation: String
+    var commits: [QueuedCommit]
+    var pageSize: Int
+    var link: SegmentLink
+
+    /// Its catalog row, once stored.
+    func record(bytes: Int64, sha256: String, shippedAt: Date) -> WALSegmentRecord {
+        let first = commits[0].commit, last = commits[commits.count - 1]
+        return WALSegmentRecord(generation: generation, target: target, objectKey: key, firstTxid: first.txid, lastTxid: last.commit.txid,
+                                firstSeen: first.seenAt, lastSeen: last.commit.seenAt, position: last.after,
+                                pageCount: Int64(last.commit.pageCount), bytes: bytes, sha256: sha256, shippedAt: shippedAt)
+    }
+}
