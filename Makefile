@@ -50,8 +50,9 @@ demo: build
 bench-deps:
 	@EXTRA_DEBIAN_PACKAGES="pigz restic borgbackup time" scripts/install-deps.sh
 
-bench: bench-deps build
+bench: bench-deps test-deps build
 	python3 bench/bench.py
+	BENCH_BIN=$(DIST) python3 bench/archive_bench.py
 
 # Installs what `make build` built (no build, no apt): the binary, its man page and bash/zsh/fish
 # completions, the example policy and logrotate snippet in $(PREFIX)/share/bosbackup.
