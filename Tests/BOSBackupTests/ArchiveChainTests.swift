@@ -255,11 +255,38 @@ final class ArchiveChainTests: ArchiveTestCase {
             try commit(k)                                   // the first restarts the log in the same, large file
             _ = try await follower.step(shipTo: ["nas"])
         }
-        _ = try await follower.settle()
+        _ = try await follower.flush()
         XCTAssertGreaterThan(DurableFile.fileSize(live + "-wal") ?? 0, Int64(follower.walLimit), "the file kept its size")
         let generations = try catalog.generations(database: "bos", host: "store-0421")
         XCTAssertEqual(generations.count, 2, "one new generation after letting go, not one per poll")
         XCTAssertTrue(generations[0].endReason?.contains("let go of the WAL when the log passed") ?? false, generations[0].endReason ?? "")
         XCTAssertEqual(try restored(at: "latest").1, (1...12).map(Int64.init))
+    }
+
+    /// The streaming segment decoder gives the same commits whatever the chunks, and names a cut segment.
+    func testASegmentDecodesTheSameInChunksOfAnySize() throws {
+        let position = WALPosition(salt1: 7, salt2: 9, frame: 3, checksum: WALChecksum(s0: 1, s1: 2))
+        var commits: [ArchivedCommit] = []
+        for t in 1...5 {
+            var pages: [(number: UInt32, bytes: [UInt8])] = []
+            for p in 0..<t { pages.append((UInt32(p + 1), [UInt8](repeating: UInt8(t), count: 512))) }
+            commits.append(ArchivedCommit(txid: Int64(t), seenAt: Date(timeIntervalSince1970: 1_000 + Double(t)), pageCount: UInt32(10 + t), pages: pages))
+        }
+        let link = SegmentLink(generation: "g1", previousSHA256: String(repeating: "ab", count: 32), from: position, to: position)
+        let bytes = [UInt8](WALSegment.encode(commits, pageSize: 512, link: link))
+        for size in [1, 7, 511, 4_096, bytes.count] {
+            var stream = WALSegment.Stream()
+            var got: [ArchivedCommit] = []
+            for start in stride(from: 0, to: bytes.count, by: size) {
+                try bytes[start..<min(bytes.count, start + size)].withUnsafeBytes { try stream.feed($0) { got.append($0) } }
+            }
+            try stream.finish()
+            XCTAssertEqual(got.map(\.txid), [1, 2, 3, 4, 5], "chunks of \(size)")
+            XCTAssertEqual(got.map { (c: ArchivedCommit) in c.pages.map { $0.bytes } }, commits.map { (c: ArchivedCommit) in c.pages.map { $0.bytes } })
+            XCTAssertEqual(stream.link, link)
+        }
+        var cut = WALSegment.Stream()
+        try bytes.dropLast(100).withUnsafeBytes { try cut.feed($0) { _ in } }
+        XCTAssertThrowsError(try cut.finish()) { XCTAssertTrue("\($0)".contains("cut short"), "\($0)") }
     }
 }

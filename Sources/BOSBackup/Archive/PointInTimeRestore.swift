@@ -165,9 +165,10 @@ public struct PointInTimeRestore {
             pending.removeAll(keepingCapacity: true)
         }
         for segment in plan.segments {
-            let decoded = try await repository.segment(segment)
-            pageSize = decoded.pageSize
-            for commit in decoded.commits where commit.txid <= plan.lastTxid && commit.seenAt <= plan.at {
+            // Streamed: one commit in memory at a time; a segment whose SHA-256 turns out wrong at
+            // its end throws, and the caller throws the whole file away.
+            let read = try await repository.segment(segment) { commit in
+                guard commit.txid <= plan.lastTxid && commit.seenAt <= plan.at else { return }
                 if let size = pageCount, commit.pageCount < size {
                     pending = pending.filter { $0.key <= commit.pageCount }
                     try flush()
@@ -176,7 +177,9 @@ public struct PointInTimeRestore {
                 for page in commit.pages { pending[page.number] = page.bytes }
                 pageCount = commit.pageCount
                 applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
+                if pending.count * pageSize > 16 << 20 { try flush() }   // memory stays flat on any segment
             }
+            pageSize = read.pageSize
             try flush()
         }
         if let pageCount {

@@ -70,58 +70,107 @@ enum WALSegment {
         let description: String
     }
 
+    /// A whole segment at once (small ones, tests); `Stream` reads one as it arrives.
     static func decode(_ data: Data) throws -> Decoded {
-        let bytes = [UInt8](data)
-        var at = 0
-        func take<T: FixedWidthInteger>(_: T.Type) throws -> T {
-            let size = MemoryLayout<T>.size
-            guard at + size <= bytes.count else { throw FormatError(description: "segment cut short at byte \(at)") }
-            var value: T = 0
-            for i in 0..<size { value |= T(truncatingIfNeeded: bytes[at + i]) << (8 * i) }
-            at += size
-            return value
-        }
-        func takeBytes(_ count: Int) throws -> [UInt8] {
-            guard at + count <= bytes.count else { throw FormatError(description: "segment cut short at byte \(at)") }
-            defer { at += count }
-            return Array(bytes[at..<at + count])
-        }
-        func takePosition() throws -> WALPosition {
-            WALPosition(salt1: try take(UInt32.self), salt2: try take(UInt32.self), frame: Int(try take(UInt64.self)),
-                        checksum: WALChecksum(s0: try take(UInt32.self), s1: try take(UInt32.self)))
-        }
-        guard bytes.count >= 12 else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
-        let linked = Array(bytes[0..<8]) == magic
-        guard linked || Array(bytes[0..<8]) == unlinkedMagic else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
-        at = 8
-        let pageSize = Int(try take(UInt32.self))
-        guard pageSize >= 512, pageSize <= 65_536 else { throw FormatError(description: "segment page size \(pageSize)") }
-        var link: SegmentLink?
-        if linked {
-            let generation = String(decoding: try takeBytes(Int(try take(UInt8.self))), as: UTF8.self)
-            let previous = try takeBytes(32)
-            link = SegmentLink(generation: generation, previousSHA256: previous.allSatisfy { $0 == 0 } ? nil : hex(previous),
-                               from: try takePosition(), to: try takePosition())
-        }
+        var stream = Stream()
         var commits: [ArchivedCommit] = []
-        while at < bytes.count {
-            let txid = try take(Int64.self)
-            let seenAt = Date(timeIntervalSince1970: Double(bitPattern: try take(UInt64.self)))
-            let pageCount = try take(UInt32.self)
-            let count = Int(try take(UInt32.self))
-            var pages: [(number: UInt32, bytes: [UInt8])] = []
-            for _ in 0..<count {
-                let number = try take(UInt32.self)
-                guard at + pageSize <= bytes.count else { throw FormatError(description: "segment cut short in txid \(txid)") }
-                pages.append((number, Array(bytes[at..<at + pageSize])))
-                at += pageSize
-            }
-            commits.append(ArchivedCommit(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages))
-        }
-        return Decoded(pageSize: pageSize, link: link, commits: commits)
+        try data.withUnsafeBytes { try stream.feed($0) { commits.append($0) } }
+        try stream.finish()
+        return Decoded(pageSize: stream.pageSize ?? 0, link: stream.link, commits: commits)
     }
 
-    private static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    /// Decodes a segment as its bytes arrive, handing over each commit as soon as it is
+    /// whole: memory holds one commit, not the segment (`keepPages: false` drops even its
+    /// pages, for checks that need only txids, times and sizes).
+    struct Stream {
+        private(set) var pageSize: Int?
+        private(set) var link: SegmentLink?
+        var keepPages = true
+        private var buffer: [UInt8] = []
+        private var at = 0
+        private var sawHeader = false
+        private var offset = 0   // of buffer[0] in the segment, for messages
+
+        mutating func feed(_ chunk: UnsafeRawBufferPointer, _ commit: (ArchivedCommit) throws -> Void) throws {
+            buffer.append(contentsOf: chunk)
+            if !sawHeader {
+                guard try parseHeader() else { return }
+                sawHeader = true
+            }
+            while let next = try parseCommit() { try commit(next) }
+            if at > 1 << 20 || at == buffer.count {   // drop what is consumed, now and then
+                offset += at
+                buffer.removeFirst(at)
+                at = 0
+            }
+        }
+
+        func finish() throws {
+            guard sawHeader else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
+            guard at == buffer.count else { throw FormatError(description: "segment cut short at byte \(offset + buffer.count)") }
+        }
+
+        private func has(_ count: Int, from start: Int) -> Bool { start + count <= buffer.count }
+
+        private func read<T: FixedWidthInteger>(_: T.Type, _ position: inout Int) -> T {
+            var value: T = 0
+            for i in 0..<MemoryLayout<T>.size { value |= T(truncatingIfNeeded: buffer[position + i]) << (8 * i) }
+            position += MemoryLayout<T>.size
+            return value
+        }
+
+        private mutating func parseHeader() throws -> Bool {
+            guard has(12, from: 0) else { return false }
+            let linked = Array(buffer[0..<8]) == WALSegment.magic
+            guard linked || Array(buffer[0..<8]) == WALSegment.unlinkedMagic else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
+            var position = 8
+            let size = Int(read(UInt32.self, &position))
+            guard size >= 512, size <= 65_536 else { throw FormatError(description: "segment page size \(size)") }
+            if linked {
+                guard has(1, from: position) else { return false }
+                let length = Int(buffer[position])
+                let positionBytes = 2 * (4 + 4 + 8 + 4 + 4)
+                guard has(1 + length + 32 + positionBytes, from: position) else { return false }
+                position += 1
+                let generation = String(decoding: buffer[position..<position + length], as: UTF8.self)
+                position += length
+                let previous = Array(buffer[position..<position + 32])
+                position += 32
+                func takePosition() -> WALPosition {
+                    WALPosition(salt1: read(UInt32.self, &position), salt2: read(UInt32.self, &position), frame: Int(read(UInt64.self, &position)),
+                                checksum: WALChecksum(s0: read(UInt32.self, &position), s1: read(UInt32.self, &position)))
+                }
+                let from = takePosition()
+                link = SegmentLink(generation: generation, previousSHA256: previous.allSatisfy { $0 == 0 } ? nil : WALSegment.hex(previous),
+                                   from: from, to: takePosition())
+            }
+            pageSize = size
+            at = position
+            return true
+        }
+
+        private mutating func parseCommit() throws -> ArchivedCommit? {
+            guard let pageSize, has(24, from: at) else { return nil }
+            var position = at
+            let txid = read(Int64.self, &position)
+            let seenAt = Date(timeIntervalSince1970: Double(bitPattern: read(UInt64.self, &position)))
+            let pageCount = read(UInt32.self, &position)
+            let count = Int(read(UInt32.self, &position))
+            guard count <= 1 << 24 else { throw FormatError(description: "segment claims \(count) pages in txid \(txid)") }
+            guard has(count * (4 + pageSize), from: position) else { return nil }
+            var pages: [(number: UInt32, bytes: [UInt8])] = []
+            if keepPages { pages.reserveCapacity(count) }
+            for _ in 0..<count {
+                let number = read(UInt32.self, &position)
+                if keepPages { pages.append((number, Array(buffer[position..<position + pageSize]))) }
+                position += pageSize
+            }
+            at = position
+            return ArchivedCommit(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages)
+        }
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 
     private static func bytes(ofHex text: String) -> [UInt8]? {
         let digits = Array(text.utf8)

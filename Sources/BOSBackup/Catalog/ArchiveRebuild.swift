@@ -34,7 +34,7 @@ extension CatalogRebuild {
                     outcome.skipped.append((key, error.reason))
                     continue
                 }
-                guard let link = read.decoded.link, let first = read.decoded.commits.first, let last = read.decoded.commits.last else {
+                guard let link = read.link, let first = read.commits.first, let last = read.commits.last else {
                     outcome.skipped.append((key, "a segment without its link (BOSWAL01) or without commits cannot be re-cataloged"))
                     continue
                 }

@@ -75,9 +75,12 @@ extension RepositoryNamespace {
     }
 }
 
-/// A segment as read back: what its bytes say, and the SHA-256 of the stored gzip stream.
+/// A segment as read back: its page size, link and commits (without their pages
+/// unless asked for), and the SHA-256 and size of the stored gzip stream.
 struct ReadSegment {
-    var decoded: WALSegment.Decoded
+    var pageSize: Int
+    var link: SegmentLink?
+    var commits: [ArchivedCommit]
     var storedSHA256: String
     var storedBytes: Int64
 }
@@ -109,13 +112,16 @@ extension Repository {
         return listing
     }
 
-    /// Reads and decodes a segment. Missing, not gzip, or not a segment:
-    /// `segmentDamaged` naming it (found damage, not "could not check").
-    func readSegment(key: String) async throws -> ReadSegment {
+    /// Reads and decodes a segment as it arrives, handing each commit (with its pages)
+    /// to `commit` when given, else keeping the commits without pages. Missing, not gzip,
+    /// or not a segment: `segmentDamaged` naming it (found damage, not "could not check").
+    func readSegment(key: String, commit: ((ArchivedCommit) throws -> Void)? = nil) async throws -> ReadSegment {
         var stored = SHA256Stream()
         var size: Int64 = 0
-        var raw = Data()
-        let inflater = try GzipStreamInflater { raw.append(contentsOf: $0) }
+        var stream = WALSegment.Stream()
+        stream.keepPages = commit != nil
+        var kept: [ArchivedCommit] = []
+        let inflater = try GzipStreamInflater { raw in try stream.feed(raw) { try commit?($0) ?? kept.append($0) } }
         do {
             try await target.read(key: key) { chunk in
                 stored.update(chunk)
@@ -123,26 +129,27 @@ extension Repository {
                 try inflater.feed(chunk)
             }
             try inflater.finish()
+            try stream.finish()
         } catch TargetError.notFound {
             throw PointInTimeError.segmentDamaged(key: key, why: "it is missing")
         } catch let error as GzipStreamInflater.Failure {
             throw PointInTimeError.segmentDamaged(key: key, why: "\(error)")
         } catch let error as EncryptionError where error.category == .mismatch {
             throw PointInTimeError.segmentDamaged(key: key, why: "\(error)")
-        }
-        do {
-            return ReadSegment(decoded: try WALSegment.decode(raw), storedSHA256: stored.hex(), storedBytes: size)
-        } catch {
+        } catch let error as WALSegment.FormatError {
             throw PointInTimeError.segmentDamaged(key: key, why: "\(error)")
         }
+        return ReadSegment(pageSize: stream.pageSize ?? 0, link: stream.link, commits: kept, storedSHA256: stored.hex(), storedBytes: size)
     }
 
-    /// A cataloged segment, refused unless its stored bytes are the ones shipped.
-    func segment(_ record: WALSegmentRecord) async throws -> WALSegment.Decoded {
-        let read = try await readSegment(key: record.objectKey)
+    /// A cataloged segment, refused unless its stored bytes are the ones shipped. With
+    /// `commit`, each commit is handed over as it arrives, before the SHA-256 is known:
+    /// the caller must throw its work away when this throws (a restore writes a temporary file).
+    func segment(_ record: WALSegmentRecord, commit: ((ArchivedCommit) throws -> Void)? = nil) async throws -> ReadSegment {
+        let read = try await readSegment(key: record.objectKey, commit: commit)
         guard read.storedSHA256 == record.sha256 else {
             throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its SHA-256 is not the one recorded when it was shipped")
         }
-        return read.decoded
+        return read
     }
 }

@@ -88,7 +88,7 @@ public struct ArchiveChainVerifier {
             if record.firstTxid != expected {
                 damaged("txids \(expected)…\(record.firstTxid - 1) are in no segment before it")
             }
-            let decoded: WALSegment.Decoded
+            let decoded: ReadSegment
             do { decoded = try await repository.segment(record) } catch let error as PointInTimeError {
                 damaged(error.reason)
                 continue
@@ -102,7 +102,7 @@ public struct ArchiveChainVerifier {
     }
 
     /// What is wrong with a segment's own account of where it sits, if anything.
-    static func linkProblem(_ segment: WALSegment.Decoded, record: WALSegmentRecord, previous: WALSegmentRecord?,
+    static func linkProblem(_ segment: ReadSegment, record: WALSegmentRecord, previous: WALSegmentRecord?,
                             base: WALBase) -> String? {
         let txids = segment.commits.map(\.txid)
         guard let first = txids.first, let last = txids.last else { return "it holds no commit" }
