@@ -47,8 +47,10 @@ struct ArchiveLoop {
             for follower in followers {
                 let name = follower.archiver.archive.database
                 let ready = follower.archiver.archive.targets.filter { due[name + "/" + $0.target, default: now] <= now }
+                var shipping: Set<String> = []
                 do {
                     let pass = try await follower.step(shipTo: ready.map(\.target))
+                    shipping = Set(pass.uploadsStarted)
                     report(pass, name)
                     // A new generation may leave an old one past retain:.
                     if pass.started != nil { try await applyRetention(follower.archiver.archive) }
@@ -58,9 +60,14 @@ struct ArchiveLoop {
                 } catch {
                     // Said once until it recovers, not at every poll; the next step starts over.
                     follower.detach(because: "a pass failed (\(error))")
+                    shipping = Set(ready.map(\.target))   // tried again after their intervals, not at every poll
                     if failing.insert(name).inserted { output.failure("\(name): archive pass failed: \(error)", priority: .error) }
                 }
-                for destination in ready { due[name + "/" + destination.target] = now.addingTimeInterval(destination.interval) }
+                // A target's next segment waits its interval after one was started; one with
+                // nothing to ship stays due, so the next commit goes out at the next poll.
+                for destination in ready where shipping.contains(destination.target) {
+                    due[name + "/" + destination.target] = now.addingTimeInterval(destination.interval)
+                }
             }
             try await Task.sleep(nanoseconds: UInt64(Self.poll * 1e9))
         }

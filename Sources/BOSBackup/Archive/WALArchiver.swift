@@ -24,6 +24,8 @@ public enum ArchiveError: Error, CustomStringConvertible, CategorizedError, Send
 /// What one archiving pass did.
 public struct ArchivePass: Sendable {
     public var shipped: [WALSegmentRecord] = []
+    /// Targets an upload was started to (the follower: it finishes beside the loop).
+    public var uploadsStarted: [String] = []
     /// A generation started in this pass, and why (the first one, or a lost position).
     public var started: (generation: String, reason: String)?
     /// Nothing could start: the WAL holds no frame yet (the archive begins at the first commit).

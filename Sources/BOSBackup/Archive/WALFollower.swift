@@ -89,7 +89,9 @@ public final class WALFollower {
         if reader != nil { try await swap(&outcome) }
         let queued = queue.reduce(0) { $0 + $1.commit.pages.count } * pageSize
         let due = queued > queueLimit ? archiver.archive.targets.map(\.target) : targets
-        for target in due where inflight[target] == nil { try startUpload(to: target) }
+        for target in due where inflight[target] == nil {
+            if try startUpload(to: target) { outcome.uploadsStarted.append(target) }
+        }
         trim()
         try recordChecks()
         return outcome
@@ -335,14 +337,15 @@ public final class WALFollower {
     /// Ships to `target` now and waits (after the upload on its way there, if any).
     private func ship(to target: String, _ outcome: inout ArchivePass) async throws {
         try await harvest(&outcome, waiting: true, only: target)
-        try startUpload(to: target)
+        _ = try startUpload(to: target)
         try await harvest(&outcome, waiting: true, only: target)
     }
 
-    private func startUpload(to target: String) throws {
-        guard let generation else { return }
+    /// False when `target` has everything already.
+    private func startUpload(to target: String) throws -> Bool {
+        guard let generation else { return false }
         let pending = queue.filter { $0.commit.txid > shipped[target] ?? 0 }
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty else { return false }
         let segment = try archiver.prepare(pending, pageSize: pageSize, generation: generation, target: target)
         let shipper = try shippers[target] ?? archiver.shipper(for: target)
         shippers[target] = shipper
@@ -352,6 +355,7 @@ public final class WALFollower {
             return try await shipper.upload(segment)
         }
         inflight[target] = Upload(segment: segment, task: task, done: done)
+        return true
     }
 
     /// Catalogs the uploads that ended (all of them, or `only`'s, when `waiting`). A failed
