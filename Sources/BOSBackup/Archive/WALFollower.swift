@@ -37,7 +37,8 @@ public final class WALFollower {
     public var checkpointAt: Int64 = 4 << 20
     /// Page bytes the queue may hold for a target whose interval has not come: past
     /// it, every target is shipped to at once (more requests, but memory stays flat
-    /// whatever the intervals and the write rate).
+    /// whatever the intervals); past twice it, the follower stops reading until the
+    /// targets catch up (the WAL waits on disk, up to `walLimit`).
     public var queueLimit = 32 << 20
 
     private var reader: Database?
@@ -60,6 +61,9 @@ public final class WALFollower {
     private var readStamp: Date?
     /// Why this follower last let go of the WAL itself (said when the generation then ends).
     private var letGo: String?
+
+    /// Page bytes in the queue (what memory holds for the targets).
+    private var queuedBytes: Int { queue.reduce(0) { $0 + $1.commit.pages.count } * pageSize }
 
     /// How long the log we follow is now (our position is at its end after a read).
     private var logBytes: Int64 {
@@ -84,11 +88,17 @@ public final class WALFollower {
         try await harvest(&outcome, waiting: false)
         if reader == nil { try await attach(&outcome) }
         guard reader != nil, generation != nil else { return outcome }
-        try await read(&outcome)
-        if reader != nil { try await rotateIfDue(&outcome) }
-        if reader != nil { try await swap(&outcome) }
-        let queued = queue.reduce(0) { $0 + $1.commit.pages.count } * pageSize
-        let due = queued > queueLimit ? archiver.archive.targets.map(\.target) : targets
+        if queuedBytes <= 2 * queueLimit {
+            try await read(&outcome)
+            if reader != nil { try await rotateIfDue(&outcome) }
+            if reader != nil { try await swap(&outcome) }
+        } else if let size = DurableFile.fileSize(try walPath), size > walLimit {
+            // Behind so far that memory would grow without end: the WAL waits on disk (our
+            // reader keeps it), up to the limit; past it we let go, as for a long log.
+            releaseWAL()
+            letGo = "the targets fell behind the BOS (\(ByteCount.format(Int64(queuedBytes))) queued) and the WAL passed \(ByteCount.format(walLimit))"
+        }
+        let due = queuedBytes > queueLimit ? archiver.archive.targets.map(\.target) : targets
         for target in due where inflight[target] == nil {
             if try startUpload(to: target) { outcome.uploadsStarted.append(target) }
         }
