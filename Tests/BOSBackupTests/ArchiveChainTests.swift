@@ -293,4 +293,40 @@ final class ArchiveChainTests: ArchiveTestCase {
         try bytes.dropLast(100).withUnsafeBytes { try cut.feed($0) { _ in } }
         XCTAssertThrowsError(try cut.finish()) { XCTAssertTrue("\($0)".contains("cut short"), "\($0)") }
     }
+
+    /// A WAL that grew while the follower was away is read a piece at a time, and
+    /// coverage is claimed only once a read reached the log's end.
+    func testALongLogIsReadInPiecesAndCoverageWaitsForItsEnd() async throws {
+        try commit(1)
+        let policy = try PolicyLoader.load(path: config)
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
+                                   scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
+        let follower = WALFollower(archiver)
+        defer { follower.detach() }
+        follower.queueLimit = 64 << 10   // a read takes at most 64 frames
+        _ = try await follower.step(shipTo: ["nas"])
+        _ = try await follower.settle()
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        try bos.execute("CREATE TABLE blobs(b BLOB)")
+        for k in 2...101 {
+            try bos.execute("INSERT INTO blobs VALUES (randomblob(3000))")
+            try commit(k)
+        }
+        let written = Date()
+        _ = try await follower.step(shipTo: ["nas"])
+        _ = try await follower.settle()
+        XCTAssertLessThan(try catalog.archiveCheck(generation: generation.id, target: "nas") ?? .distantPast, written,
+                          "one piece read: no claim to cover what it has not read")
+        var steps = 1
+        while (try catalog.archiveCheck(generation: generation.id, target: "nas") ?? .distantPast) < written, steps < 100 {
+            _ = try await follower.step(shipTo: ["nas"])
+            _ = try await follower.settle()
+            steps += 1
+        }
+        XCTAssertGreaterThan(steps, 2, "read over several polls")
+        XCTAssertLessThan(steps, 100)
+        XCTAssertEqual(try catalog.generations(database: "bos", host: "store-0421").count, 1)
+        XCTAssertEqual(try restored(at: "latest").1, (1...101).map(Int64.init))
+    }
 }

@@ -120,6 +120,20 @@ enum WALFile {
         return last == frame ? count : nil
     }
 
+    /// Whether a valid frame (salts and chained checksum) follows `position`: more log to read.
+    static func hasFrame(path: String, header: WALHeader, after position: WALPosition) throws -> Bool {
+        guard position.salt1 == header.salt1 && position.salt2 == header.salt2 else { return false }
+        let file = try FileHandleFD(readingFrom: path)
+        let frameSize = 24 + header.pageSize
+        var buffer = [UInt8](repeating: 0, count: frameSize)
+        let offset = Int64(WALHeader.size) + Int64(position.frame) * Int64(frameSize)
+        let n = try buffer.withUnsafeMutableBytes { try BlockGzipWriter.pread(fd: file.fd, path: path, into: $0, at: offset) }
+        guard n == frameSize, bigEndian(buffer, 8) == header.salt1, bigEndian(buffer, 12) == header.salt2 else { return false }
+        let next = position.checksum.adding(buffer[0..<8], bigEndian: header.bigEndianChecksums)
+            .adding(buffer[24..<frameSize], bigEndian: header.bigEndianChecksums)
+        return next == WALChecksum(s0: bigEndian(buffer, 16), s1: bigEndian(buffer, 20))
+    }
+
     /// Calls `commit` for each committed transaction after `position`, in
     /// order. `keepPages: false` keeps no page bytes (the commits' pages are
     /// empty): a WAL of any size walked in constant memory.

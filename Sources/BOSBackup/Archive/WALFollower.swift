@@ -39,7 +39,7 @@ public final class WALFollower {
     /// it, every target is shipped to at once (more requests, but memory stays flat
     /// whatever the intervals); past twice it, the follower stops reading until the
     /// targets catch up (the WAL waits on disk, up to `walLimit`).
-    public var queueLimit = 32 << 20
+    public var queueLimit = 16 << 20
 
     private var reader: Database?
     private var barrier: Database?
@@ -57,6 +57,8 @@ public final class WALFollower {
     private var inflight: [String: Upload] = [:]
     /// When the last read began: everything committed before it is queued.
     private var readFrom: Date?
+    /// The last read reached the end of the log (a limited read may not have).
+    private var caughtUp = true
     /// The seen-at stamp of the last read's commits.
     private var readStamp: Date?
     /// Why this follower last let go of the WAL itself (said when the generation then ends).
@@ -240,7 +242,7 @@ public final class WALFollower {
 
     // MARK: following
 
-    private func read(_ outcome: inout ArchivePass) async throws {
+    private func read(_ outcome: inout ArchivePass, limited: Bool = true) async throws {
         guard var at = position else { return }
         guard let header = try WALFile.header(path: walPath) else { return try await lost("the WAL file is gone or empty", &outcome) }
         if header.salt1 != at.salt1 || header.salt2 != at.salt2 {
@@ -250,14 +252,20 @@ public final class WALFollower {
             }
             at = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
         }
-        readFrom = archiver.clock.now()
-        let read = QueuedCommit.stamped(try WALFile.commits(path: walPath, header: header, after: at), header: header,
+        let began = archiver.clock.now()
+        // At most about `queueLimit` of log per read (a WAL that grew while we were busy is
+        // read over several polls, not into memory at once); under the barrier, to its end.
+        let frames = limited ? max(64, queueLimit / (24 + header.pageSize)) : .max
+        let read = QueuedCommit.stamped(try WALFile.commits(path: walPath, header: header, after: at, limit: frames), header: header,
                                         from: at, firstTxid: nextTxid, clock: archiver.clock)
         queue += read
         readStamp = read.first?.commit.seenAt ?? archiver.clock.now()
         nextTxid += Int64(read.count)
         position = read.last?.after ?? at
         pageSize = header.pageSize
+        caughtUp = try !limited || !WALFile.hasFrame(path: walPath, header: header, after: position ?? at)
+        // Only a read that reached the log's end says everything committed before it began is queued.
+        if caughtUp { readFrom = began }
     }
 
     /// Moves to a fresh read transaction with no moment without one, under the write lock;
@@ -272,11 +280,13 @@ public final class WALFollower {
             letGo = "it let go of the WAL when the log passed \(ByteCount.format(walLimit))"
             return
         }
+        // Behind: the rest of the log first (a swap copies the log to its end under the barrier).
+        guard caughtUp else { return }
         // The BOS holds the write lock beyond our busy timeout: swap at the next poll.
         do { try barrier.execute("BEGIN IMMEDIATE") } catch { return }
         defer { try? barrier.execute("ROLLBACK") }
         // Nobody can commit now: this read copies the WAL to its end before the old read transaction goes.
-        try await read(&outcome)
+        try await read(&outcome, limited: false)
         guard let reader else { return }   // the position was lost
         try reader.execute("ROLLBACK")
         if logBytes > checkpointAt, let checkpointer {
@@ -303,7 +313,7 @@ public final class WALFollower {
         // The BOS keeps writing meanwhile; our reader keeps the WAL from restarting under the bases.
         guard let bases = try await archiver.takeBases(try database, generation: id) else { return }   // the WAL restarted: later
         try await read(&outcome)
-        guard generation?.id == old.id, let end = position, let stamp = readStamp, let began = readFrom,
+        guard caughtUp, generation?.id == old.id, let end = position, let stamp = readStamp, let began = readFrom,
               end.salt1 == bases[0].salt1, end.salt2 == bases[0].salt2, end.frame >= bases[0].frame,
               let header = try WALFile.header(path: walPath),
               let from = try WALFile.position(path: walPath, header: header, afterFrame: bases[0].frame) else { return }
