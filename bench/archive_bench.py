@@ -59,6 +59,10 @@ CREDS = {"AWS_ACCESS_KEY_ID": "AKIABENCHARCHIVE0001", "AWS_SECRET_ACCESS_KEY": "
          "AWS_SESSION_TOKEN": "bench-archive-token"}
 ENV = dict(os.environ, **CREDS)
 ENV.pop("AWS_PROFILE", None)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shell import Shell, size  # noqa: E402 (beside this script)
+SHELL = Shell("archive bench", ENV, WORK)
+fail, sh, timed_out, timed = SHELL.fail, SHELL.sh, SHELL.timed_out, SHELL.timed
 
 WRITER = r'''
 import random, sqlite3, sys, time, os
@@ -137,36 +141,6 @@ def spawn(*args, **kwargs):
     CHILDREN.append(p)
     return p
 
-
-def fail(message):
-    sys.exit(f"archive bench: {message}")
-
-
-def sh(cmd):
-    """Runs a shell command; its stdout. A failure stops the bench with the command's stderr."""
-    p = subprocess.run(cmd, shell=True, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if p.returncode:
-        fail(f"{cmd}\nexited {p.returncode}: {p.stderr.strip()}")
-    return p.stdout
-
-
-def timed(cmd):
-    """wall, cpu (user+sys), peak RSS in MB of a shell command."""
-    fmt = os.path.join(WORK, "time.txt")
-    start = time.monotonic()
-    p = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", fmt, "sh", "-c", cmd], env=ENV,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wall = time.monotonic() - start
-    if p.returncode:
-        fail(f"{cmd}\nexited {p.returncode}: {p.stderr.strip()}")
-    user, system, rss = open(fmt).read().split()[-3:]
-    return wall, float(user) + float(system), int(rss) / 1024
-
-
-def size(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
 def clean(*paths):

@@ -29,37 +29,10 @@ CORES = os.cpu_count() or 1
 CHAIN = 7  # day2: the daily job's full_every, and the chain whose newest snapshot is restored
 ENV = dict(os.environ, RESTIC_PASSWORD="bench", BORG_PASSPHRASE="", BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
            BORG_RELOCATED_REPO_ACCESS_IS_OK="yes", BORG_BASE_DIR=os.path.join(WORK, "borg-home"))
-
-def fail(message):
-    sys.exit(f"bench: {message}")
-
-def sh(cmd):
-    """Runs a shell command; its stdout. A failure stops the bench with the command's stderr."""
-    p = subprocess.run(cmd, shell=True, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if p.returncode:
-        fail(f"{cmd}\nexited {p.returncode}: {p.stderr.strip()}")
-    return p.stdout
-
-def timed_out(cmd):
-    """(wall, cpu (user+sys), peak RSS in MB), stdout of a shell command."""
-    fmt = os.path.join(WORK, "time.txt")
-    start = time.monotonic()
-    p = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", "-o", fmt, "sh", "-c", cmd], env=ENV,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wall = time.monotonic() - start
-    if p.returncode:
-        fail(f"{cmd}\nexited {p.returncode}: {p.stderr.strip()}")
-    user, system, rss = open(fmt).read().split()[-3:]
-    return (wall, float(user) + float(system), int(rss) / 1024), p.stdout
-
-def timed(cmd):
-    """wall, cpu (user+sys), peak RSS in MB of a shell command."""
-    return timed_out(cmd)[0]
-
-def size(path):
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shell import Shell, size  # noqa: E402 (beside this script)
+SHELL = Shell("bench", ENV, WORK)
+fail, sh, timed_out, timed = SHELL.fail, SHELL.sh, SHELL.timed_out, SHELL.timed
 
 def clean(*paths):
     for p in paths:

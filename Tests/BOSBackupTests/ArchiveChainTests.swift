@@ -7,21 +7,6 @@ import XCTest
 /// writes nothing; `--txid`; and the archive re-cataloged from its target
 /// alone, as after losing the host.
 final class ArchiveChainTests: ArchiveTestCase {
-    /// Commit 1 in the base snapshot (10:00), then commits 2…6 one segment each (10:02…10:06).
-    func archiveSixCommits() throws -> [WALSegmentRecord] {
-        try commit(1)
-        _ = try archive(at: 0)
-        for k in 2...6 {
-            try commit(k)
-            _ = try archive(at: k)
-        }
-        let catalog = try Catalog(readingAt: dir.file("catalog.db"))
-        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
-        let segments = try catalog.segments(generation: generation.id, target: "nas")
-        XCTAssertEqual(segments.map(\.firstTxid), [1, 2, 3, 4, 5])
-        return segments
-    }
-
     func verifyChain() throws -> ProcessResult { try bosbackup("verify", "--chain", "--config", config) }
 
     func testVerifyChainNamesAFlippedACutAndAMissingSegmentAndRestoresAcrossThemRefuse() throws {
@@ -173,11 +158,7 @@ final class ArchiveChainTests: ArchiveTestCase {
     func testTheQueueForASlowTargetStaysBounded() async throws {
         try writePolicy(archiveTargets: "nas: 1s, far: 1h")
         try commit(1)
-        let policy = try PolicyLoader.load(path: config)
-        let catalog = try Catalog(path: dir.file("catalog.db"))
-        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
-                                   scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
-        let follower = WALFollower(archiver)
+        let (follower, catalog) = try makeFollower()
         defer { follower.detach() }
         follower.queueLimit = 256 << 10
         _ = try await follower.step(shipTo: ["nas"])
@@ -240,11 +221,7 @@ final class ArchiveChainTests: ArchiveTestCase {
     /// again at every poll.
     func testLettingGoOfALongWALHappensOnceAndIsNamed() async throws {
         try commit(1)
-        let policy = try PolicyLoader.load(path: config)
-        let catalog = try Catalog(path: dir.file("catalog.db"))
-        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
-                                   scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
-        let follower = WALFollower(archiver)
+        let (follower, catalog) = try makeFollower()
         defer { follower.detach() }
         follower.walLimit = 512 << 10
         follower.checkpointAt = 64 << 20   // only the limit is under test
@@ -298,11 +275,7 @@ final class ArchiveChainTests: ArchiveTestCase {
     /// coverage is claimed only once a read reached the log's end.
     func testALongLogIsReadInPiecesAndCoverageWaitsForItsEnd() async throws {
         try commit(1)
-        let policy = try PolicyLoader.load(path: config)
-        let catalog = try Catalog(path: dir.file("catalog.db"))
-        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
-                                   scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
-        let follower = WALFollower(archiver)
+        let (follower, catalog) = try makeFollower()
         defer { follower.detach() }
         follower.queueLimit = 64 << 10   // a read takes at most 64 frames
         _ = try await follower.step(shipTo: ["nas"])

@@ -66,6 +66,30 @@ class ArchiveTestCase: XCTestCase {
         return (result, rows.compactMap { $0[0].int })
     }
 
+    /// Commit 1 in the base snapshot (10:00), then commits 2…6 one segment each (10:02…10:06).
+    func archiveSixCommits() throws -> [WALSegmentRecord] {
+        try commit(1)
+        _ = try archive(at: 0)
+        for k in 2...6 {
+            try commit(k)
+            _ = try archive(at: k)
+        }
+        let catalog = try Catalog(readingAt: dir.file("catalog.db"))
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        let segments = try catalog.segments(generation: generation.id, target: "nas")
+        XCTAssertEqual(segments.map(\.firstTxid), [1, 2, 3, 4, 5])
+        return segments
+    }
+
+    /// The long-running archiver in this process, on the test's policy and catalog.
+    func makeFollower() throws -> (WALFollower, Catalog) {
+        let policy = try PolicyLoader.load(path: config)
+        let catalog = try Catalog(path: dir.file("catalog.db"))
+        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
+                                   scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
+        return (WALFollower(archiver), catalog)
+    }
+
     // MARK: a writer process
 
     var commitLogPath: String { dir.file("commits.log") }

@@ -7,12 +7,7 @@ import XCTest
 /// and reused by every command of the incident.
 final class PointInTimeTriageTests: ArchiveTestCase {
     func testDiffAndRecoverAtASecondPutBackWhatABadScriptDeletedAndKeepNewerRows() throws {
-        try commit(1)
-        _ = try archive(at: 0)
-        for k in 2...6 {
-            try commit(k)
-            _ = try archive(at: k)
-        }
+        _ = try archiveSixCommits()
         try bos.execute("DELETE FROM ledger WHERE k BETWEEN 3 AND 5")   // the bad script, at 10:07
         _ = try archive(at: 7)
         try commit(7)                                                     // orders keep arriving

@@ -270,12 +270,7 @@ final class WALArchiveTests: ArchiveTestCase {
 
     /// The triage form: the state at a second restored into scratch and set beside live, row by key.
     func testTriageAtATimeSetsThatStateBesideLive() throws {
-        try commit(1)
-        _ = try archive(at: 0)
-        for k in 2...6 {
-            try commit(k)
-            _ = try archive(at: k)
-        }
+        _ = try archiveSixCommits()
         try bos.execute("DELETE FROM ledger WHERE k >= 3")   // the bad script
         _ = try archive(at: 8)
         let triage = try bosbackup("restore", "--at", "2026-12-01T10:06:30Z", "--live", live, "--config", config)
