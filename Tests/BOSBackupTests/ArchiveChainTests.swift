@@ -220,6 +220,7 @@ final class ArchiveChainTests: ArchiveTestCase {
     /// after the log restarts (SQLite does not shrink it), which must not make it let go
     /// again at every poll.
     func testLettingGoOfALongWALHappensOnceAndIsNamed() async throws {
+        try writePolicy(archiveTargets: "nas: 1s, far: 1h")
         try commit(1)
         let (follower, catalog) = try makeFollower()
         defer { follower.detach() }
@@ -236,9 +237,13 @@ final class ArchiveChainTests: ArchiveTestCase {
             try commit(k)                                   // the first restarts the log in the same, large file
             _ = try await follower.step(shipTo: ["nas"])
         }
+        let generations = try catalog.generations(database: "bos", host: "store-0421")
+        // What was read before letting go went to every target, far's hour or not: nothing of it is in the gap.
+        XCTAssertEqual(try catalog.lastSegment(generation: generations[0].id, target: "far")?.lastTxid,
+                       try catalog.lastSegment(generation: generations[0].id, target: "nas")?.lastTxid)
+        XCTAssertGreaterThanOrEqual(try catalog.lastSegment(generation: generations[0].id, target: "nas")?.lastTxid ?? 0, 201, "the table and 200 rows")
         _ = try await follower.flush()
         XCTAssertGreaterThan(DurableFile.fileSize(live + "-wal") ?? 0, Int64(follower.walLimit), "the file kept its size")
-        let generations = try catalog.generations(database: "bos", host: "store-0421")
         XCTAssertEqual(generations.count, 2, "one new generation after letting go, not one per poll")
         XCTAssertTrue(generations[0].endReason?.contains("let go of the WAL when the log passed") ?? false, generations[0].endReason ?? "")
         XCTAssertEqual(try restored(at: "latest").1, (1...12).map(Int64.init))

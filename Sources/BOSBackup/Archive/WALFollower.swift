@@ -100,7 +100,8 @@ public final class WALFollower {
             releaseWAL()
             letGo = "the targets fell behind the BOS (\(ByteCount.format(Int64(queuedBytes))) queued) and the WAL passed \(ByteCount.format(walLimit))"
         }
-        let due = queuedBytes > queueLimit ? archiver.archive.targets.map(\.target) : targets
+        // Over the limit, or just let go of the WAL: every target now, not at its interval.
+        let due = queuedBytes > queueLimit || reader == nil ? archiver.archive.targets.map(\.target) : targets
         for target in due where inflight[target] == nil {
             if try startUpload(to: target) { outcome.uploadsStarted.append(target) }
         }
@@ -165,8 +166,12 @@ public final class WALFollower {
     /// A reader, and where the archive stands: the open generation, resumed from the
     /// lowest position any target has, when the WAL still holds it; else a new generation.
     private func attach(_ outcome: inout ArchivePass) async throws {
-        // Where each target stands comes from the catalog: the uploads on their way go in first.
+        // Where each target stands comes from the catalog: what was read before letting go
+        // goes out first (to every target, waited for), so none of it is lost to a restart.
         try await harvest(&outcome, waiting: true)
+        if generation != nil, !queue.isEmpty {
+            for destination in archiver.archive.targets { try await ship(to: destination.target, &outcome) }
+        }
         let db = try database
         let source = try ConsistentCopy.openSource(db.path)
         let mode = try source.scalar("PRAGMA journal_mode")?.string?.lowercased() ?? "?"
