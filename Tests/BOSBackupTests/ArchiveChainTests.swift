@@ -307,4 +307,18 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertEqual(try catalog.generations(database: "bos", host: "store-0421").count, 1)
         XCTAssertEqual(try restored(at: "latest").1, (1...101).map(Int64.init))
     }
+
+    /// A drill whose point-in-time restore found damage is damage (exit 4), not "could not check" (exit 1).
+    func testADamagedArchiveInTheDrillIsDamage() throws {
+        _ = try archiveSixCommits()
+        let snapshot = try XCTUnwrap(try Catalog(readingAt: dir.file("catalog.db")).snapshots().first)
+        let passed = VerificationResult(snapshot: snapshot, checksumOK: true, gzipOK: true, integrityOK: true, countsOK: true, seconds: 0, problems: [])
+        var target = DrillTargetResult(target: "nas", targetURL: "", samples: [DrillSample(pick: .newest, verification: passed)], problems: [])
+        target.pointInTime = [PointInTimeSample(database: "bos", at: Date(), problem: "archived WAL segment … is damaged", damaged: true)]
+        let damaged = DrillResult(startedAt: Date(), finishedAt: Date(), timeZone: .current, rto: 3_600, targets: [target])
+        XCTAssertFalse(damaged.ok)
+        XCTAssertFalse(damaged.couldNotCheck, "damage found in the archive")
+        target.pointInTime[0].damaged = false   // e.g. the target could not be reached
+        XCTAssertTrue(DrillResult(startedAt: Date(), finishedAt: Date(), timeZone: .current, rto: 3_600, targets: [target]).couldNotCheck)
+    }
 }

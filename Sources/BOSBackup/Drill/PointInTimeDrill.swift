@@ -12,6 +12,8 @@ public struct PointInTimeSample: Sendable {
     public var rows: Int64 = 0
     /// What kept it from passing (nil: passed).
     public var problem: String?
+    /// Damage found (a segment or base that is not what was stored), not "could not check".
+    public var damaged = false
     public var ok: Bool { problem == nil }
 }
 
@@ -55,6 +57,7 @@ public struct PointInTimeDrill {
                 sample.rows = restored.outcome.tables.values.reduce(0, +)
             } catch {
                 sample.problem = "\(error)"
+                sample.damaged = (error as? CategorizedError)?.category == .mismatch
             }
             sample.seconds = Date().timeIntervalSince(started)
             samples.append(sample)

@@ -49,7 +49,8 @@ public struct DrillResult: Sendable {
     /// Not passed only because some snapshot could not be checked completely
     /// (no damage, objective met): "could not check", exit 1 rather than 4.
     public var couldNotCheck: Bool {
-        !ok && targets.allSatisfy { $0.problems.isEmpty && !$0.samples.isEmpty && $0.samples.allSatisfy { $0.verification.ok } }
+        !ok && targets.allSatisfy { $0.problems.isEmpty && !$0.samples.isEmpty && $0.samples.allSatisfy { $0.verification.ok }
+            && !$0.pointInTime.contains(where: \.damaged) }
             && targets.allSatisfy { ($0.recoverySeconds ?? .infinity) <= rto }
     }
     /// The slowest target's recovery time against the objective.
