@@ -71,11 +71,6 @@ public struct PointInTimeRestore {
         return newest
     }
 
-    /// The first of `plans(at:)`.
-    public func plan(at: Date, database: String, host: String, targets: [String]) throws -> PointInTimePlan {
-        try plans(at: at, database: database, host: host, targets: targets)[0]
-    }
-
     /// Every target's way to the state at `at`, in the order of `targets`: each
     /// target holds a base snapshot of its own, so when one cannot be read the
     /// next can restore the same state.

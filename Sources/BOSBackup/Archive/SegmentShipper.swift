@@ -7,8 +7,11 @@ import Foundation
 actor SegmentShipper {
     private let target: Target
     private let level: Int
+    /// Whether its target encrypts (segment keys end in `.enc` there).
+    nonisolated let encrypts: Bool
 
     init(target: sending Target, level: Int) {
+        encrypts = target.encrypts
         self.target = target
         self.level = level
     }

@@ -186,17 +186,17 @@ public struct WALArchiver {
 
     /// One segment of whole commits to one target, durable before it is cataloged.
     func ship(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String) async throws -> WALSegmentRecord {
-        let segment = try prepare(commits, pageSize: pageSize, generation: generation, target: name)
-        let stored = try await shipper(for: name).upload(segment)
+        let shipper = try shipper(for: name)
+        let segment = try prepare(commits, pageSize: pageSize, generation: generation, target: name, encrypted: shipper.encrypts)
+        let stored = try await shipper.upload(segment)
         let record = segment.record(bytes: stored.bytes, sha256: stored.sha256, shippedAt: clock.now())
         try catalog.insert(record)
         return record
     }
 
     /// The key and link of the next segment to `name` (it follows the last cataloged one there).
-    func prepare(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String) throws -> PreparedSegment {
+    func prepare(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String, encrypted: Bool) throws -> PreparedSegment {
         let first = commits[0].commit, last = commits[commits.count - 1]
-        let encrypted = try openTarget(name).encrypts
         let key = RepositoryNamespace(host: policy.host, database: generation.database)
             .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.commit.txid, encrypted: encrypted)
         let previous = try catalog.lastSegment(generation: generation.id, target: name)

@@ -371,9 +371,9 @@ public final class WALFollower {
         guard let generation else { return false }
         let pending = queue.filter { $0.commit.txid > shipped[target] ?? 0 }
         guard !pending.isEmpty else { return false }
-        let segment = try archiver.prepare(pending, pageSize: pageSize, generation: generation, target: target)
         let shipper = try shippers[target] ?? archiver.shipper(for: target)
         shippers[target] = shipper
+        let segment = try archiver.prepare(pending, pageSize: pageSize, generation: generation, target: target, encrypted: shipper.encrypts)
         let done = DoneFlag()
         let task = Task {
             defer { done.set() }

@@ -52,13 +52,6 @@ public struct GenerationMarker: Codable, Equatable, Sendable {
     }
 }
 
-/// What the archive keeps on a target for one database, as listed.
-public struct ArchiveListing: Sendable {
-    public var markers: [String] = []
-    /// Segment keys by generation, in txid order.
-    public var segments: [String: [(key: String, firstTxid: Int64, lastTxid: Int64, size: Int64)]] = [:]
-}
-
 extension RepositoryNamespace {
     public var walPrefix: String { "\(host)/\(database)/wal/" }
 
@@ -98,18 +91,6 @@ extension Repository {
         do { return try JSONDecoder().decode(GenerationMarker.self, from: data) } catch {
             throw RepositoryError.unreadableManifest("\(key) is not a readable generation marker: \(error)")
         }
-    }
-
-    /// Everything under a database's `wal/` on the target (one streaming listing).
-    public func archiveListing(_ namespace: RepositoryNamespace) async throws -> ArchiveListing {
-        var listing = ArchiveListing()
-        for try await object in target.objects(prefix: namespace.walPrefix) {
-            if object.key.hasSuffix("/generation.json") { listing.markers.append(object.key); continue }
-            guard let parsed = namespace.parseSegmentKey(object.key) else { continue }
-            listing.segments[parsed.generation, default: []].append((object.key, parsed.first, parsed.last, object.size))
-        }
-        for generation in listing.segments.keys { listing.segments[generation]!.sort { $0.firstTxid < $1.firstTxid } }
-        return listing
     }
 
     /// Reads and decodes a segment as it arrives, handing each commit (with its pages)
