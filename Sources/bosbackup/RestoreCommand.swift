@@ -139,6 +139,13 @@ struct RestoreCommand: AsyncParsableCommand {
                         + (a.lag.map { " (lag \(Duration.format($0)))" } ?? "")
                         + "; any second since its start: bosbackup restore --at TIME --live \(live)")
                 }
+                // Rows are missing: the archive can say which commit took them.
+                for database in archived where policy.archive(of: database) != nil {
+                    let lost = results.filter { $0.snapshot.databaseName == database }.flatMap { $0.comparison.rowDiffs.values }
+                    guard let worst = lost.filter({ $0.missingInLive > 0 }).max(by: { $0.missingInLive < $1.missingInLive }) else { continue }
+                    Console.out("  rows are missing from \(worst.table): find the commit that deleted them with "
+                        + "bosbackup timeline --table \(worst.table) --lost --live \(live)" + (databases.count > 1 ? " --database \(database)" : ""))
+                }
             }
             Console.out("scratch copies kept in \(Triage(verifier: verifier).restoreFolder) (remove with `bosbackup scratch clean`)")
         }

@@ -53,9 +53,12 @@ final class PointInTimeTriageTests: ArchiveTestCase {
         _ = try archive(at: 0)
         try commit(2)
         _ = try archive(at: 5)
+        try bos.execute("DELETE FROM ledger WHERE k = 1")   // rows go missing: the timeline is the next step
         let triage = try bosbackup("restore", "--latest", "3", "--live", live, "--config", config, "--now", "2026-12-01T10:05:30Z")
         XCTAssertEqual(triage.status, 0, triage.stdout + triage.stderr)
         XCTAssertTrue(triage.stdout.contains("archive bos → nas: every commit up to 2026-12-01T10:05:00Z (lag 30s); any second since its start: bosbackup restore --at TIME --live"),
+                      triage.stdout)
+        XCTAssertTrue(triage.stdout.contains("rows are missing from ledger: find the commit that deleted them with bosbackup timeline --table ledger --lost --live \(live)"),
                       triage.stdout)
     }
 }

@@ -1,0 +1,76 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The scratch image the timeline walks forward: a restored database file
+/// that archived commits are written onto, page by page, one commit at a time.
+/// Before a commit's pages are written their old bytes are kept
+/// (`PagesBefore`), so both sides of every commit can be read.
+final class TimelineImage: PageSource {
+    let path: String
+    let pageSize: Int
+    let usableSize: Int
+    private(set) var pageCount: UInt32
+    private let file: FileHandleFD
+
+    init(path: String) throws {
+        self.path = path
+        let file = try FileHandleFD(updating: path)
+        self.file = file
+        var header = [UInt8](repeating: 0, count: 100)
+        let read = try header.withUnsafeMutableBytes { try file.readFully(into: $0) }
+        guard read == 100, header.starts(with: Array("SQLite format 3\0".utf8)) else {
+            throw BTreeFormatError(description: "\(path) is not an SQLite database")
+        }
+        let size = Int(header[16]) << 8 | Int(header[17])
+        pageSize = size == 1 ? 65536 : size
+        usableSize = pageSize - Int(header[20])
+        // Text encoding (offset 56): 1 is UTF-8, the only one records are decoded in.
+        let encoding = UInt32(header[56]) << 24 | UInt32(header[57]) << 16 | UInt32(header[58]) << 8 | UInt32(header[59])
+        guard encoding == 1 else { throw BTreeFormatError(description: "the database's text encoding is UTF-16; the timeline reads UTF-8 databases only") }
+        pageCount = UInt32((DurableFile.fileSize(path) ?? 0) / Int64(pageSize))
+    }
+
+    func page(_ number: UInt32) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: pageSize)
+        guard number >= 1, number <= pageCount else { return bytes }   // past the end: as SQLite sees it, nothing
+        let read = bytes.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, pageSize, off_t(number - 1) * off_t(pageSize)) }
+        guard read == pageSize else { throw FileError("read", path) }
+        return bytes
+    }
+
+    /// Writes one commit: its pages, then the size it left. Returns the pages as they were.
+    func apply(_ commit: ArchivedCommit) throws -> PagesBefore {
+        var old: [UInt32: [UInt8]] = [:]
+        old.reserveCapacity(commit.pages.count)
+        for page in commit.pages where old[page.number] == nil { old[page.number] = try self.page(page.number) }
+        let before = PagesBefore(image: self, old: old, pageCount: pageCount)
+        for page in commit.pages {
+            try page.bytes.withUnsafeBytes { try file.write($0, at: Int64(page.number - 1) * Int64(pageSize)) }
+        }
+        pageCount = max(pageCount, commit.pages.map(\.number).max() ?? 0)
+        if commit.pageCount < pageCount {
+            guard ftruncate(file.fd, off_t(commit.pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
+        }
+        pageCount = commit.pageCount
+        return before
+    }
+}
+
+/// The image as it was before a commit: the commit's pages from their kept
+/// old bytes, every other page from the file (the commit did not touch it).
+struct PagesBefore: PageSource {
+    let image: TimelineImage
+    let old: [UInt32: [UInt8]]
+    let pageCount: UInt32
+    var pageSize: Int { image.pageSize }
+    var usableSize: Int { image.usableSize }
+    var changed: Set<UInt32> { Set(old.keys) }
+
+    func page(_ number: UInt32) throws -> [UInt8] {
+        if let bytes = old[number] { return bytes }
+        guard number <= pageCount else { return [UInt8](repeating: 0, count: pageSize) }
+        return try image.page(number)
+    }
+}

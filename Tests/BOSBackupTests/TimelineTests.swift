@@ -1,0 +1,155 @@
+@testable import BOSBackup
+import Foundation
+import XCTest
+
+/// `timeline` (issue #16): walking the archived commits over one scratch image
+/// finds when rows were inserted, changed and deleted, and which commit took
+/// the rows live lacks.
+final class TimelineTests: ArchiveTestCase {
+    func timeline(_ arguments: String...) throws -> ProcessResult {
+        let result = try bosbackup(["timeline"] + arguments + ["--config", config])
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        return result
+    }
+
+    /// The guide's story on the sample BOS: orders arrive, one transaction deletes a day's
+    /// orders with their items, payments and shipments, new orders keep arriving.
+    func testLostNamesTheOneCommitThatDeletedOrdersWithTheirChildrenAndKeyShowsTheRowsLife() throws {
+        try commit(1)
+        _ = try archive(at: 0)
+        for k in 2...4 {
+            try commit(k)
+            _ = try archive(at: k)
+        }
+        try bos.execute("UPDATE orders SET status = 'paid', note = 'checked' WHERE id = 120")
+        _ = try archive(at: 5)
+        let doomed = "SELECT id FROM orders WHERE id BETWEEN 100 AND 159"
+        let counts = try ["order_items", "payments", "shipments"].map { table in
+            (table, try bos.int("SELECT count(*) FROM \(table) WHERE order_id IN (\(doomed))"))
+        }
+        XCTAssertTrue(counts.allSatisfy { $0.1 > 0 }, "the sample has children for the orders: \(counts)")
+        try bos.execute("""
+            BEGIN;
+            DELETE FROM order_items WHERE order_id IN (\(doomed));
+            DELETE FROM payments WHERE order_id IN (\(doomed));
+            DELETE FROM shipments WHERE order_id IN (\(doomed));
+            DELETE FROM inventory_movements WHERE order_id IN (\(doomed));
+            DELETE FROM orders WHERE id BETWEEN 100 AND 159;
+            COMMIT;
+            """)
+        _ = try archive(at: 6)
+        try commit(5)   // an order keeps arriving after the bad script
+        _ = try archive(at: 7)
+
+        let lost = try timeline("--table", "orders", "--lost", "--live", live)
+        XCTAssertTrue(lost.stdout.contains("bos.orders: 60 rows live lacks went missing in 1 commit"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("2026-12-01T10:06:00Z txid 5 (committed after 2026-12-01T10:05:00Z)"), lost.stdout)
+        for (table, count) in counts { XCTAssertTrue(lost.stdout.contains("\(table) −\(count)"), "\(table) −\(count) in " + lost.stdout) }
+        XCTAssertTrue(lost.stdout.contains("(committed after 2026-12-01T10:05:00Z): orders −60, "), "the asked-for table first: " + lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("orders missing since: 100, 101, 102, "), "keys in order: " + lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("and the same with --table "), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("(one transaction)"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("put back: bosbackup recover --txid 4 --generation"), lost.stdout)
+        let json = try jsonObject(try timeline("--table", "orders", "--lost", "--live", live, "--json", "--limit", "100").stdout)
+        let losses = try XCTUnwrap(json["losses"] as? [[String: Any]])
+        XCTAssertEqual(losses.count, 1)
+        XCTAssertEqual(losses.first?["txid"] as? Int, 5)
+        XCTAssertEqual((losses.first?["keys"] as? [Int])?.sorted(), Array(100...159))
+
+        let row = try timeline("--table", "orders", "--key", "120")
+        XCTAssertTrue(row.stdout.contains("2 commits touched it"), row.stdout)
+        XCTAssertTrue(row.stdout.contains("at the start: id=120, customer_id="), row.stdout)
+        XCTAssertTrue(row.stdout.contains("txid 4 (committed after 2026-12-01T10:04:00Z)  changed   status: "), row.stdout)
+        XCTAssertTrue(row.stdout.contains("→ 'paid', note: "), row.stdout)
+        XCTAssertTrue(row.stdout.contains("txid 5 (committed after 2026-12-01T10:05:00Z)  deleted   was id=120"), row.stdout)
+        XCTAssertTrue(row.stdout.contains("status='paid'"), row.stdout)
+        let ledger = try timeline("--table", "ledger", "--key", "3")
+        XCTAssertTrue(ledger.stdout.contains("at the start: not there"), ledger.stdout)
+        XCTAssertTrue(ledger.stdout.contains("2026-12-01T10:03:00Z txid 2 (committed after 2026-12-01T10:02:00Z)  inserted  k=3, total=6"), ledger.stdout)
+    }
+
+    /// Deletes over several commits, a row changed then deleted, a key deleted twice, and
+    /// a key reused with other content: each as it happened.
+    func testSpreadDeletesChangesAndKeyReuseAreEachReported() throws {
+        for k in 1...8 { try commit(k) }
+        _ = try archive(at: 0)
+        try bos.execute("UPDATE ledger SET total = -1 WHERE k = 2")        // txid 1
+        _ = try archive(at: 1)
+        try bos.execute("DELETE FROM ledger WHERE k = 2")                    // txid 2
+        _ = try archive(at: 2)
+        try bos.execute("DELETE FROM ledger WHERE k IN (3, 4)")              // txid 3
+        _ = try archive(at: 3)
+        try bos.execute("INSERT INTO ledger VALUES (3, 999)")               // txid 4: key 3 reused
+        try bos.execute("DELETE FROM ledger WHERE k = 5")                    // txid 5
+        _ = try archive(at: 4)
+        try bos.execute("INSERT INTO ledger VALUES (5, 15)")                // txid 6: put back as it was
+        _ = try archive(at: 5)
+        try bos.execute("DELETE FROM ledger WHERE k = 5")                    // txid 7: deleted again
+        _ = try archive(at: 6)
+        try bos.execute("DELETE FROM ledger WHERE k = 8")                    // not archived yet
+
+        let lost = try timeline("--table", "ledger", "--lost", "--live", live)
+        XCTAssertTrue(lost.stdout.contains("bos.ledger: 3 rows live lacks went missing in 3 commits"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("txid 2 (committed after 2026-12-01T10:01:00Z): ledger −1"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("txid 3 (committed after 2026-12-01T10:02:00Z): ledger −2"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("ledger missing since: 4\n"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("txid 7 (committed after 2026-12-01T10:05:00Z): ledger −1"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("deleted again: 5 deleted at txid 5, 7, back at txid 6"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("key reused: 3 was deleted at txid 3; live has it again with other total"), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("1 row live lacks is still in the newest archived state: deleted after txid 7, not archived yet: 8"), lost.stdout)
+
+        let two = try timeline("--table", "ledger", "--key", "2")
+        XCTAssertTrue(two.stdout.contains("txid 1 (committed after 2026-12-01T10:00:00Z)  changed   total: 3 → -1"), two.stdout)
+        XCTAssertTrue(two.stdout.contains("txid 2 (committed after 2026-12-01T10:01:00Z)  deleted   was k=2, total=-1"), two.stdout)
+        let since = try timeline("--table", "ledger", "--key", "2", "--since", "2026-12-01T10:01:30Z")
+        XCTAssertTrue(since.stdout.contains("1 commit touched it"), since.stdout)
+        XCTAssertTrue(since.stdout.contains("at the start: k=2, total=-1"), since.stdout)
+    }
+
+    /// A table without a primary key (rows named by rowid), a WITHOUT ROWID table with a
+    /// composite key created after the base (the walk reads the new schema), and a row too
+    /// big for its page (overflow pages).
+    func testTablesWithoutKeyWithoutRowidAndOverflowingRows() throws {
+        try bos.execute("CREATE TABLE notes(body TEXT); INSERT INTO notes VALUES ('a'), ('b'), ('c')")
+        try commit(1)
+        _ = try archive(at: 0)
+        try bos.execute("CREATE TABLE stock(site TEXT, sku INTEGER, qty INTEGER, PRIMARY KEY (site, sku)) WITHOUT ROWID")
+        try bos.execute("INSERT INTO stock VALUES ('north', 7, 10), ('north', 8, 3), ('south', 7, 1)")
+        _ = try archive(at: 1)
+        try bos.execute("UPDATE stock SET qty = 9 WHERE site = 'north' AND sku = 7; DELETE FROM notes WHERE body = 'b'")
+        _ = try archive(at: 2)
+        try bos.execute("DELETE FROM stock WHERE sku = 7")
+        let big = String(repeating: "x", count: 9000)
+        try bos.execute("INSERT INTO notes VALUES ('\(big)')")
+        _ = try archive(at: 3)
+        try bos.execute("UPDATE notes SET body = '\(big)y' WHERE rowid = 4")
+        _ = try archive(at: 4)
+
+        let stock = try timeline("--table", "stock", "--key", "north", "--key", "7")
+        XCTAssertTrue(stock.stdout.contains("bos.stock site,sku=north,7: 3 commits touched it"), stock.stdout)
+        XCTAssertTrue(stock.stdout.contains("inserted  site='north', sku=7, qty=10"), stock.stdout)
+        XCTAssertTrue(stock.stdout.contains("changed   qty: 10 → 9"), stock.stdout)
+        XCTAssertTrue(stock.stdout.contains("deleted   was site='north', sku=7, qty=9"), stock.stdout)
+        let lostStock = try timeline("--table", "stock", "--lost", "--live", live)
+        XCTAssertTrue(lostStock.stdout.contains("2 rows live lacks went missing in 1 commit"), lostStock.stdout)
+        XCTAssertTrue(lostStock.stdout.contains("stock missing since: (site='north', sku=7), (site='south', sku=7)")
+                      || lostStock.stdout.contains("stock missing since: (site='south', sku=7), (site='north', sku=7)"), lostStock.stdout)
+
+        let notes = try timeline("--table", "notes", "--lost", "--live", live)
+        XCTAssertTrue(notes.stdout.contains("1 row live lacks went missing in 1 commit"), notes.stdout)
+        XCTAssertTrue(notes.stdout.contains("notes missing since: 2"), notes.stdout)
+        let overflow = try timeline("--table", "notes", "--key", "4", "--json")
+        let events = try XCTUnwrap(try jsonObject(overflow.stdout)["events"] as? [[String: Any]])
+        XCTAssertEqual(events.map { $0["kind"] as? String }, ["inserted", "changed"])
+        XCTAssertEqual((events.last?["new"] as? String)?.count, 9001, "the whole row, read across its overflow pages")
+        XCTAssertEqual(events.last?["changed_columns"] as? [String], ["body"])
+
+        let wrong = try bosbackup("timeline", "--table", "stock", "--key", "north", "--config", config)
+        XCTAssertEqual(wrong.status, 2, wrong.stderr)
+        XCTAssertTrue(wrong.stderr.contains("keyed by site, sku"), wrong.stderr)
+        let none = try bosbackup("timeline", "--table", "nope", "--key", "1", "--config", config)
+        XCTAssertEqual(none.status, 2, none.stderr)
+        let both = try bosbackup("timeline", "--table", "notes", "--key", "1", "--lost", "--live", live, "--config", config)
+        XCTAssertEqual(both.status, 2, both.stderr)
+    }
+}
