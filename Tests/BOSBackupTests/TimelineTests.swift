@@ -6,7 +6,9 @@ import XCTest
 /// finds when rows were inserted, changed and deleted, and which commit took
 /// the rows live lacks.
 final class TimelineTests: ArchiveTestCase {
-    func timeline(_ arguments: String...) throws -> ProcessResult {
+    func timeline(_ arguments: String...) throws -> ProcessResult { try timeline(arguments) }
+
+    func timeline(_ arguments: [String]) throws -> ProcessResult {
         let result = try bosbackup(["timeline"] + arguments + ["--config", config])
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         return result
@@ -151,5 +153,120 @@ final class TimelineTests: ArchiveTestCase {
         XCTAssertEqual(none.status, 2, none.stderr)
         let both = try bosbackup("timeline", "--table", "notes", "--key", "1", "--lost", "--live", live, "--config", config)
         XCTAssertEqual(both.status, 2, both.stderr)
+    }
+
+    /// Random commits (inserts, updates, deletes, bulk inserts that split pages, bulk deletes
+    /// that free them, rows past a page, keys reused) on a rowid and a WITHOUT ROWID table:
+    /// the timeline of every key and the lost rows are exactly what the test's own model of
+    /// each commit says.
+    func testRandomCommitsTimelineMatchesWhatEachCommitDid() throws {
+        var rng = SeededRandom(seed: 1_606)
+        func text(_ rng: inout SeededRandom) -> String {
+            let length = Int.random(in: 0..<10, using: &rng) == 0 ? Int.random(in: 3_000...9_000, using: &rng) : Int.random(in: 1...300, using: &rng)
+            return String((0..<length).map { _ in Character(UnicodeScalar(UInt8.random(in: 97...122, using: &rng))) })
+        }
+        try bos.execute("CREATE TABLE items(id INTEGER PRIMARY KEY, v TEXT); CREATE TABLE pairs(a TEXT, b INTEGER, v TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID")
+        var items: [Int64: String] = [:], pairs: [String: String] = [:]   // pairs by "a,b"
+        var next: Int64 = 1
+        var sql: [String] = []
+        for _ in 0..<200 {
+            items[next] = text(&rng)
+            sql.append("INSERT INTO items VALUES (\(next), '\(items[next]!)')")
+            next += 1
+        }
+        try bos.execute(sql.joined(separator: ";"))
+        _ = try archive(at: 0)
+        var expected: [String: [[String]]] = [:]   // "items 5" → [[txid, kind]]
+        var deletedAt: [String: [Int]] = [:], lastDeleted: [String: String] = [:]
+        func record<K: Hashable>(_ table: String, _ before: [K: String], _ after: [K: String], txid: Int, name: (K) -> String) {
+            for key in Set(before.keys).union(after.keys) {
+                let kind: String
+                switch (before[key], after[key]) {
+                case (nil, _?): kind = "inserted"
+                case (let old?, nil):
+                    kind = "deleted"
+                    deletedAt["\(table) \(name(key))", default: []].append(txid)
+                    lastDeleted["\(table) \(name(key))"] = old
+                case (let old?, let new?) where old != new: kind = "changed"
+                default: continue
+                }
+                expected["\(table) \(name(key))", default: []].append([String(txid), kind])
+            }
+        }
+        for txid in 1...200 {
+            let (beforeItems, beforePairs) = (items, pairs)
+            sql = ["BEGIN"]
+            for _ in 0..<Int.random(in: 1...8, using: &rng) {
+                let existing = items.keys.randomElement(using: &rng)
+                switch Int.random(in: 0..<12, using: &rng) {
+                case 0...2:
+                    // Mostly new keys, sometimes a deleted one back (a key reused).
+                    let id = Int.random(in: 0..<4, using: &rng) == 0 ? Int64.random(in: 1..<next, using: &rng) : { defer { next += 1 }; return next }()
+                    items[id] = text(&rng)
+                    sql.append("INSERT OR REPLACE INTO items VALUES (\(id), '\(items[id]!)')")
+                case 3...4:
+                    guard let id = existing else { continue }
+                    items[id] = text(&rng)
+                    sql.append("UPDATE items SET v = '\(items[id]!)' WHERE id = \(id)")
+                case 5...6:
+                    guard let id = existing else { continue }
+                    items[id] = nil
+                    sql.append("DELETE FROM items WHERE id = \(id)")
+                case 7:
+                    guard let id = existing else { continue }
+                    for gone in items.keys where gone >= id && gone < id + 40 { items[gone] = nil }
+                    sql.append("DELETE FROM items WHERE id >= \(id) AND id < \(id + 40)")
+                case 8:
+                    for _ in 0..<60 {
+                        items[next] = text(&rng)
+                        sql.append("INSERT INTO items VALUES (\(next), '\(items[next]!)')")
+                        next += 1
+                    }
+                case 9...10:
+                    let (a, b) = (["north", "south", "east"].randomElement(using: &rng)!, Int.random(in: 1...40, using: &rng))
+                    pairs["\(a),\(b)"] = text(&rng)
+                    sql.append("INSERT OR REPLACE INTO pairs VALUES ('\(a)', \(b), '\(pairs["\(a),\(b)"]!)')")
+                default:
+                    guard let key = pairs.keys.randomElement(using: &rng) else { continue }
+                    pairs[key] = nil
+                    let parts = key.split(separator: ",")
+                    sql.append("DELETE FROM pairs WHERE a = '\(parts[0])' AND b = \(parts[1])")
+                }
+            }
+            try bos.execute((sql + ["COMMIT"]).joined(separator: ";"))
+            record("items", beforeItems, items, txid: txid) { String($0) }
+            record("pairs", beforePairs, pairs, txid: txid) { $0 }
+            if txid % 10 == 0 { _ = try archive(at: txid / 10) }
+        }
+
+        let keys = expected.keys.sorted().shuffled(using: &rng).prefix(25) + deletedAt.keys.sorted().prefix(5)
+        for name in keys {
+            let parts = name.split(separator: " ")
+            let key = parts[0] == "items" ? [String(parts[1])] : parts[1].split(separator: ",").flatMap { ["--key", String($0)] }.dropFirst().map { $0 }
+            let result = try timeline(["--table", String(parts[0]), "--key"] + key + ["--json"])
+            let events = try XCTUnwrap(try jsonObject(result.stdout)["events"] as? [[String: Any]])
+            XCTAssertEqual(events.map { ["\($0["txid"] as? Int ?? -1)", $0["kind"] as? String ?? "?"] }, expected[name], name)
+        }
+        for table in ["items", "pairs"] {
+            let lost = try jsonObject(try timeline(["--table", table, "--lost", "--live", live, "--json", "--limit", "100000"]).stdout)
+            var found: [String: Int] = [:]
+            for loss in try XCTUnwrap(lost["losses"] as? [[String: Any]]) {
+                for key in loss["keys"] as? [Any] ?? [] {
+                    let name = (key as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } ?? "\(key)"
+                    found["\(table) \(name)"] = loss["txid"] as? Int
+                }
+            }
+            let gone = deletedAt.filter { $0.key.hasPrefix(table + " ") && (table == "items" ? items[Int64($0.key.split(separator: " ")[1])!] : pairs[String($0.key.split(separator: " ")[1])]) == nil }
+            XCTAssertEqual(found, gone.mapValues { $0.last! }, table)
+            let reused = Set((lost["reused"] as? [[String: Any]] ?? []).map { entry in "\(table) " + ((entry["key"] as? [Any]).map { $0.map { "\($0)" }.joined(separator: ",") } ?? "\(entry["key"]!)") })
+            let back = Set(lastDeleted.filter { name, old in
+                guard name.hasPrefix(table + " ") else { return false }
+                let key = String(name.split(separator: " ")[1])
+                let now = table == "items" ? items[Int64(key)!] : pairs[key]
+                return now != nil && now != old
+            }.keys)
+            XCTAssertEqual(reused, back, table)
+            XCTAssertGreaterThan(found.count, 20, "the run deleted rows for good")
+        }
     }
 }
