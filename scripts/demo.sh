@@ -49,11 +49,13 @@ sleep 1.5
 
 step "6. 22:00, the busiest day of the year: a bad script deletes today's orders"
 TODAY=$(date -u +%Y-%m-%d)
-SQL="DELETE FROM order_items WHERE order_id IN (SELECT id FROM orders WHERE placed_at >= '$TODAY');
+SQL="BEGIN;
+DELETE FROM order_items WHERE order_id IN (SELECT id FROM orders WHERE placed_at >= '$TODAY');
 DELETE FROM payments WHERE order_id IN (SELECT id FROM orders WHERE placed_at >= '$TODAY');
 DELETE FROM shipments WHERE order_id IN (SELECT id FROM orders WHERE placed_at >= '$TODAY');
 DELETE FROM inventory_movements WHERE order_id IN (SELECT id FROM orders WHERE placed_at >= '$TODAY');
-DELETE FROM orders WHERE placed_at >= '$TODAY';"
+DELETE FROM orders WHERE placed_at >= '$TODAY';
+COMMIT;"
 echo "$SQL"
 sqlite3 "$DIR/live/bos.db" "$SQL"
 echo "orders left in live: $(sqlite3 "$DIR/live/bos.db" 'SELECT count(*) FROM orders')"
@@ -67,6 +69,11 @@ echo "orders in that copy: $(sqlite3 "$DIR/restored/before-the-script.db" 'SELEC
 tail -3 "$DIR/archive.log"
 echo "(every archived segment read back: checksum, format, links, txids)"
 bb verify --chain
+
+step "7b. When did they vanish? The timeline finds the commit that took them, and one order's whole life"
+bb timeline --table orders --lost --live "$DIR/live/bos.db" --limit 8
+KEY=$(sqlite3 "$DIR/restored/before-the-script.db" "SELECT max(id) FROM orders WHERE placed_at >= '$TODAY'")
+bb timeline --table orders --key "$KEY"
 
 step "8. Triage: restore the newest snapshots into scratch and compare with the damaged live database"
 bb restore --latest 3 --live "$DIR/live/bos.db"

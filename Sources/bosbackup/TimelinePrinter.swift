@@ -17,8 +17,12 @@ struct TimelinePrinter {
         return parts.joined(separator: ", ") + (parts.count > 1 ? " (one transaction)" : "")
     }
 
+    /// "10:06:00.412Z txid 5 (committed after 10:05:59.210Z)": the archiver saw the commit at the
+    /// first time and the one before it at the second, so it happened between the two.
     func when(_ moment: CommitMoment) -> String {
-        "\(context.local(moment.seenAt)) txid \(moment.txid)" + (moment.after.map { " (committed after \(context.local($0)))" } ?? "")
+        let precise = { ISO8601.string($0, in: context.timeZone, fractional: true) }
+        let after = moment.after.map { $0 < moment.seenAt ? " (committed after \(precise($0)))" : " (seen in the same read as the commit before it)" } ?? ""
+        return "\(precise(moment.seenAt)) txid \(moment.txid)" + after
     }
 
     static func key(_ values: [SQLValue], _ names: [String]) -> String {

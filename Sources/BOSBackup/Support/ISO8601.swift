@@ -12,10 +12,12 @@ public enum ISO8601 {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 
-    /// Local wall-clock text with offset, e.g. `2026-11-29T00:00:00+08:00`.
-    public static func string(_ date: Date, in timeZone: TimeZone) -> String {
+    /// Local wall-clock text with offset, e.g. `2026-11-29T00:00:00+08:00`;
+    /// `fractional`: with milliseconds when the time has any (`…T00:00:00.250+08:00`).
+    public static func string(_ date: Date, in timeZone: TimeZone, fractional: Bool = false) -> String {
         let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime]
+        let whole = date.timeIntervalSince1970.rounded(.down) == date.timeIntervalSince1970
+        f.formatOptions = fractional && !whole ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
         f.timeZone = timeZone
         return f.string(from: date)
     }
