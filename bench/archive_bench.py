@@ -75,6 +75,7 @@ employees = db.execute("SELECT max(id) FROM employees").fetchone()[0]
 products = db.execute("SELECT max(id) FROM products").fetchone()[0]
 start_k = (db.execute("SELECT max(k) FROM ledger").fetchone()[0] or 0) + 1
 rng = random.Random(15)
+BAD_AT, BAD_ORDERS = int(os.environ.get("BENCH_BAD_AT", "0")), int(os.environ.get("BENCH_BAD_ORDERS", "3000"))
 open(ready, "w").close()
 while not os.path.exists(go):
     time.sleep(0.01)
@@ -112,6 +113,18 @@ while True:
     c.execute("INSERT INTO ledger(k, total) VALUES (?, ?)", (k, k * (k + 1) // 2))
     c.execute("COMMIT")
     out.append((k, began, time.time(), time.perf_counter() - p0))
+    if k - start_k + 1 == BAD_AT:
+        # timeline_bench.py: a bad script deletes the newest BAD_ORDERS orders with their children, one transaction.
+        bad_began = time.time()
+        c.execute("BEGIN IMMEDIATE")
+        # Not the very newest: the next order takes max(id) + 1, and a deleted newest id would be reused.
+        doomed = "SELECT id FROM orders ORDER BY id DESC LIMIT %d OFFSET 100" % BAD_ORDERS
+        for child in ("order_items", "payments", "shipments", "inventory_movements"):
+            c.execute("DELETE FROM %s WHERE order_id IN (%s)" % (child, doomed))
+        c.execute("DELETE FROM orders WHERE id IN (%s)" % doomed)
+        c.execute("COMMIT")
+        with open(log + ".bad", "w") as f:
+            f.write("%.6f %.6f\n" % (bad_began, time.time()))
     k += 1
 with open(log, "w") as f:
     for k, b, e, l in out:
@@ -622,12 +635,8 @@ def report(state, header):
     return out + targets + [""]
 
 
-def main():
-    unknown = [p for p in PHASES if p not in ALL_PHASES]
-    if unknown or not PHASES:
-        fail(f"ARCHIVE_BENCH_PHASES: unknown {', '.join(unknown) or '(none given)'} (phases: {', '.join(ALL_PHASES)})")
-    if not os.access(BIN, os.X_OK):
-        fail(f"{BIN} is not an executable (make build, or set BENCH_BIN)")
+def sample_database():
+    """The sample BOS database of BENCH_ORDERS orders, built once into the work folder."""
     os.makedirs(WORK, exist_ok=True)
     with open(os.path.join(WORK, ".gitignore"), "w") as f:
         f.write("*\n")
@@ -638,21 +647,34 @@ def main():
         os.rename(live + ".tmp", live)
     if os.path.exists(live + "-wal") and os.path.getsize(live + "-wal"):
         fail(f"{live}-wal is not empty; delete {live} and run again")
+    return live
+
+
+def about_run(live, script, variables):
+    """The command, machine, binary and sample lines of a results file."""
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
-    sqlite_version = sqlite3.sqlite_version
     gb = os.path.getsize(live) / 1e9
     build = subprocess.run(["git", "-C", os.path.dirname(os.path.dirname(os.path.dirname(BIN))), "describe", "--always", "--dirty"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout.strip()
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_BIN", "BENCH_ORDERS", "ARCHIVE_BENCH_SECONDS", "ARCHIVE_BENCH_RATE",
-                                                    "ARCHIVE_BENCH_COMMITS", "ARCHIVE_BENCH_FAST_RATE",
-                                                    "ARCHIVE_BENCH_UNPACED_SECONDS", "ARCHIVE_BENCH_PHASES") if k in os.environ)
-    header = ["# bosbackup archive benchmark (issue #15)", "",
-              f"Command: `{env + ' ' if env else ''}python3 bench/archive_bench.py`.",
-              f"Machine: {CORES} cores ({cpu}), {int(mem) // 1024} MB RAM, {platform.system()} {platform.release()}; "
-              f"the writer's SQLite {sqlite_version}; everything (writer, archiver, moto_server, this script) on the same cores.",
-              f"Binary: {BIN}" + (f" (its checkout is at {build})" if build else "") + ".",
-              f"Sample BOS database: {ORDERS} orders, " + (f"{gb:.2f} GB." if gb >= 1 else f"{gb * 1000:.1f} MB."),
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("BENCH_BIN", "BENCH_ORDERS") + tuple(variables) if k in os.environ)
+    return [f"Command: `{env + ' ' if env else ''}python3 bench/{script}`.",
+            f"Machine: {CORES} cores ({cpu}), {int(mem) // 1024} MB RAM, {platform.system()} {platform.release()}; "
+            f"the writer's SQLite {sqlite3.sqlite_version}; everything (writer, archiver, moto_server, this script) on the same cores.",
+            f"Binary: {BIN}" + (f" (its checkout is at {build})" if build else "") + ".",
+            f"Sample BOS database: {ORDERS} orders, " + (f"{gb:.2f} GB." if gb >= 1 else f"{gb * 1000:.1f} MB.")]
+
+
+def main():
+    unknown = [p for p in PHASES if p not in ALL_PHASES]
+    if unknown or not PHASES:
+        fail(f"ARCHIVE_BENCH_PHASES: unknown {', '.join(unknown) or '(none given)'} (phases: {', '.join(ALL_PHASES)})")
+    if not os.access(BIN, os.X_OK):
+        fail(f"{BIN} is not an executable (make build, or set BENCH_BIN)")
+    live = sample_database()
+    header = ["# bosbackup archive benchmark (issue #15)", ""] + about_run(live, "archive_bench.py", (
+        "ARCHIVE_BENCH_SECONDS", "ARCHIVE_BENCH_RATE", "ARCHIVE_BENCH_COMMITS", "ARCHIVE_BENCH_FAST_RATE",
+        "ARCHIVE_BENCH_UNPACED_SECONDS", "ARCHIVE_BENCH_PHASES")) + [
               "Each commit: one order with two items, two inventory movements, two stock updates, a payment, and "
               "order k with the running total in a `ledger` table (Python sqlite3, synchronous FULL, auto-checkpoint 1000 pages).", ""]
     state = {}

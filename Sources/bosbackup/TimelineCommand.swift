@@ -42,17 +42,16 @@ struct TimelineCommand: AsyncParsableCommand {
             let progress = ProgressLine()
             defer { progress.clear() }
             let restorer = context.restorer(catalog, progress: progress)
-            let started = Date()
             if lost, let live {
                 let result = try await LostRowsTimeline.build(table: table, live: Context.absolute(live), plans: plans, timeline: timeline, using: restorer,
                                                               segmentsOn: context.target(named:), baseOn: context.target(for:))
                 progress.clear()
-                TimelinePrinter(context: context, database: name, limit: limit, took: Date().timeIntervalSince(started)).print(result, live: live, json: json)
+                TimelinePrinter(context: context, database: name, limit: limit).print(result, live: live, json: json)
             } else {
                 let result = try await KeyTimeline.build(table: table, key: key, plans: plans, timeline: timeline, using: restorer,
                                                          segmentsOn: context.target(named:), baseOn: context.target(for:))
                 progress.clear()
-                TimelinePrinter(context: context, database: name, limit: limit, took: Date().timeIntervalSince(started)).print(result, json: json)
+                TimelinePrinter(context: context, database: name, limit: limit).print(result, json: json)
             }
             return ExitStatus.ok
         }

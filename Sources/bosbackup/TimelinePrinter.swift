@@ -6,7 +6,6 @@ struct TimelinePrinter {
     let context: Context
     let database: String
     let limit: Int
-    let took: Double
 
     /// "orders −3000, order_items −8912 (one transaction)": what one commit did.
     static func describe(_ counts: [TableCount]) -> String {
@@ -48,14 +47,16 @@ struct TimelinePrinter {
         guard let span else { return "" }
         let to = span.to.map { "\(span.fromTxid + 1)…\($0.txid)" } ?? "none after \(span.fromTxid)"
         let range = [span.fromSeen, span.to?.seenAt].compactMap { $0 }.map(context.local).joined(separator: " – ")
-        return "walked txids \(to) of generation \(SnapshotID.short(span.generation)) on \(span.target) (\(range), \(String(format: "%.1f", took)) s)"
+        return "walked txids \(to) of generation \(SnapshotID.short(span.generation)) on \(span.target) (\(range); "
+            + String(format: "restored in %.1f s, walked in %.1f s)", span.restoreSeconds, span.walkSeconds)
             + (span.endedBeforeNewest ? "; that generation has ended: later commits are in a newer one (give --since in it)" : "")
     }
 
     static func spanJSON(_ span: TimelineSpan?) -> [String: Any] {
         guard let span else { return [:] }
         return ["generation": span.generation, "target": span.target, "from_txid": span.fromTxid, "to_txid": span.to?.txid as Any,
-                "commits": span.commits, "from": span.fromSeen.map(ISO8601.string) as Any, "to": span.to.map { ISO8601.string($0.seenAt) } as Any]
+                "commits": span.commits, "from": span.fromSeen.map(ISO8601.string) as Any, "to": span.to.map { ISO8601.string($0.seenAt) } as Any,
+                "restore_seconds": span.restoreSeconds, "walk_seconds": span.walkSeconds]
     }
 
     static func momentJSON(_ moment: CommitMoment) -> [String: Any] {
@@ -127,13 +128,16 @@ struct TimelinePrinter {
             let others = loss.commit.filter { $0.table != timeline.table && $0.deleted > 0 }.map(\.table)
             if !others.isEmpty { Console.out("      and the same with --table \(others.joined(separator: ", ")) for the rows that commit deleted with them") }
         }
-        for key in timeline.deletedAgain {
+        for key in timeline.deletedAgain.prefix(limit) {
             Console.out("  deleted again: \(Self.key(key.key, timeline.keyNames)) deleted at txid \(key.deletions.map { String($0.txid) }.joined(separator: ", "))"
                         + (key.insertions.isEmpty ? "" : ", back at txid \(key.insertions.map { String($0.txid) }.joined(separator: ", "))"))
         }
-        for key in timeline.reused {
+        for key in timeline.reused.prefix(limit) {
             Console.out("  key reused: \(Self.key(key.key, timeline.keyNames)) was deleted at txid \(key.deletions.last.map { String($0.txid) } ?? "?"); "
                         + "live has it again with other \(key.otherColumns.joined(separator: ", "))")
+        }
+        for (label, list) in [("deleted again", timeline.deletedAgain), ("key reused", timeline.reused)] where list.count > limit {
+            Console.out("  \(label): … (\(list.count - limit) more; --limit)")
         }
         if timeline.notYetArchived > 0 {
             let shown = timeline.notYetArchivedKeys.prefix(max(limit, 0)).map { Self.key($0, timeline.keyNames) }

@@ -102,7 +102,7 @@ extension Repository {
         var stream = WALSegment.Stream()
         stream.keepPages = commit != nil
         var kept: [ArchivedCommit] = []
-        let inflater = try GzipStreamInflater { raw in try stream.feed(raw) { try commit?($0) ?? kept.append($0) } }
+        let inflater = try GzipMemberInflater { raw in try stream.feed(raw) { try commit?($0) ?? kept.append($0) } }
         do {
             try await target.read(key: key) { chunk in
                 stored.update(chunk)

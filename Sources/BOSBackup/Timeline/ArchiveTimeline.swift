@@ -17,6 +17,9 @@ public struct TimelineSpan: Sendable {
     public var commits: Int = 0
     /// The generation ended before the newest one began: later commits are in a later generation.
     public var endedBeforeNewest: Bool = false
+    /// How long restoring the starting state took, and walking the commits after it.
+    public var restoreSeconds: Double = 0
+    public var walkSeconds: Double = 0
 }
 
 /// `timeline`: the state at `--since` (a generation's base by default) is
@@ -37,6 +40,8 @@ public struct ArchiveTimeline {
               begin: (TimelineWalk) throws -> Void,
               visit: @escaping (TimelineWalk, TimelineWalk.Effect) throws -> Void,
               end: (TimelineWalk) throws -> Void = { _ in }) async throws -> TimelineSpan {
+        let started = DispatchTime.now().uptimeNanoseconds
+        func since(_ start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
         let folder = scratch + "/restored"
         try PrivateFolder.prepare(folder)
         let path = folder + "/timeline-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).db"
@@ -46,6 +51,8 @@ public struct ArchiveTimeline {
         let plan = restored.plan
         var span = TimelineSpan(generation: plan.generation.id, target: plan.target, base: plan.base.id,
                                 fromTxid: restored.applied.txid, fromSeen: restored.applied.seenAt ?? plan.generation.startedAt)
+        span.restoreSeconds = since(started)
+        let walking = DispatchTime.now().uptimeNanoseconds
         let walk = try TimelineWalk(imagePath: path, startSeen: span.fromSeen)
         try begin(walk)
         let repository = Repository(target: try segmentsOn(plan.target))
@@ -60,7 +67,9 @@ public struct ArchiveTimeline {
         }
         let newest = try catalog.generations(database: plan.generation.database, host: plan.generation.host).last?.id
         span.endedBeforeNewest = plan.generation.endedAt != nil && newest != plan.generation.id
+        try walk.image.flush()   // the end sees the file as the walk left it
         try end(walk)
+        span.walkSeconds = since(walking)
         return span
     }
 }

@@ -100,6 +100,8 @@ public struct LostRowsTimeline: Sendable {
             loss.commit = loss.commit.filter { $0.table == table.name } + loss.commit.filter { $0.table != table.name }
             return loss
         }
+        reused.sort { SQLValue.ordered($0.key, $1.key) }
+        deletedAgain.sort { SQLValue.ordered($0.key, $1.key) }
         // Rows the newest archived state holds and live lacks were deleted after it.
         let diff = try RowDiff(snapshotPath: newest, livePath: live).diff(table: table.name, limit: 20)
         notYetArchived = diff.missingInLive

@@ -29,6 +29,7 @@ final class TimelineWalk {
     }
 
     private static func tables(of image: TimelineImage) throws -> [String: TrackedTable] {
+        try image.flush()   // SQLite reads the schema from the file
         var tables: [String: TrackedTable] = [:]
         for var table in try TrackedTable.all(in: image.path) {
             table.shape = try TreeShape.read(root: table.root, withoutRowid: table.withoutRowid, from: image)
@@ -44,17 +45,29 @@ final class TimelineWalk {
         let after: TimelineImage
         let old: [String: TrackedTable]
         let new: [String: TrackedTable]
+        /// The pages the commit wrote, and the tables whose shape it changed (read again).
+        let changed: Set<UInt32>
+        let reshaped: Set<String>
 
-        /// The rows of `table` the commit touched, compared on both sides (nil: the table is in neither).
+        /// The rows of `table` the commit touched, compared on both sides (nil: none).
         func comparison(_ table: String) -> RowComparison? {
             let was = old[table], now = new[table]
             guard let subject = now ?? was else { return nil }
-            let changed = before.changed
             let oldRows = was?.shape.rowPages ?? [], newRows = now?.shape.rowPages ?? []
-            // A dropped or re-created table's rows all go (or come): its root moved or vanished.
-            let sameTree = was?.root == now?.root && was?.withoutRowid == now?.withoutRowid
-            let oldPages = sameTree ? oldRows.intersection(changed).union(oldRows.subtracting(newRows)) : oldRows
-            let newPages = sameTree ? newRows.intersection(changed).union(newRows.subtracting(oldRows)) : newRows
+            let oldPages: Set<UInt32>, newPages: Set<UInt32>
+            if was?.root != now?.root || was?.withoutRowid != now?.withoutRowid {
+                // A dropped or re-created table's rows all go (or come).
+                (oldPages, newPages) = (oldRows, newRows)
+            } else if reshaped.contains(table) {
+                // Pages that left or joined the tree count on their side even when the
+                // commit did not write them (SQLite need not write a page it frees).
+                oldPages = changed.filter(oldRows.contains).union(oldRows.subtracting(newRows))
+                newPages = changed.filter(newRows.contains).union(newRows.subtracting(oldRows))
+            } else {
+                // Same shape (the common case): only the pages written, found from the few written.
+                oldPages = changed.filter(oldRows.contains)
+                newPages = oldPages
+            }
             guard !oldPages.isEmpty || !newPages.isEmpty else { return nil }
             return RowComparison(table: subject, before: before, after: after, oldPages: oldPages, newPages: newPages)
         }
@@ -69,17 +82,20 @@ final class TimelineWalk {
     func apply(_ commit: ArchivedCommit) throws -> Effect {
         let before = try image.apply(commit)
         let old = tables
-        let changed = before.changed
+        let changed = Set(before.old.keys)
+        var reshaped = Set<String>()
         if changed.contains(1), let cookie = Optional(Array(try image.page(1)[40..<44])), cookie != schemaCookie {
             schemaCookie = cookie
             tables = try Self.tables(of: image)
+            reshaped = Set(tables.keys).union(old.keys)
         } else {
-            for (name, table) in tables where changed.contains(table.root) || !table.shape.interior.isDisjoint(with: changed) {
+            for (name, table) in tables where changed.contains(table.root) || changed.contains(where: table.shape.interior.contains) {
                 tables[name]?.shape = try TreeShape.read(root: table.root, withoutRowid: table.withoutRowid, from: image)
+                reshaped.insert(name)
             }
         }
         let moment = CommitMoment(txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
-        return Effect(moment: moment, before: before, after: image, old: old, new: tables)
+        return Effect(moment: moment, before: before, after: image, old: old, new: tables, changed: changed, reshaped: reshaped)
     }
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""The incident scenario of the benchmark (issue #16's targets): the guide's vanished orders,
+found and put back from the WAL archive. Prints a table and writes bench/TIMELINE-RESULTS.md.
+A benchmark, not a test: it asserts nothing about the numbers, only that each step did what it
+is there to measure (the timeline names the bad commit and its rows; after recovery live has
+every order again, integrity and foreign keys clean).
+
+On a copy of the sample BOS database, `bosbackup archive` follows (nas: 1s) while the writer
+of archive_bench.py commits TIMELINE_BENCH_COMMITS orders at ARCHIVE_BENCH_FAST_RATE tx/s; at
+three quarters of them a bad script deletes the newest TIMELINE_BENCH_LOST orders with their
+items, payments, shipments and inventory movements in one transaction, and the orders keep
+arriving. Then, as an operator would, one after the other:
+  timeline --table orders --lost --live DB     which commit took them
+  timeline --table orders --key K              one lost order's life
+  diff --at <before> --live DB --table orders  the rows, against the second before
+  recover --at <before> --live DB --table T --apply, for orders and each child table
+The whole incident is the sum. Beside it: a full restore of the generation's base (what a
+restore costs here) and the guide's 55 minutes (40 restore + 15 comparison). The timeline's
+walk is timed apart from its restore (its JSON says both), and its per-commit cost extrapolated
+to issue #16's 8-hour archive at 50 tx/s (1,440,000 commits).
+
+Env: as archive_bench.py (BENCH_BIN, BENCH_ORDERS, ARCHIVE_BENCH_FAST_RATE), and
+TIMELINE_BENCH_COMMITS (default 100000), TIMELINE_BENCH_LOST (default 3000),
+TIMELINE_BENCH_RESULTS (default bench/TIMELINE-RESULTS.md)."""
+import calendar, json, os, sqlite3, sys, time
+
+COMMITS = int(os.environ.get("TIMELINE_BENCH_COMMITS", "100000"))
+LOST = int(os.environ.get("TIMELINE_BENCH_LOST", "3000"))
+os.environ["BENCH_BAD_AT"] = str(COMMITS * 3 // 4)   # read by the writer archive_bench.py starts
+os.environ["BENCH_BAD_ORDERS"] = str(LOST)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import archive_bench as ab  # noqa: E402 (after the writer's settings)
+
+RESULTS = os.environ.get("TIMELINE_BENCH_RESULTS", os.path.join(ab.ROOT, "bench", "TIMELINE-RESULTS.md"))
+GUIDE_MINUTES = 55
+CHILDREN = ["order_items", "payments", "shipments", "inventory_movements"]
+
+
+def iso_ms(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+
+
+def counts(db):
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ["orders"] + CHILDREN}
+    finally:
+        c.close()
+
+
+def main():
+    live = ab.sample_database()
+    print(f"incident: {COMMITS} commits at {ab.FAST_RATE:.0f} tx/s, the archiver following (nas: 1s); "
+          f"{LOST} orders deleted at commit {COMMITS * 3 // 4}…", flush=True)
+    r = ab.follow(live, "timeline", {"nas": "1s"}, ab.FAST_RATE, 0, COMMITS, 180)
+    db, policy = r["db"], r["policy"]
+    bad_began, bad_done = map(float, open(os.path.join(r["d"], "commits.log.bad")).read().split())
+    before = iso_ms(bad_began - 0.001)
+    at_end = counts(db)
+    cmd = lambda args: f"'{ab.BIN}' {args} --config '{policy}'"
+    steps = []
+
+    print("incident: timeline --lost…", flush=True)
+    t, out = ab.timed_out(cmd(f"timeline --table orders --lost --live '{db}' --json --limit 100000"))
+    lost = json.loads(out)
+    losses = lost["losses"]
+    if len(losses) != 1 or len(losses[0]["keys"]) != LOST:
+        ab.fail(f"timeline --lost found {[(x['txid'], len(x['keys'])) for x in losses]}, not one commit of {LOST} orders")
+    found = losses[0]
+    seen_at = calendar.timegm(time.strptime(found["seen_at"], "%Y-%m-%dT%H:%M:%SZ"))
+    if not (bad_began - 1 <= seen_at <= bad_done + 2):
+        ab.fail(f"timeline --lost dates the commit {found['seen_at']}, the script ran {iso_ms(bad_began)}–{iso_ms(bad_done)}")
+    steps.append(("timeline --table orders --lost", t, lost["walked"]))
+    print("incident: timeline --key…", flush=True)
+    t, out = ab.timed_out(cmd(f"timeline --table orders --key {found['keys'][0]} --json"))
+    key = json.loads(out)
+    if [e["kind"] for e in key["events"]][-1:] != ["deleted"]:
+        ab.fail(f"timeline --key {found['keys'][0]}: {key['events']}")
+    steps.append((f"timeline --table orders --key {found['keys'][0]}", t, key["walked"]))
+    print(f"incident: diff --at {before}…", flush=True)
+    steps.append(("diff --at (restores the second before into scratch)", ab.timed(cmd(f"diff --at {before} --live '{db}' --table orders")), None))
+    for table in ["orders"] + CHILDREN:
+        print(f"incident: recover --at {before} --table {table} --apply…", flush=True)
+        steps.append((f"recover --at … --table {table} --apply", ab.timed(cmd(f"recover --at {before} --live '{db}' --table {table} --apply")), None))
+    after = counts(db)
+    c = sqlite3.connect(db)
+    integrity = c.execute("PRAGMA integrity_check").fetchone()[0]
+    fk = len(c.execute("PRAGMA foreign_key_check").fetchall())
+    c.close()
+    if after["orders"] != at_end["orders"] + LOST or integrity != "ok" or fk:
+        ab.fail(f"after recovery: orders {at_end['orders']} → {after['orders']} (expected +{LOST}), integrity {integrity}, foreign key problems {fk}")
+
+    base = r["generations"][-1][3]
+    full_into = os.path.join(r["d"], "full.db")
+    full = ab.timed(cmd(f"restore --snapshot {base} --into '{full_into}'"))
+    ab.clean(full_into, full_into + "-wal", db, db + "-wal", db + "-shm")
+
+    total = sum(s[1][0] for s in steps)
+    walked = lost["walked"]
+    per_commit = walked["walk_seconds"] / max(walked["commits"], 1)
+    day_lost = walked["restore_seconds"] + per_commit * ab.DAY
+    key_walk = key["walked"]
+    day_key = key_walk["restore_seconds"] + key_walk["walk_seconds"] / max(key_walk["commits"], 1) * ab.DAY
+    day_total = total - steps[0][1][0] - steps[1][1][0] + day_lost + day_key
+
+    out = ["# bosbackup incident benchmark (issue #16)", ""] + ab.about_run(live, "timeline_bench.py", (
+        "ARCHIVE_BENCH_FAST_RATE", "TIMELINE_BENCH_COMMITS", "TIMELINE_BENCH_LOST")) + [
+        f"Archive: {walked['commits']} commits walked (the writer's {COMMITS} at {ab.FAST_RATE:.0f} tx/s, the bad script at "
+        f"commit {COMMITS * 3 // 4} deleting {LOST} orders, {', '.join(f'{t} {at_end_lost}' for t, at_end_lost in [(x['table'], x['deleted']) for x in found['commit']])}).",
+        "", "| step | wall | cpu | peak RSS | of which restore / walk |", "|---|---|---|---|---|"]
+    for name, (wall, cpu, rss), span in steps:
+        split = f"{span['restore_seconds']:.1f} s / {span['walk_seconds']:.1f} s" if span else ""
+        out.append(f"| {name} | {wall:.1f} s | {cpu:.1f} s | {rss:.0f} MB | {split} |")
+    out += [f"| **whole incident** | **{total:.1f} s** | | | |",
+            f"| full restore of the base (reference) | {full[0]:.1f} s | {full[1]:.1f} s | {full[2]:.0f} MB | |", "",
+            "| target (same run) | measured | limit | |", "|---|---|---|---|",
+            ab.line(f"timeline --lost, {walked['commits']} commits (s)", steps[0][1][0], 60),
+            ab.line(f"timeline --lost, {ab.DAY} commits (extrapolated: restore + walk per commit × commits) (s)", day_lost, 60),
+            ab.line(f"timeline --key, {key_walk['commits']} commits (s)", steps[1][1][0], 30),
+            ab.line(f"timeline --key, {ab.DAY} commits (extrapolated) (s)", day_key, 30),
+            ab.line(f"whole incident, {walked['commits']} commits (s)", total, 120),
+            ab.line(f"whole incident, {ab.DAY} commits (extrapolated) (s)", day_total, 120),
+            "", f"The guide's incident: {GUIDE_MINUTES} minutes (40 restore + 15 comparison); this one: {total / 60:.1f} minutes "
+            f"({GUIDE_MINUTES * 60 / total:.0f}× faster), every order back, integrity ok, no foreign key problem.", ""]
+    open(RESULTS, "w").write("\n".join(out))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
