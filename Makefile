@@ -53,6 +53,7 @@ bench-deps:
 bench: bench-deps test-deps build
 	python3 bench/bench.py
 	BENCH_BIN=$(DIST) python3 bench/archive_bench.py
+	BENCH_BIN=$(DIST) python3 bench/timeline_bench.py
 
 # Installs what `make build` built (no build, no apt): the binary, its man page and bash/zsh/fish
 # completions, the example policy and logrotate snippet in $(PREFIX)/share/bosbackup.

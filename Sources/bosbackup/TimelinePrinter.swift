@@ -18,10 +18,10 @@ struct TimelinePrinter {
 
     /// "10:06:00.412Z txid 5 (committed after 10:05:59.210Z)": the archiver saw the commit at the
     /// first time and the one before it at the second, so it happened between the two.
-    func when(_ moment: CommitMoment) -> String {
+    func when(_ moment: CommitMoment, _ span: TimelineSpan?) -> String {
         let precise = { ISO8601.string($0, in: context.timeZone, fractional: true) }
         let after = moment.after.map { $0 < moment.seenAt ? " (committed after \(precise($0)))" : " (seen in the same read as the commit before it)" } ?? ""
-        return "\(precise(moment.seenAt)) txid \(moment.txid)" + after
+        return "\(precise(moment.seenAt)) \(txid(moment, span))" + after
     }
 
     static func key(_ values: [SQLValue], _ names: [String]) -> String {
@@ -42,25 +42,35 @@ struct TimelinePrinter {
         zip(columns, values).map { "\($0)=\(literal($1))" }.joined(separator: ", ")
     }
 
-    /// "walked txids 1…1234 of generation 1a2b3c4d5e6f on nas (10:00:00Z – 14:10:00Z, 1.2 s)".
+    /// "walked txids 1…1234 of generation 1a2b3c4d5e6f on nas (10:00:00Z – 14:10:00Z; restored in 0.4 s, walked in 1.2 s)",
+    /// or "walked 5000 commits of generations 1a2b3c4d5e6f … 9f8e7d6c5b4a on nas (…)" across rotations.
     func walked(_ span: TimelineSpan?) -> String {
         guard let span else { return "" }
-        let to = span.to.map { "\(span.fromTxid + 1)…\($0.txid)" } ?? "none after \(span.fromTxid)"
         let range = [span.fromSeen, span.to?.seenAt].compactMap { $0 }.map(context.local).joined(separator: " – ")
-        return "walked txids \(to) of generation \(SnapshotID.short(span.generation)) on \(span.target) (\(range); "
-            + String(format: "restored in %.1f s, walked in %.1f s)", span.restoreSeconds, span.walkSeconds)
-            + (span.endedBeforeNewest ? "; that generation has ended: later commits are in a newer one (give --since in it)" : "")
+        let what: String
+        if span.lastGeneration != span.generation {
+            what = "\(span.commits) commits of generations \(SnapshotID.short(span.generation)) … \(SnapshotID.short(span.lastGeneration))"
+        } else {
+            what = "txids " + (span.to.map { "\(span.fromTxid + 1)…\($0.txid)" } ?? "none after \(span.fromTxid)") + " of generation \(SnapshotID.short(span.generation))"
+        }
+        return "walked \(what) on \(span.target) (\(range); " + String(format: "restored in %.1f s, walked in %.1f s)", span.restoreSeconds, span.walkSeconds)
+            + (span.endedBeforeNewest ? "; a newer generation does not continue the last one walked (the archive lost its position in between): give --since in it" : "")
+    }
+
+    /// "txid 5", or "txid 5 of generation 1a2b3c4d5e6f" when the walk crossed generations.
+    func txid(_ moment: CommitMoment, _ span: TimelineSpan?) -> String {
+        "txid \(moment.txid)" + (span.map { $0.generation != $0.lastGeneration } == true ? " of generation \(SnapshotID.short(moment.generation))" : "")
     }
 
     static func spanJSON(_ span: TimelineSpan?) -> [String: Any] {
         guard let span else { return [:] }
-        return ["generation": span.generation, "target": span.target, "from_txid": span.fromTxid, "to_txid": span.to?.txid as Any,
+        return ["generation": span.generation, "last_generation": span.lastGeneration, "target": span.target, "from_txid": span.fromTxid, "to_txid": span.to?.txid as Any,
                 "commits": span.commits, "from": span.fromSeen.map(ISO8601.string) as Any, "to": span.to.map { ISO8601.string($0.seenAt) } as Any,
                 "restore_seconds": span.restoreSeconds, "walk_seconds": span.walkSeconds]
     }
 
     static func momentJSON(_ moment: CommitMoment) -> [String: Any] {
-        ["txid": moment.txid, "seen_at": ISO8601.string(moment.seenAt), "after": moment.after.map(ISO8601.string) as Any]
+        ["generation": moment.generation, "txid": moment.txid, "seen_at": ISO8601.string(moment.seenAt), "after": moment.after.map(ISO8601.string) as Any]
     }
 
     static func countsJSON(_ counts: [TableCount]) -> [[String: Any]] {
@@ -94,7 +104,7 @@ struct TimelinePrinter {
                 }
                 what = "changed   " + columns.joined(separator: ", ")
             }
-            let line = "  \(when(event.moment))  \(what)"
+            let line = "  \(when(event.moment, timeline.span))  \(what)"
             Console.out(event.change.kind == .deleted ? Console.red(line) : line)
             if event.commit.count > 1 || (event.commit.first.map { $0.inserted + $0.changed + $0.deleted } ?? 0) > 1 {
                 Console.out("      that commit: \(Self.describe(event.commit))")
@@ -118,15 +128,13 @@ struct TimelinePrinter {
         Console.out(Console.bold("\(database).\(timeline.table)") + ": \(timeline.lostRows) row\(timeline.lostRows == 1 ? "" : "s") live lacks went missing in "
                     + "\(commits) commit\(commits == 1 ? "" : "s"); \(walked(timeline.span))")
         for loss in timeline.losses {
-            Console.out(Console.red("  \(when(loss.moment)): \(Self.describe(loss.commit))"))
+            Console.out(Console.red("  \(when(loss.moment, timeline.span)): \(Self.describe(loss.commit))"))
             if limit != 0 {
                 let shown = loss.keys.prefix(limit).map { Self.key($0, timeline.keyNames) }
                 Console.out("      \(timeline.table) missing since: \(shown.joined(separator: ", "))" + (loss.keys.count > shown.count ? " … (\(loss.keys.count - shown.count) more; --limit)" : ""))
             }
-            let generation = timeline.span.map { " --generation \(SnapshotID.short($0.generation))" } ?? ""
-            Console.out("      put back: bosbackup recover --txid \(loss.moment.txid - 1)\(generation) --live \(live) --table \(timeline.table) --sql review.sql")
-            let others = loss.commit.filter { $0.table != timeline.table && $0.deleted > 0 }.map(\.table)
-            if !others.isEmpty { Console.out("      and the same with --table \(others.joined(separator: ", ")) for the rows that commit deleted with them") }
+            Console.out("      put back: bosbackup recover --txid \(loss.moment.txid - 1) --generation \(SnapshotID.short(loss.moment.generation)) "
+                        + "--live \(live) --table \(timeline.table) --sql review.sql   (foreign keys bring children and parents along)")
         }
         for key in timeline.deletedAgain.prefix(limit) {
             Console.out("  deleted again: \(Self.key(key.key, timeline.keyNames)) deleted at txid \(key.deletions.map { String($0.txid) }.joined(separator: ", "))"

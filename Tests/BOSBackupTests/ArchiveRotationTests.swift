@@ -57,6 +57,23 @@ final class ArchiveRotationTests: ArchiveTestCase {
         }
         XCTAssertEqual(try restored(at: "latest").1.count, commits.count, "after the last commit everything is there")
         try checkPinnedStates(rotated)
+
+        // The timeline walks across every rotation, on one image: each commit once, none twice.
+        let first = rotated[0]
+        let inFirstBase = try restored(["--txid", "0", "--generation", first.id]).1.count
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let since = formatter.string(from: Date(timeIntervalSince1970: (first.startedAt.timeIntervalSince1970 * 1000).rounded(.up) / 1000))
+        let lastK = commits.last!.k
+        let timeline = try bosbackup("timeline", "--table", "ledger", "--key", "\(lastK)", "--since", since, "--json", "--config", config)
+        XCTAssertEqual(timeline.status, 0, timeline.stderr)
+        let json = try jsonObject(timeline.stdout)
+        let walked = try XCTUnwrap(json["walked"] as? [String: Any])
+        XCTAssertEqual(walked["generation"] as? String, first.id)
+        XCTAssertEqual(walked["last_generation"] as? String, rotated.last!.id)
+        let fromTxid = try XCTUnwrap(walked["from_txid"] as? Int)
+        XCTAssertEqual(walked["commits"] as? Int, Int(lastK) - inFirstBase - fromTxid, "every commit after the start walked once")
+        XCTAssertEqual((json["events"] as? [[String: Any]])?.map { $0["kind"] as? String }, ["inserted"])
         print("archive rotation: \(commits.count) commits, \(rotated.count) generations, \(exact) exact restores, \(refused) refused before the first")
 
         // Two hours later every generation but the newest is past retain: 1h.

@@ -49,7 +49,7 @@ final class TimelineTests: ArchiveTestCase {
         for (table, count) in counts { XCTAssertTrue(lost.stdout.contains("\(table) −\(count)"), "\(table) −\(count) in " + lost.stdout) }
         XCTAssertTrue(lost.stdout.contains("(committed after 2026-12-01T10:05:00Z): orders −60, "), "the asked-for table first: " + lost.stdout)
         XCTAssertTrue(lost.stdout.contains("orders missing since: 100, 101, 102, "), "keys in order: " + lost.stdout)
-        XCTAssertTrue(lost.stdout.contains("and the same with --table "), lost.stdout)
+        XCTAssertTrue(lost.stdout.contains("(foreign keys bring children and parents along)"), lost.stdout)
         XCTAssertTrue(lost.stdout.contains("(one transaction)"), lost.stdout)
         XCTAssertTrue(lost.stdout.contains("put back: bosbackup recover --txid 4 --generation"), lost.stdout)
         let json = try jsonObject(try timeline("--table", "orders", "--lost", "--live", live, "--json", "--limit", "100").stdout)

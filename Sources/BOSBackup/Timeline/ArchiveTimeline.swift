@@ -3,8 +3,9 @@ import Foundation
 import Glibc
 #endif
 
-/// The stretch of the archive a timeline walked: one generation on one target,
-/// from a restored state to the newest commit that target holds.
+/// The stretch of the archive a timeline walked on one target: from a restored
+/// state through the generations that continue one another, to the newest
+/// commit that target holds.
 public struct TimelineSpan: Sendable {
     public var generation: String
     public var target: String
@@ -15,7 +16,10 @@ public struct TimelineSpan: Sendable {
     /// The last commit walked (nil: none after the start).
     public var to: CommitMoment?
     public var commits: Int = 0
-    /// The generation ended before the newest one began: later commits are in a later generation.
+    /// The last generation walked (rotated generations follow on from one another).
+    public var lastGeneration: String = ""
+    /// The walk stopped before the newest generation: the next one does not continue
+    /// the last walked (the archive lost its position in between), or it could not be read.
     public var endedBeforeNewest: Bool = false
     /// How long restoring the starting state took, and walking the commits after it.
     public var restoreSeconds: Double = 0
@@ -23,9 +27,10 @@ public struct TimelineSpan: Sendable {
 }
 
 /// `timeline`: the state at `--since` (a generation's base by default) is
-/// restored once into scratch, then every later archived commit of that
-/// generation on the same target is applied to it in order, and `visit` is
-/// told what each did (see `TimelineWalk`). The image is removed afterwards.
+/// restored once into scratch, then every later archived commit on the same
+/// target is applied to it in order — across rotations into the generations
+/// that continue it — and `visit` is told what each did (see `TimelineWalk`).
+/// The image is removed afterwards.
 public struct ArchiveTimeline {
     public let catalog: Catalog
     public let scratch: String
@@ -56,17 +61,33 @@ public struct ArchiveTimeline {
         let walk = try TimelineWalk(imagePath: path, startSeen: span.fromSeen)
         try begin(walk)
         let repository = Repository(target: try segmentsOn(plan.target))
-        for segment in try catalog.segments(generation: plan.generation.id, target: plan.target) where segment.lastTxid > span.fromTxid {
-            _ = try await repository.segment(segment) { commit in
-                guard commit.txid > span.fromTxid, commit.txid > span.to?.txid ?? 0 else { return }
-                let effect = try walk.apply(commit)
-                span.to = effect.moment
-                span.commits += 1
-                try visit(walk, effect)
+        let generations = try catalog.generations(database: plan.generation.database, host: plan.generation.host)
+        var generation = plan.generation
+        var after = restored.applied.txid
+        while true {
+            // A rotated generation continues in the next: its base on this target is the state
+            // right after a txid of this one (the archive's own pinned checksum), so the walk
+            // stops there and goes on with the next generation's commits, on the same image.
+            let next = generations.drop { $0.id != generation.id }.dropFirst().first
+            let nextBase = try next.map { try catalog.base(of: $0, target: plan.target) }
+            let handOver = try nextBase.flatMap { base in try catalog.checks(generation: generation.id).first { $0.snapshot == base.snapshot }?.txid }
+            let last = handOver ?? .max
+            for segment in try catalog.segments(generation: generation.id, target: plan.target) where segment.lastTxid > after && segment.firstTxid <= last {
+                let id = generation.id
+                _ = try await repository.segment(segment) { commit in
+                    guard commit.txid > after, commit.txid <= last else { return }
+                    let effect = try walk.apply(commit, generation: id)
+                    after = commit.txid
+                    span.to = effect.moment
+                    span.commits += 1
+                    try visit(walk, effect)
+                }
             }
+            span.lastGeneration = generation.id
+            guard let next, let nextBase, let handOver, after == handOver else { break }
+            (generation, after) = (next, nextBase.baseTxid)
         }
-        let newest = try catalog.generations(database: plan.generation.database, host: plan.generation.host).last?.id
-        span.endedBeforeNewest = plan.generation.endedAt != nil && newest != plan.generation.id
+        span.endedBeforeNewest = generations.last?.id != generation.id
         try walk.image.flush()   // the end sees the file as the walk left it
         try end(walk)
         span.walkSeconds = since(walking)

@@ -40,7 +40,7 @@ public struct LostRowsTimeline: Sendable {
                              segmentsOn: (String) throws -> Target, baseOn: (SnapshotRecord) throws -> Target) async throws -> LostRowsTimeline {
         var history: [[SQLValue]: [Event]] = [:]
         var order: [[SQLValue]] = []
-        var commits: [Int64: [TableCount]] = [:]
+        var commits: [CommitMoment: [TableCount]] = [:]
         var result = LostRowsTimeline(table: name, keyNames: [])
         let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { _ in
         }, visit: { _, effect in
@@ -57,7 +57,7 @@ public struct LostRowsTimeline: Sendable {
                 case .changed: break
                 }
             }
-            if deleted { commits[effect.moment.txid] = try effect.counts() }
+            if deleted { commits[effect.moment] = try effect.counts() }
         }, end: { walk in
             // The table as it is at the end of the walk (it may have been created during it).
             guard let table = walk.tables[name] else {
@@ -72,11 +72,11 @@ public struct LostRowsTimeline: Sendable {
 
     /// Sets each deleted key against live: still missing (a loss at its last deletion),
     /// back with other content (reused), or deleted more than once.
-    private mutating func compare(_ history: [[SQLValue]: [Event]], _ order: [[SQLValue]], _ commits: [Int64: [TableCount]],
+    private mutating func compare(_ history: [[SQLValue]: [Event]], _ order: [[SQLValue]], _ commits: [CommitMoment: [TableCount]],
                                   table: TrackedTable, live: String, newest: String) throws {
         let db = try ConsistentCopy.openSource(live)
         let lookup = try db.prepare(table.selectByKey)
-        var byCommit: [Int64: Loss] = [:]
+        var byCommit: [CommitMoment: Loss] = [:]
         for key in order {
             guard let events = history[key] else { continue }
             let deletions = events.compactMap { if case .deleted(let m, _) = $0 { return m }; return nil }
@@ -89,11 +89,11 @@ public struct LostRowsTimeline: Sendable {
                 let other = zip(values, now).enumerated().filter { $0.element.0 != $0.element.1 }.map { table.columns[$0.offset] }
                 if !other.isEmpty { reused.append(KeyHistory(key: key, deletions: deletions, insertions: insertions, otherColumns: other)) }
             } else if case .deleted? = events.last {
-                byCommit[last.txid, default: Loss(moment: last, keys: [], commit: commits[last.txid] ?? [])].keys.append(key)
+                byCommit[last, default: Loss(moment: last, keys: [], commit: commits[last] ?? [])].keys.append(key)
             }
             if deletions.count > 1 { deletedAgain.append(KeyHistory(key: key, deletions: deletions, insertions: insertions, otherColumns: [])) }
         }
-        losses = byCommit.values.sorted { $0.moment.txid < $1.moment.txid }.map { loss in
+        losses = byCommit.values.sorted { $0.moment.seenAt < $1.moment.seenAt || ($0.moment.seenAt == $1.moment.seenAt && $0.moment.txid < $1.moment.txid) }.map { loss in
             var loss = loss
             loss.keys.sort(by: SQLValue.ordered)
             // The asked-for table first, then the others the commit touched.

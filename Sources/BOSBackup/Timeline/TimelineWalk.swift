@@ -3,7 +3,9 @@ import Foundation
 /// A commit of the archive the timeline passed: its txid, when the archiver
 /// saw it, and when it saw the commit before it (the commit happened between
 /// the two: that is as close as the archive knows).
-public struct CommitMoment: Sendable, Equatable {
+public struct CommitMoment: Sendable, Hashable {
+    /// Txids count from 1 in each generation.
+    public var generation: String
     public var txid: Int64
     public var seenAt: Date
     public var after: Date?
@@ -79,7 +81,7 @@ final class TimelineWalk {
     }
 
     /// Writes one commit onto the image and keeps each table's shape current.
-    func apply(_ commit: ArchivedCommit) throws -> Effect {
+    func apply(_ commit: ArchivedCommit, generation: String) throws -> Effect {
         let before = try image.apply(commit)
         let old = tables
         let changed = Set(before.old.keys)
@@ -94,7 +96,7 @@ final class TimelineWalk {
                 reshaped.insert(name)
             }
         }
-        let moment = CommitMoment(txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
+        let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
         return Effect(moment: moment, before: before, after: image, old: old, new: tables, changed: changed, reshaped: reshaped)
     }
