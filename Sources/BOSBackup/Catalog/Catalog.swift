@@ -92,8 +92,7 @@ public final class Catalog {
             return db
         } catch let error as SQLiteError where (error.primaryCode == SQLITE_READONLY || error.primaryCode == SQLITE_CANTOPEN)
                                                 && (DurableFile.fileSize(path + "-wal") ?? 0) == 0 {
-            let uri = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
-            return try Database(path: uri, mode: .readOnly)
+            return try Database.immutable(path)
         }
     }
 

@@ -122,7 +122,13 @@ public final class Database {
         }
     }
 
-    /// Quotes an identifier for SQL ("my ""table""").
+    /// Opens a file nobody writes while it is read (a copy in scratch, a catalog no
+    /// writer holds) read-only and immutable: no -shm file, no locks, no WAL looked for.
+    public static func immutable(_ path: String) throws -> Database {
+        try Database(path: "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1", mode: .readOnly)
+    }
+
+    /// Quotes an identifier for SQL ("my ""table"").
     public static func quote(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }

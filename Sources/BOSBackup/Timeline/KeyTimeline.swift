@@ -64,8 +64,6 @@ public struct KeyTimeline: Sendable {
 extension TrackedTable {
     /// The row with `key` (as the operator typed it) in the image at `path`, through SQLite.
     func row(_ key: [String], in path: String) throws -> [SQLValue]? {
-        let uri = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
-        let db = try Database(path: uri, mode: .readOnly)
-        return try db.rows(selectByKey, arguments: key.map { Int64($0).map(SQLValue.integer) ?? .text($0) }).first
+        return try Database.immutable(path).rows(selectByKey, arguments: key.map { Int64($0).map(SQLValue.integer) ?? .text($0) }).first
     }
 }

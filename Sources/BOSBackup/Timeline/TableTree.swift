@@ -73,8 +73,7 @@ struct TrackedTable {
 
     /// Every table of the image (not SQLite's own), read through SQLite: roots, columns, keys.
     static func all(in path: String) throws -> [TrackedTable] {
-        let uri = "file:" + (path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path) + "?immutable=1"
-        let db = try Database(path: uri, mode: .readOnly)
+        let db = try Database.immutable(path)
         db.standInForUnknownCollations()
         var tables: [TrackedTable] = []
         let listed = try db.rows("SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")
