@@ -22,7 +22,7 @@ struct TimelineCommand: AsyncParsableCommand {
     @Option(help: "The row's key value (repeat for each column of a composite key).") var key: [String] = []
     @Flag(help: "The rows live lacks that the archive held: the commit after which each went missing.") var lost = false
     @Option(help: "With --lost: the live database (opened read-only).") var live: String?
-    @Option(help: "Walk from the state at this time (ISO 8601; default: the start of the newest archive generation).") var since: String?
+    @Option(help: "Walk from the state at this time (default: the newest generation's start).") var since: String?
     @Option(name: .customLong("from-target"), help: "From this archive target only (default: the first that can).") var fromTarget: String?
     @Option(help: "List at most this many keys per commit (0: counts only).") var limit = 20
     @Flag(help: "Print the result as JSON.") var json = false

@@ -56,8 +56,12 @@ final class SharedBucketTests: XCTestCase {
 
     func testAKilledHostsUploadIsLeftToItOnlyAndEachHostKeepsItsOwnChains() throws {
         // Both back up at the same time; store-a is killed once its upload is on the server.
-        let a = try ChildProcess(Fixtures.binary, ["backup", "--job", "cloud-daily", "--config", config("store-a")], environment: environment)
-        let b = try ChildProcess(Fixtures.binary, ["backup", "--job", "cloud-daily", "--config", config("store-b")], environment: environment)
+        // On day 1 of the test's calendar: the days after it are given with --now, and a first
+        // backup on the real clock (after them once the real date passed 2026-12-02) left the
+        // later runs older than their parent, so they started new chains (failed from 2026-12-06 on).
+        let day1 = "2026-12-01T22:05:00Z"
+        let a = try ChildProcess(Fixtures.binary, ["backup", "--job", "cloud-daily", "--now", day1, "--config", config("store-a")], environment: environment)
+        let b = try ChildProcess(Fixtures.binary, ["backup", "--job", "cloud-daily", "--now", day1, "--config", config("store-b")], environment: environment)
         let deadline = Date().addingTimeInterval(120)
         while try uploads(under: "shared/store-a/").isEmpty, a.isRunning, Date() < deadline { usleep(10_000) }
         XCTAssertEqual(kill(a.pid, SIGKILL), 0, "store-a was still uploading")

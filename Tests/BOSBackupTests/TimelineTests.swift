@@ -68,6 +68,20 @@ final class TimelineTests: ArchiveTestCase {
         let ledger = try timeline("--table", "ledger", "--key", "3")
         XCTAssertTrue(ledger.stdout.contains("at the start: not there"), ledger.stdout)
         XCTAssertTrue(ledger.stdout.contains("2026-12-01T10:03:00Z txid 2 (committed after 2026-12-01T10:02:00Z)  inserted  k=3, total=6"), ledger.stdout)
+
+        // The way back the timeline printed: the state right before that commit, children by foreign key.
+        let generation = try XCTUnwrap(losses.first?["generation"] as? String)
+        let recovered = try bosbackup("recover", "--txid", "4", "--generation", generation, "--live", live, "--table", "orders", "--apply", "--config", config)
+        XCTAssertEqual(recovered.status, 0, recovered.stdout + recovered.stderr)
+        XCTAssertEqual(try bos.int("SELECT count(*) FROM orders WHERE id BETWEEN 100 AND 159"), 60)
+        for (table, count) in counts {
+            XCTAssertEqual(try bos.int("SELECT count(*) FROM \(table) WHERE order_id BETWEEN 100 AND 159"), count, "\(table) back with their orders")
+        }
+        XCTAssertEqual(try bos.int("SELECT count(*) FROM ledger"), 5, "the order that arrived after the script is kept")
+        XCTAssertEqual(try bos.scalar("PRAGMA integrity_check")?.string, "ok")
+        XCTAssertEqual(try bos.rows("PRAGMA foreign_key_check").count, 0)
+        let after = try timeline("--table", "orders", "--lost", "--live", live)
+        XCTAssertTrue(after.stdout.contains("bos.orders: 0 rows live lacks went missing in 0 commits"), after.stdout)
     }
 
     /// Deletes over several commits, a row changed then deleted, a key deleted twice, and
@@ -160,7 +174,17 @@ final class TimelineTests: ArchiveTestCase {
     /// the timeline of every key and the lost rows are exactly what the test's own model of
     /// each commit says.
     func testRandomCommitsTimelineMatchesWhatEachCommitDid() throws {
-        var rng = SeededRandom(seed: 1_606)
+        try checkRandomCommits(seed: 1_606, initialRows: 200, bulkDelete: 40)
+    }
+
+    /// The same on trees three levels deep, with bulk deletes wide enough to merge
+    /// interior pages: the shapes updated in place must stay exact.
+    func testRandomCommitsOnDeepTreesWithInteriorMerges() throws {
+        try checkRandomCommits(seed: 1_607, initialRows: 9_000, bulkDelete: 600)
+    }
+
+    func checkRandomCommits(seed: UInt64, initialRows: Int, bulkDelete: Int64) throws {
+        var rng = SeededRandom(seed: seed)
         func text(_ rng: inout SeededRandom) -> String {
             let length = Int.random(in: 0..<10, using: &rng) == 0 ? Int.random(in: 3_000...9_000, using: &rng) : Int.random(in: 1...300, using: &rng)
             return String((0..<length).map { _ in Character(UnicodeScalar(UInt8.random(in: 97...122, using: &rng))) })
@@ -169,7 +193,7 @@ final class TimelineTests: ArchiveTestCase {
         var items: [Int64: String] = [:], pairs: [String: String] = [:]   // pairs by "a,b"
         var next: Int64 = 1
         var sql: [String] = []
-        for _ in 0..<200 {
+        for _ in 0..<initialRows {
             items[next] = text(&rng)
             sql.append("INSERT INTO items VALUES (\(next), '\(items[next]!)')")
             next += 1
@@ -214,8 +238,8 @@ final class TimelineTests: ArchiveTestCase {
                     sql.append("DELETE FROM items WHERE id = \(id)")
                 case 7:
                     guard let id = existing else { continue }
-                    for gone in items.keys where gone >= id && gone < id + 40 { items[gone] = nil }
-                    sql.append("DELETE FROM items WHERE id >= \(id) AND id < \(id + 40)")
+                    for gone in items.keys where gone >= id && gone < id + bulkDelete { items[gone] = nil }
+                    sql.append("DELETE FROM items WHERE id >= \(id) AND id < \(id + bulkDelete)")
                 case 8:
                     for _ in 0..<60 {
                         items[next] = text(&rng)

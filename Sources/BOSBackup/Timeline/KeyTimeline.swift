@@ -41,8 +41,8 @@ public struct KeyTimeline: Sendable {
             try learn(walk.tables)
             if let table = walk.tables[name] { result.atStart = try table.row(key, in: walk.image.path) }
         }, visit: { _, effect in
-            try learn(effect.new)
-            guard let table = effect.new[name] ?? effect.old[name] else { return }
+            try learn(effect.tables)
+            guard let touch = effect.touched[name], let table = touch.new ?? touch.old else { return }
             // A row named by its rowid is found by it alone; others by their decoded key.
             let onlyRowid = table.keyPositions.isEmpty ? Int64(key[0]) : nil
             guard let changes = try effect.comparison(name)?.changes(onlyRowid: onlyRowid) else { return }

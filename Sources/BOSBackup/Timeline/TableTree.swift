@@ -1,44 +1,5 @@
 import Foundation
 
-/// Which pages make up one table's b-tree: the interior pages (its shape) and
-/// the pages that hold its rows (the leaves of a rowid table; every page of a
-/// WITHOUT ROWID table, whose interior cells are rows too). A commit that
-/// writes none of the interior pages leaves the shape as it was, so the
-/// shape is read again only when one of them (or the root) changed.
-struct TreeShape: Equatable {
-    var interior: Set<UInt32> = []
-    var rowPages: Set<UInt32> = []
-
-    /// Reads the shape down from `root`. A b-tree's leaves are all at one depth, so each
-    /// level's pages are read only until the first of them turns out to be a leaf.
-    static func read(root: UInt32, withoutRowid: Bool, from source: PageSource) throws -> TreeShape {
-        var shape = TreeShape()
-        var level: [UInt32] = [root]
-        var depth = 0
-        while !level.isEmpty {
-            depth += 1
-            guard depth <= 64 else { throw BTreeFormatError(description: "the b-tree at page \(root) is deeper than SQLite makes one") }
-            guard let first = BTreePage(number: level[0], bytes: try source.page(level[0])) else {
-                throw BTreeFormatError(description: "page \(level[0]) of the b-tree at page \(root) is not a b-tree page")
-            }
-            if first.isLeaf {
-                shape.rowPages.formUnion(level)
-                return shape
-            }
-            var next: [UInt32] = []
-            for number in level {
-                let page = number == first.number ? first : BTreePage(number: number, bytes: try source.page(number))
-                guard let page, !page.isLeaf else { throw BTreeFormatError(description: "page \(number) of the b-tree at page \(root) is not an interior page") }
-                shape.interior.insert(number)
-                if withoutRowid { shape.rowPages.insert(number) }
-                next.append(contentsOf: try page.children())
-            }
-            level = next
-        }
-        return shape
-    }
-}
-
 /// A table the timeline follows: where its b-tree is, how its records are laid
 /// out, and which values name a row.
 struct TrackedTable {
@@ -52,6 +13,14 @@ struct TrackedTable {
     /// The record position of an INTEGER PRIMARY KEY (stored as NULL: its value is the rowid).
     var rowidAlias: Int?
     var shape = TreeShape()
+
+    /// The table without its shape: what a comparison needs, and no share in the
+    /// shape's sets (which are then updated in place, not copied).
+    var schemaOnly: TrackedTable {
+        var table = self
+        table.shape = TreeShape()
+        return table
+    }
 
     /// The names of the key, as the timeline prints them ("rowid" for a table without one).
     var keyNames: [String] { keyPositions.isEmpty ? (rowidAlias.map { [columns[$0]] } ?? ["rowid"]) : keyPositions.map { columns[$0] } }

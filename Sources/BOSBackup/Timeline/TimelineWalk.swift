@@ -40,64 +40,79 @@ final class TimelineWalk {
         return tables
     }
 
+    /// The pages of one table a commit touched: those holding its rows before (the ones it
+    /// wrote, and those that left the tree) and after (written, and those that joined).
+    struct Touch {
+        var old: TrackedTable?
+        var new: TrackedTable?
+        var oldPages: Set<UInt32>
+        var newPages: Set<UInt32>
+    }
+
     /// What one applied commit did. Valid until the next commit is applied.
     struct Effect {
         let moment: CommitMoment
         let before: PagesBefore
         let after: TimelineImage
-        let old: [String: TrackedTable]
-        let new: [String: TrackedTable]
-        /// The pages the commit wrote, and the tables whose shape it changed (read again).
-        let changed: Set<UInt32>
-        let reshaped: Set<String>
+        let touched: [String: Touch]
+        /// The tables as they are after the commit (schema only).
+        let tables: [String: TrackedTable]
 
         /// The rows of `table` the commit touched, compared on both sides (nil: none).
         func comparison(_ table: String) -> RowComparison? {
-            let was = old[table], now = new[table]
-            guard let subject = now ?? was else { return nil }
-            let oldRows = was?.shape.rowPages ?? [], newRows = now?.shape.rowPages ?? []
-            let oldPages: Set<UInt32>, newPages: Set<UInt32>
-            if was?.root != now?.root || was?.withoutRowid != now?.withoutRowid {
-                // A dropped or re-created table's rows all go (or come).
-                (oldPages, newPages) = (oldRows, newRows)
-            } else if reshaped.contains(table) {
-                // Pages that left or joined the tree count on their side even when the
-                // commit did not write them (SQLite need not write a page it frees).
-                oldPages = changed.filter(oldRows.contains).union(oldRows.subtracting(newRows))
-                newPages = changed.filter(newRows.contains).union(newRows.subtracting(oldRows))
-            } else {
-                // Same shape (the common case): only the pages written, found from the few written.
-                oldPages = changed.filter(oldRows.contains)
-                newPages = oldPages
-            }
-            guard !oldPages.isEmpty || !newPages.isEmpty else { return nil }
-            return RowComparison(table: subject, before: before, after: after, oldPages: oldPages, newPages: newPages)
+            guard let touch = touched[table], let subject = touch.new ?? touch.old else { return nil }
+            return RowComparison(table: subject, before: before, after: after, oldPages: touch.oldPages, newPages: touch.newPages)
         }
 
         /// Rows inserted, changed and deleted per table, for every table the commit touched.
         func counts() throws -> [TableCount] {
-            try Set(old.keys).union(new.keys).sorted().compactMap { try comparison($0)?.count() }.filter { !$0.isEmpty }
+            try touched.keys.sorted().compactMap { try comparison($0)?.count() }.filter { !$0.isEmpty }
         }
     }
 
     /// Writes one commit onto the image and keeps each table's shape current.
     func apply(_ commit: ArchivedCommit, generation: String) throws -> Effect {
         let before = try image.apply(commit)
-        let old = tables
         let changed = Set(before.old.keys)
-        var reshaped = Set<String>()
+        var touched: [String: Touch] = [:]
         if changed.contains(1), let cookie = Optional(Array(try image.page(1)[40..<44])), cookie != schemaCookie {
             schemaCookie = cookie
+            let old = tables
             tables = try Self.tables(of: image)
-            reshaped = Set(tables.keys).union(old.keys)
+            for name in Set(old.keys).union(tables.keys) {
+                touched[name] = Self.touch(old[name], tables[name], changed: changed)
+            }
         } else {
-            for (name, table) in tables where changed.contains(table.root) || changed.contains(where: table.shape.interior.contains) {
-                tables[name]?.shape = try TreeShape.read(root: table.root, withoutRowid: table.withoutRowid, from: image)
-                reshaped.insert(name)
+            for name in tables.keys {
+                // Only what is needed from the table before its shape changes in place
+                // (a copy kept across the update would copy the shape's sets).
+                let (root, wasRows) = tables[name].map { ($0.root, changed.filter($0.shape.rowPages.contains)) }!
+                var touch = Touch(old: nil, new: nil, oldPages: Set(wasRows), newPages: Set(wasRows))
+                let moved = try tables[name]!.shape.update(root: root, changed: changed, from: image)
+                if !moved.departed.isEmpty || !moved.joined.isEmpty || changed.contains(root) {
+                    touch.oldPages.formUnion(moved.departed)
+                    touch.newPages = Set(changed.filter(tables[name]!.shape.rowPages.contains)).union(moved.joined)
+                }
+                guard !touch.oldPages.isEmpty || !touch.newPages.isEmpty else { continue }
+                let schema = tables[name]!.schemaOnly
+                (touch.old, touch.new) = (schema, schema)
+                touched[name] = touch
             }
         }
         let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
-        return Effect(moment: moment, before: before, after: image, old: old, new: tables, changed: changed, reshaped: reshaped)
+        return Effect(moment: moment, before: before, after: image, touched: touched, tables: tables.mapValues(\.schemaOnly))
+    }
+
+    /// A table's pages on both sides of a commit that changed the schema (rare: whole sets).
+    private static func touch(_ was: TrackedTable?, _ now: TrackedTable?, changed: Set<UInt32>) -> Touch? {
+        let oldRows = was?.shape.rowPages ?? [], newRows = now?.shape.rowPages ?? []
+        var touch = Touch(old: was?.schemaOnly, new: now?.schemaOnly, oldPages: oldRows, newPages: newRows)
+        if was?.root == now?.root && was?.withoutRowid == now?.withoutRowid {
+            // The same tree: pages written, and pages that left or joined it.
+            touch.oldPages = oldRows.intersection(changed).union(oldRows.subtracting(newRows))
+            touch.newPages = newRows.intersection(changed).union(newRows.subtracting(oldRows))
+        }   // else a dropped or re-created table: its rows all go (or come)
+        return touch.oldPages.isEmpty && touch.newPages.isEmpty ? nil : touch
     }
 }
