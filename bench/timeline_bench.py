@@ -12,8 +12,8 @@ items, payments, shipments and inventory movements in one transaction, and the o
 arriving. Then, as an operator would, one after the other:
   timeline --table orders --lost --live DB     which commit took them
   timeline --table orders --key K              one lost order's life
-  diff --at <before> --live DB --table orders  the rows, against the second before
-  recover --at <before> --live DB --table orders --apply   (foreign keys bring the children)
+  diff --txid N-1 --generation G --live DB --table orders   the rows, against the state before it
+  recover --txid N-1 --generation G --live DB --table orders --apply   (children by foreign key)
 The whole incident is the sum. Beside it: a full restore of the generation's base (what a
 restore costs here) and the guide's 55 minutes (40 restore + 15 comparison). The timeline's
 walk is timed apart from its restore (its JSON says both), and its per-commit cost extrapolated
@@ -55,7 +55,6 @@ def main():
     r = ab.follow(live, "timeline", {"nas": "1s"}, ab.FAST_RATE, 0, COMMITS, 180)
     db, policy = r["db"], r["policy"]
     bad_began, bad_done = map(float, open(os.path.join(r["d"], "commits.log.bad")).read().split())
-    before = iso_ms(bad_began - 0.001)
     at_end = counts(db)
     cmd = lambda args: f"'{ab.BIN}' {args} --config '{policy}'"
     steps = []
@@ -77,11 +76,16 @@ def main():
     if [e["kind"] for e in key["events"]][-1:] != ["deleted"]:
         ab.fail(f"timeline --key {found['keys'][0]}: {key['events']}")
     steps.append((f"timeline --table orders --key {found['keys'][0]}", t, key["walked"]))
-    print(f"incident: diff --at {before}…", flush=True)
-    steps.append(("diff --at (restores the second before into scratch)", ab.timed(cmd(f"diff --at {before} --live '{db}' --table orders")), None))
-    print(f"incident: recover --at {before} --table orders --apply (foreign keys bring the children)…", flush=True)
-    steps.append(("recover --at … --table orders --apply (+ children by foreign key)",
-                  ab.timed(cmd(f"recover --at {before} --live '{db}' --table orders --apply")), None))
+    # The state right before the bad commit, as the timeline names it: --txid N-1. (A time just
+    # before the script is not enough: the archiver sees commits a poll (0.2 s) after they are
+    # made, so the orders of the last poll before the script share the bad commit's seen time.)
+    state = f"--txid {found['txid'] - 1} --generation {found['generation']}"
+    print(f"incident: diff {state}…", flush=True)
+    steps.append(("diff --txid N-1 (restores the state before the bad commit into scratch)",
+                  ab.timed(cmd(f"diff {state} --live '{db}' --table orders")), None))
+    print(f"incident: recover {state} --table orders --apply (foreign keys bring the children)…", flush=True)
+    steps.append(("recover --txid N-1 --table orders --apply (+ children by foreign key)",
+                  ab.timed(cmd(f"recover {state} --live '{db}' --table orders --apply")), None))
     after = counts(db)
     c = sqlite3.connect(db)
     integrity = c.execute("PRAGMA integrity_check").fetchone()[0]
