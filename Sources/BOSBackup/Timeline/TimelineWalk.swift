@@ -15,8 +15,9 @@ public struct CommitMoment: Sendable, Hashable {
 /// scratch), applying each commit's pages and telling what it did to the rows
 /// of a table — by reading only the pages the commit wrote, never by a
 /// restore or a table scan per commit. Each table's b-tree shape is kept and
-/// read again only when a commit wrote one of its interior pages; the schema
-/// is read again (through SQLite) only when a commit changed the schema cookie.
+/// brought up to date from the interior pages a commit wrote (`TreeShape`);
+/// the schema is read again (through SQLite) only when a commit changed the
+/// schema cookie.
 final class TimelineWalk {
     let image: TimelineImage
     private(set) var tables: [String: TrackedTable] = [:]
