@@ -152,8 +152,10 @@ public struct PointInTimeRestore {
         var pageCount: UInt32?
         var pageSize = plan.base.pageSize
         let repository = Repository(target: target)
-        // Each page once per segment (its last version), and a database that shrank is cut
-        // when it did: a page it later grows back into is then zeros, as in SQLite's own file.
+        // Each page written once (its last version) until 16 MiB of them are held, across
+        // segments: a BOS rewrites the same pages commit after commit, and flushing at every
+        // segment's end wrote them once per segment. A database that shrank is cut when it
+        // did: a page it later grows back into is then zeros, as in SQLite's own file.
         var pending: [UInt32: [UInt8]] = [:]
         func flush() throws {
             for (number, bytes) in pending { try bytes.withUnsafeBytes { try file.write($0, at: Int64(number - 1) * Int64(pageSize)) } }
@@ -175,8 +177,8 @@ public struct PointInTimeRestore {
                 if pending.count * pageSize > 16 << 20 { try flush() }   // memory stays flat on any segment
             }
             pageSize = read.pageSize
-            try flush()
         }
+        try flush()
         if let pageCount {
             guard ftruncate(file.fd, off_t(pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
         }
