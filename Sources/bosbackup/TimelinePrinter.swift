@@ -33,8 +33,11 @@ struct TimelinePrinter {
         case .null: return "NULL"
         case .integer(let v): return String(v)
         case .real(let v): return String(v)
-        case .text(let v): return "'" + v.replacingOccurrences(of: "'", with: "''") + "'"
-        case .blob(let v): return "x'" + v.map { String(format: "%02x", $0) }.joined() + "'"
+        case .text(let v):
+            // A row's text goes to the operator's terminal: control characters shown, not obeyed.
+            let shown = v.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? String(format: "\\x%02x", $0.value) : String($0) }.joined()
+            return "'" + shown.replacingOccurrences(of: "'", with: "''") + "'"
+        case .blob(let v): return "x'" + v.hex + "'"
         }
     }
 

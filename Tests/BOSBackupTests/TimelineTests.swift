@@ -140,6 +140,8 @@ final class TimelineTests: ArchiveTestCase {
         _ = try archive(at: 3)
         try bos.execute("UPDATE notes SET body = '\(big)y' WHERE rowid = 4")
         _ = try archive(at: 4)
+        try bos.execute("INSERT INTO notes VALUES ('red' || char(27) || '[31m alert')")
+        _ = try archive(at: 5)
 
         let stock = try timeline("--table", "stock", "--key", "north", "--key", "7")
         XCTAssertTrue(stock.stdout.contains("bos.stock site,sku=north,7: 3 commits touched it"), stock.stdout)
@@ -159,6 +161,10 @@ final class TimelineTests: ArchiveTestCase {
         XCTAssertEqual(events.map { $0["kind"] as? String }, ["inserted", "changed"])
         XCTAssertEqual((events.last?["new"] as? String)?.count, 9001, "the whole row, read across its overflow pages")
         XCTAssertEqual(events.last?["changed_columns"] as? [String], ["body"])
+
+        let escape = try timeline("--table", "notes", "--key", "5")
+        XCTAssertTrue(escape.stdout.contains("inserted  body='red\\x1b[31m alert'"), "a row's control characters are shown, not obeyed: " + escape.stdout)
+        XCTAssertFalse(escape.stdout.contains("\u{1b}[31m alert"), escape.stdout)
 
         let wrong = try bosbackup("timeline", "--table", "stock", "--key", "north", "--config", config)
         XCTAssertEqual(wrong.status, 2, wrong.stderr)
