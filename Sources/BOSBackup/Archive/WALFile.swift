@@ -166,6 +166,30 @@ enum WALFile {
         }
     }
 
+    /// How long the log in the file is now, in bytes: the header and the frames that carry
+    /// its salts. SQLite does not shrink the file when the log restarts, so the file's size
+    /// says nothing of the log's (frames past the log's end are an earlier log's, with
+    /// other salts); and the log's frames come first, so a binary search on the salts
+    /// finds its end in a few reads, without reading it.
+    static func logBytes(path: String, header: WALHeader) throws -> Int64 {
+        let frameSize = Int64(24 + header.pageSize)
+        let frames = max(0, ((DurableFile.fileSize(path) ?? 0) - Int64(WALHeader.size)) / frameSize)
+        let file = try FileHandleFD(readingFrom: path)
+        var salts = [UInt8](repeating: 0, count: 8)
+        func ours(_ frame: Int64) throws -> Bool {   // frame counted from 1
+            let n = try salts.withUnsafeMutableBytes {
+                try BlockGzipWriter.pread(fd: file.fd, path: path, into: $0, at: Int64(WALHeader.size) + (frame - 1) * frameSize + 8)
+            }
+            return n == 8 && bigEndian(salts, 0) == header.salt1 && bigEndian(salts, 4) == header.salt2
+        }
+        var (low, high) = (Int64(0), frames)   // frames 1…low are the log's; past high none is
+        while low < high {
+            let middle = (low + high + 1) / 2
+            if try ours(middle) { low = middle } else { high = middle - 1 }
+        }
+        return Int64(WALHeader.size) + low * frameSize
+    }
+
     /// The position after frame `frame` of this WAL (its checksum chained
     /// from the header), or nil when those frames are not all valid.
     static func position(path: String, header: WALHeader, afterFrame frame: Int) throws -> WALPosition? {
