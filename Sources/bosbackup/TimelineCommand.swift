@@ -36,6 +36,8 @@ struct TimelineCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            // A wrong live path is said before minutes of restoring and walking, not after.
+            if let live { _ = try ConsistentCopy.openSource(Context.absolute(live)) }
             let catalog = try context.openCatalog()
             let (name, plans) = try context.timelinePlans(catalog, since: since, fromTarget: fromTarget, database)
             let timeline = ArchiveTimeline(catalog: catalog, scratch: context.scratch)

@@ -173,6 +173,9 @@ final class TimelineTests: ArchiveTestCase {
         XCTAssertEqual(none.status, 2, none.stderr)
         let both = try bosbackup("timeline", "--table", "notes", "--key", "1", "--lost", "--live", live, "--config", config)
         XCTAssertEqual(both.status, 2, both.stderr)
+        let noLive = try bosbackup("timeline", "--table", "notes", "--lost", "--live", dir.file("nope.db"), "--config", config)
+        XCTAssertEqual(noLive.status, 2, noLive.stderr)
+        XCTAssertTrue(noLive.stderr.contains("nope.db does not exist"), noLive.stderr)
     }
 
     /// Random commits (inserts, updates, deletes, bulk inserts that split pages, bulk deletes
