@@ -150,38 +150,24 @@ public struct PointInTimeRestore {
         var applied = Applied()
         let file = try FileHandleFD(updating: path)
         var pageCount: UInt32?
-        var pageSize = plan.base.pageSize
         let repository = Repository(target: target)
         // Each page written once (its last version) until 16 MiB of them are held, across
-        // segments: a BOS rewrites the same pages commit after commit, and flushing at every
-        // segment's end wrote them once per segment. A database that shrank is cut when it
-        // did: a page it later grows back into is then zeros, as in SQLite's own file.
-        var pending: [UInt32: [UInt8]] = [:]
-        func flush() throws {
-            for (number, bytes) in pending { try bytes.withUnsafeBytes { try file.write($0, at: Int64(number - 1) * Int64(pageSize)) } }
-            pending.removeAll(keepingCapacity: true)
-        }
+        // segments; a database that shrank is cut when it did (see HeldPages).
+        let pages = HeldPages(file: file, pageSize: plan.base.pageSize, limit: 16 << 20)
         for segment in plan.segments {
             // Streamed: one commit in memory at a time; a segment whose SHA-256 turns out wrong at
             // its end throws, and the caller throws the whole file away.
-            let read = try await repository.segment(segment) { commit in
+            _ = try await repository.segment(segment) { commit in
                 guard commit.txid <= plan.lastTxid && commit.seenAt <= plan.at else { return }
-                if let size = pageCount, commit.pageCount < size {
-                    pending = pending.filter { $0.key <= commit.pageCount }
-                    try flush()
-                    guard ftruncate(file.fd, off_t(commit.pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
-                }
-                for page in commit.pages { pending[page.number] = page.bytes }
+                if let size = pageCount, commit.pageCount < size { try pages.cut(to: commit.pageCount) }
+                for page in commit.pages { pages.put(page.number, page.bytes) }
                 pageCount = commit.pageCount
                 applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
-                if pending.count * pageSize > 16 << 20 { try flush() }   // memory stays flat on any segment
+                try pages.flushIfFull()
             }
-            pageSize = read.pageSize
         }
-        try flush()
-        if let pageCount {
-            guard ftruncate(file.fd, off_t(pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
-        }
+        try pages.flush()
+        if let pageCount { try pages.cut(to: pageCount) }
         try file.sync()
         return applied
     }

@@ -42,7 +42,7 @@ public struct ArchiveTimeline {
 
     func walk(_ plans: [PointInTimePlan], using restorer: SnapshotRestorer, segmentsOn: (String) throws -> Target,
               baseOn: (SnapshotRecord) throws -> Target,
-              begin: (TimelineWalk) throws -> Void,
+              begin: (TimelineWalk) throws -> Void = { _ in },
               visit: @escaping (TimelineWalk, TimelineWalk.Effect) throws -> Void,
               end: (TimelineWalk) throws -> Void = { _ in }) async throws -> TimelineSpan {
         let started = DispatchTime.now().uptimeNanoseconds

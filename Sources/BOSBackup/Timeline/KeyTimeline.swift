@@ -40,8 +40,8 @@ public struct KeyTimeline: Sendable {
         let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { walk in
             try learn(walk.tables)
             if let table = walk.tables[name] { result.atStart = try table.row(key, in: walk.image.path) }
-        }, visit: { _, effect in
-            try learn(effect.tables)
+        }, visit: { walk, effect in
+            try learn(walk.tables)
             guard let touch = effect.touched[name], let table = touch.new ?? touch.old else { return }
             // A row named by its rowid is found by it alone; others by their decoded key.
             let onlyRowid = table.keyPositions.isEmpty ? Int64(key[0]) : nil

@@ -7,18 +7,15 @@ import Glibc
 /// that archived commits are written onto, page by page, one commit at a time.
 /// Before a commit's pages are written their old bytes are kept
 /// (`PagesBefore`), so both sides of every commit can be read. Written pages
-/// stay in memory until `dirtyLimit` of them (a BOS writes the same few pages
-/// commit after commit: writing each through to the file was a third of the
-/// walk), then go to the file; `flush()` before anyone else reads the file.
+/// are held in memory up to 32 MiB (`HeldPages`: writing each through to the
+/// file was a third of the walk); `flush()` before anyone else reads the file.
 final class TimelineImage: PageSource {
-    static let dirtyLimit = 32 << 20
-
     let path: String
     let pageSize: Int
     let usableSize: Int
     private(set) var pageCount: UInt32
     private let file: FileHandleFD
-    private var dirty: [UInt32: [UInt8]] = [:]
+    private let held: HeldPages
 
     init(path: String) throws {
         self.path = path
@@ -36,10 +33,11 @@ final class TimelineImage: PageSource {
         let encoding = UInt32(header[56]) << 24 | UInt32(header[57]) << 16 | UInt32(header[58]) << 8 | UInt32(header[59])
         guard encoding == 1 else { throw BTreeFormatError(description: "the database's text encoding is UTF-16; the timeline reads UTF-8 databases only") }
         pageCount = UInt32((DurableFile.fileSize(path) ?? 0) / Int64(pageSize))
+        held = HeldPages(file: file, pageSize: pageSize, limit: 32 << 20)
     }
 
     func page(_ number: UInt32) throws -> [UInt8] {
-        if let bytes = dirty[number] { return bytes }
+        if let bytes = held[number] { return bytes }
         var bytes = [UInt8](repeating: 0, count: pageSize)
         guard number >= 1, number <= pageCount else { return bytes }   // past the end: as SQLite sees it, nothing
         let read = bytes.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, pageSize, off_t(number - 1) * off_t(pageSize)) }
@@ -53,24 +51,16 @@ final class TimelineImage: PageSource {
         old.reserveCapacity(commit.pages.count)
         for page in commit.pages where old[page.number] == nil { old[page.number] = try self.page(page.number) }
         let before = PagesBefore(image: self, old: old, pageCount: pageCount)
-        for page in commit.pages { dirty[page.number] = page.bytes }
+        for page in commit.pages { held.put(page.number, page.bytes) }
         pageCount = max(pageCount, commit.pages.map(\.number).max() ?? 0)
-        if commit.pageCount < pageCount {
-            dirty = dirty.filter { $0.key <= commit.pageCount }
-            guard ftruncate(file.fd, off_t(commit.pageCount) * off_t(pageSize)) == 0 else { throw FileError("size", path) }
-        }
+        if commit.pageCount < pageCount { try held.cut(to: commit.pageCount) }
         pageCount = commit.pageCount
-        if dirty.count * pageSize > Self.dirtyLimit { try flush() }
+        try held.flushIfFull()
         return before
     }
 
-    /// Writes the pages kept in memory to the file (before SQLite or anyone else reads it).
-    func flush() throws {
-        for (number, bytes) in dirty {
-            try bytes.withUnsafeBytes { try file.write($0, at: Int64(number - 1) * Int64(pageSize)) }
-        }
-        dirty.removeAll(keepingCapacity: true)
-    }
+    /// Writes the pages held in memory to the file (before SQLite or anyone else reads it).
+    func flush() throws { try held.flush() }
 }
 
 /// The image as it was before a commit: the commit's pages from their kept

@@ -56,8 +56,6 @@ final class TimelineWalk {
         let before: PagesBefore
         let after: TimelineImage
         let touched: [String: Touch]
-        /// The tables as they are after the commit (schema only).
-        let tables: [String: TrackedTable]
 
         /// The rows of `table` the commit touched, compared on both sides (nil: none).
         func comparison(_ table: String) -> RowComparison? {
@@ -102,7 +100,7 @@ final class TimelineWalk {
         }
         let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
-        return Effect(moment: moment, before: before, after: image, touched: touched, tables: tables.mapValues(\.schemaOnly))
+        return Effect(moment: moment, before: before, after: image, touched: touched)
     }
 
     /// A table's pages on both sides of a commit that changed the schema (rare: whole sets).

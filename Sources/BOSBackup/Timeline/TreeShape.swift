@@ -90,6 +90,8 @@ struct TreeShape {
         if withoutRowid {
             removed.formUnion(interior.filter { seen[$0] == nil })
             added.formUnion(seen.keys.filter { !interior.contains($0) })
+        } else {
+            removed.formUnion(seen.keys.filter(rowPages.contains))   // a leaf root that split is interior now
         }
         let departed = removed.subtracting(added), joined = added.subtracting(removed)
         rowPages.subtract(departed)
