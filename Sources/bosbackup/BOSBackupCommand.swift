@@ -15,7 +15,7 @@ struct BOSBackupCommand: AsyncParsableCommand {
         version: BOSBackupVersion.string,
         subcommands: [BackupCommand.self, ArchiveCommand.self, SnapshotsCommand.self, VerifyCommand.self, RestoreCommand.self,
                       DiffCommand.self, RecoverCommand.self, TimelineCommand.self, DrillCommand.self, RunCommand.self, DaemonCommand.self, StatusCommand.self, CheckCommand.self, PruneCommand.self, ScheduleCommand.self, NotifyCommand.self,
-                      ScratchCommand.self, CatalogCommand.self, KeyCommand.self, DemoCommand.self, SampleCommand.self])
+                      ScratchCommand.self, CatalogCommand.self, KeyCommand.self, AuditCommand.self, DemoCommand.self, SampleCommand.self])
 
     /// Parses and runs, mapping every failure to the documented exit codes:
     /// ArgumentParser's own usage errors become 2 (not its default 64).

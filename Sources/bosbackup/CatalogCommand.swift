@@ -27,6 +27,7 @@ struct CatalogCommand: AsyncParsableCommand {
                 let lock = try context.lock()
                 defer { withExtendedLifetime(lock) {} }
                 let (name, store) = try context.target(nameOrURL: target)
+                try catalog.auditFirst(action: "rebuild", detail: "re-cataloging from \(store.displayURL)" + (allHosts ? " (all hosts)" : ""))
                 let progress = ProgressLine()
                 var rebuild = CatalogRebuild(catalog: catalog, host: context.policy?.host ?? BackupRequest.machineHostname)
                 rebuild.allHosts = allHosts

@@ -41,6 +41,12 @@ enum Console {
     }
 
     static func bold(_ text: String) -> String { stdoutIsTerminal ? "\u{1B}[1m\(text)\u{1B}[0m" : text }
+    /// Text from data (a row, an audit detail) goes to the operator's terminal:
+    /// control characters shown, not obeyed.
+    static func printable(_ text: String) -> String {
+        text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? String(format: "\\x%02x", $0.value) : String($0) }.joined()
+    }
+
     static func red(_ text: String) -> String { stdoutIsTerminal ? "\u{1B}[31;1m\(text)\u{1B}[0m" : text }
 }
 

@@ -108,6 +108,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 output.done("finished deletions an earlier run left: \(report.resumedDeletions.map(\.shortID).joined(separator: ", "))")
             }
             for line in RunCommand.warnings(report) { output.failure(line, priority: .warning) }
+            await context.sealAuditIfDue(opened)
             _ = context.writeMetrics(opened, output: output)
             context.notify(NotifyEvent.failures(in: report, policy: scheduled.policy, at: context.clock.now(), exitCode: ExitStatus.code(for:)),
                            output: output)

@@ -41,15 +41,15 @@ struct RecoverCommand: AsyncParsableCommand {
                 plan = try recovery.planForReview()
                 try recovery.writeSQL(to: Context.absolute(sql), header: "bosbackup recover: \(table) from \(copy.what) into \(livePath)")
             } else {
-                plan = try recovery.apply {
+                plan = try recovery.apply { plan in
                     let aside = DurableFile.unusedPath(livePath + ".before-recover-" + ISO8601.compact(context.clock.now()))
                     try ConsistentCopy.safetyCopy(of: livePath, to: aside, inflight: try InflightFiles(scratch: context.scratch))
                     safetyCopy = aside
+                    // The row before the live database changes; no row, no change.
+                    try catalog.auditFirst(action: "recover", snapshotID: copy.snapshotID, detail: "into \(livePath)"
+                        + (copy.state.map { " from txid \($0.txid) of archive generation \($0.generation)" + ($0.seenAt.map { " seen \(ISO8601.string($0))" } ?? "") } ?? "")
+                        + ": " + plan.tables.map { "\($0.table) +\($0.rows)" }.joined(separator: ", ") + "; safety copy \(aside)")
                 }
-                try catalog.addAudit(action: "recover", snapshotID: copy.snapshotID, detail: "into \(livePath)"
-                    + (copy.state.map { " from txid \($0.txid) of archive generation \($0.generation)" + ($0.seenAt.map { " seen \(ISO8601.string($0))" } ?? "") } ?? "")
-                    + ": " +
-                    plan.tables.map { "\($0.table) +\($0.rows)" }.joined(separator: ", ") + (safetyCopy.map { "; safety copy \($0)" } ?? ""))
             }
             if json {
                 Console.json(copy.json.merging(["live": livePath, "applied": apply, "sql": sql.map(Context.absolute) as Any,

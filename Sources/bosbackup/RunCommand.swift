@@ -93,6 +93,7 @@ struct RunCommand: AsyncParsableCommand {
         }
         // What needs attention, after every job ran: one line each on stderr.
         for line in RunCommand.warnings(report) { output.failure(line, priority: .warning) }
+        await context.sealAuditIfDue(catalog)
         // Metrics first: monitoring should see the failure before a slow notify command ends.
         let metricsWritten = context.writeMetrics(catalog, output: output)
         context.notify(NotifyEvent.failures(in: report, policy: scheduled.policy, at: context.clock.now(), exitCode: ExitStatus.code(for:)),

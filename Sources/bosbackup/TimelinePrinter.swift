@@ -34,9 +34,7 @@ struct TimelinePrinter {
         case .integer(let v): return String(v)
         case .real(let v): return String(v)
         case .text(let v):
-            // A row's text goes to the operator's terminal: control characters shown, not obeyed.
-            let shown = v.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? String(format: "\\x%02x", $0.value) : String($0) }.joined()
-            return "'" + shown.replacingOccurrences(of: "'", with: "''") + "'"
+            return "'" + Console.printable(v).replacingOccurrences(of: "'", with: "''") + "'"
         case .blob(let v): return "x'" + v.hex + "'"
         }
     }

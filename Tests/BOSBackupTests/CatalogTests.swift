@@ -43,7 +43,7 @@ final class CatalogTests: XCTestCase {
         let dir = TempDir()
         let catalog = try Catalog(path: dir.file("c.db"), actor: "tester@host")
         try catalog.insert(record("0000aaaa"))
-        try catalog.markDeleting("0000aaaa")
+        try catalog.markDeleting("0000aaaa", reason: "test")
         XCTAssertTrue(try catalog.snapshots().isEmpty, "a snapshot being deleted is no longer offered")
         XCTAssertEqual(try catalog.pendingDeletions().map(\.id), ["0000aaaa"])
         try catalog.confirmDeleted("0000aaaa", reason: "retention keep_last 8")

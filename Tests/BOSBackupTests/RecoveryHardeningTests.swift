@@ -55,7 +55,7 @@ final class RecoveryHardeningTests: XCTestCase {
         let f = try scenario(setup: Self.stockTrigger + Self.newOrder, loss: Self.loseNewOrder)
         let live = try Database(path: f.live)
         let stock = try live.int("SELECT stock FROM products WHERE id = 3")
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }
         XCTAssertEqual(plan.totalRows, 2)
         XCTAssertEqual(plan.triggersNotRun, ["order_items_stock"])
         XCTAssertEqual(try live.int("SELECT count(*) FROM order_items WHERE order_id = 90001"), 1)
@@ -65,7 +65,7 @@ final class RecoveryHardeningTests: XCTestCase {
 
     func testApplyIsNotStoppedByTheAuditTrigger() throws {
         let f = try scenario(setup: Self.auditTrigger + Self.newOrder, loss: Self.loseNewOrder)
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }
         XCTAssertEqual(plan.triggersNotRun, ["orders_audit"])
         let live = try Database(path: f.live)
         XCTAssertEqual(try live.int("SELECT count(*) FROM orders WHERE id = 90001"), 1)
@@ -131,7 +131,7 @@ final class RecoveryHardeningTests: XCTestCase {
         XCTAssertEqual(diff.onlyInLive, 0)
         XCTAssertEqual(diff.missingKeys, [["bob", "b"], ["dee", "d"]])
 
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "notes").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "notes").apply { _ in }
         XCTAssertEqual(plan.totalRows, 2)
         let multiset = "SELECT author, body, count(*) FROM notes GROUP BY 1, 2 ORDER BY 1, 2"
         XCTAssertEqual(try live.rows(multiset), try Database(path: f.snapshot, mode: .readOnly).rows(multiset),
@@ -170,7 +170,7 @@ final class RecoveryHardeningTests: XCTestCase {
         XCTAssertFalse(diff.wholeRow)
         XCTAssertEqual(diff.missingKeys, [["b"]])
         XCTAssertEqual(diff.onlyInLive, 0)
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "tags").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "tags").apply { _ in }
         XCTAssertEqual(plan.totalRows, 1)
         XCTAssertEqual(try Database(path: f.live).rows("SELECT code, label FROM tags ORDER BY code"), [["a", "A"], ["b", "B"], ["c", "C"]])
     }
@@ -237,7 +237,7 @@ final class RecoveryHardeningTests: XCTestCase {
 
     func testUniqueClashHoldsBackOnlyThatRowAndWhatDependsOnIt() throws {
         let f = try scenario(setup: Self.twoCustomers, loss: Self.loseBothAndReregisterAnn)
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }
         let counts = Dictionary(uniqueKeysWithValues: plan.tables.map { ($0.table, [$0.rows, $0.heldBack]) })
         XCTAssertEqual(counts, ["orders": [1, 1], "order_items": [1, 1], "customers": [1, 1], "employees": [0, 1]], "[put back, held back]")
         XCTAssertEqual(plan.clashes.count, 1)
@@ -257,7 +257,7 @@ final class RecoveryHardeningTests: XCTestCase {
 
     func testClashOnTheAskedTableHoldsBackItsChildren() throws {
         let f = try scenario(setup: Self.twoCustomers, loss: Self.loseBothAndReregisterAnn)
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "customers").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "customers").apply { _ in }
         XCTAssertEqual(plan.tables.first { $0.table == "customers" }.map { [$0.rows, $0.heldBack] }, [1, 1])
         let live = try Database(path: f.live)
         XCTAssertEqual(try live.rows("SELECT id FROM customers WHERE id >= 90001 ORDER BY id"), [[.integer(90002)], [.integer(90003)]])
@@ -273,7 +273,7 @@ final class RecoveryHardeningTests: XCTestCase {
             """)
         let live = try Database(path: f.live)
         let before = try live.int("SELECT count(*) FROM orders")
-        XCTAssertThrowsError(try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}) { error in
+        XCTAssertThrowsError(try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }) { error in
             XCTAssertEqual((error as? CategorizedError)?.category, .failure)
             XCTAssertTrue("\(error)".contains("nothing was changed"), "\(error)")
             XCTAssertTrue("\(error)".contains("customers"), "\(error)")

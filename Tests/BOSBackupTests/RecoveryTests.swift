@@ -38,7 +38,7 @@ final class RecoveryTests: XCTestCase {
 
     func testRecoverBringsBackTheLostParentAndNeverOverwrites() throws {
         let f = try fixture()
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }
         let rows = Dictionary(uniqueKeysWithValues: plan.tables.map { ($0.table, $0.rows) })
         XCTAssertEqual(rows["orders"], 1)
         XCTAssertEqual(rows["order_items"], 1)
@@ -48,7 +48,7 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(try live.int("SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = 90001"), 1)
         XCTAssertEqual(try live.rows("PRAGMA foreign_key_check").count, 0)
 
-        let settings = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "settings").apply {}
+        let settings = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "settings").apply { _ in }
         XCTAssertEqual(settings.tables.first?.rows, 1)
         XCTAssertEqual(settings.conflicts, 1, "currency differs in live")
         XCTAssertEqual(try live.scalar("SELECT value FROM settings WHERE key = 'currency'")?.string, "EUR", "never overwritten")
@@ -57,7 +57,7 @@ final class RecoveryTests: XCTestCase {
 
     func testUnknownTableIsAnInputError() throws {
         let f = try fixture()
-        XCTAssertThrowsError(try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "nope").apply {}) { error in
+        XCTAssertThrowsError(try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "nope").apply { _ in }) { error in
             XCTAssertEqual((error as? CategorizedError)?.category, .input)
         }
     }

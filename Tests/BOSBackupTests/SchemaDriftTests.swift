@@ -41,7 +41,7 @@ final class SchemaDriftTests: XCTestCase {
 
     func testRecoverAfterLiveAddedColumnsGivesTheRecoveredRowsTheirDefaults() throws {
         let f = try scenario(drift: Self.addColumns)
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }
         XCTAssertEqual(plan.totalRows, 2)
         XCTAssertEqual(plan.schema, ["live has a column the snapshot lacks: orders.channel (recovered rows get its default)",
                                      "live has a column the snapshot lacks: orders.source (recovered rows get its default)"])
@@ -66,7 +66,7 @@ final class SchemaDriftTests: XCTestCase {
         let diff = try RowDiff(snapshotPath: f.snapshot, livePath: f.live).diff(table: "orders", limit: nil)
         XCTAssertEqual(diff.missingKeys, [[.integer(90001)]])
         XCTAssertEqual(diff.changedKeys, [[.integer(7)]], "compared on the columns both have")
-        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply {}
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }
         XCTAssertEqual(plan.totalRows, 2)
         XCTAssertEqual(plan.schema, ["the snapshot has a column live lacks: orders.note (live dropped or renamed it: its values in 1 row put back are left out)"])
         XCTAssertEqual(try Database(path: f.live).rows("SELECT status FROM orders WHERE id = 90001"), [["paid"]])

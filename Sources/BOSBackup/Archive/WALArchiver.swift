@@ -130,6 +130,8 @@ public struct WALArchiver {
     /// between (its segments start after them). Nil when the WAL restarted under them.
     func takeBases(_ database: Policy.DatabaseConfig, generation id: String) async throws -> [WALBase]? {
         guard !archive.targets.isEmpty else { throw ArchiveError.noArchive(database: database.name) }
+        try catalog.auditFirst(action: "archive", detail: "taking the base snapshots of generation \(id) of \(database.name) on "
+                               + archive.targets.map(\.target).joined(separator: ", "))
         let walPath = database.path + "-wal"
         var request = BackupRequest(sourcePath: database.path, job: Policy.archiveJobName, targetName: "", scratch: scratch,
                                     level: policy.compressionLevel, blockSize: policy.blockSize)

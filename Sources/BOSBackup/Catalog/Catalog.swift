@@ -134,6 +134,7 @@ public final class Catalog {
                 try db.execute(CatalogSchema.migrations[index])
                 try db.execute("PRAGMA user_version = \(index + 1)")
             }
+            try AuditChain.chainUnchained(db)
         }
     }
 
@@ -259,8 +260,13 @@ public final class Catalog {
 
     // MARK: deletion (crash-safe: mark, delete the objects, then confirm)
 
-    public func markDeleting(_ id: String) throws {
-        try db.run("UPDATE snapshots SET state = 'deleting' WHERE id = ?", .text(id))
+    /// Marks a snapshot for deletion, with its audit row in the same transaction:
+    /// nothing is deleted that the trail does not show first.
+    public func markDeleting(_ id: String, reason: String) throws {
+        try db.transaction {
+            try auditFirst(action: "prune", snapshotID: id, detail: "deleting: \(reason)")
+            try db.run("UPDATE snapshots SET state = 'deleting' WHERE id = ?", .text(id))
+        }
     }
 
     /// Snapshots whose deletion was started but not confirmed (a crash in between, or a
@@ -389,19 +395,6 @@ public final class Catalog {
             DrillRecord(startedAt: Date(timeIntervalSince1970: $0[0].double ?? 0), finishedAt: Date(timeIntervalSince1970: $0[1].double ?? 0),
                         ok: $0[2].int == 1, seconds: $0[3].double ?? 0, rtoSeconds: $0[4].double ?? 0, report: $0[5].string,
                         summary: $0[6].string ?? "", recoverySeconds: $0[7].double)
-        }
-    }
-
-    // MARK: audit
-
-    public func addAudit(action: String, snapshotID: String?, detail: String) throws {
-        try db.run("INSERT INTO audit (at, actor, action, snapshot_id, detail) VALUES (?,?,?,?,?)",
-                   .real(clock.now().timeIntervalSince1970), .text(actor), .text(action), SQLValue(snapshotID), .text(detail))
-    }
-
-    public func auditTrail(limit: Int = 100) throws -> [(at: Date, actor: String, action: String, snapshotID: String?, detail: String)] {
-        try db.rows("SELECT at, actor, action, snapshot_id, detail FROM audit ORDER BY id DESC LIMIT \(limit)").map {
-            (Date(timeIntervalSince1970: $0[0].double ?? 0), $0[1].string ?? "", $0[2].string ?? "", $0[3].string, $0[4].string ?? "")
         }
     }
 }

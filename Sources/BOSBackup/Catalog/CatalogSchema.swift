@@ -190,6 +190,28 @@ enum CatalogSchema {
             PRIMARY KEY (generation, txid, snapshot_id)
         ) WITHOUT ROWID;
         """,
+        // 10: the audit trail becomes a hash chain (docs/DESIGN.md "The audit trail"): each row
+        // carries the SHA-256 of the one before and its own; `audit_trail` names the chain
+        // (its first row's predecessor is a hash of that name); `audit_seals` lists the signed
+        // seals of the chain's head stored on the targets. Rows from before are chained by
+        // `AuditChain.chainUnchained` right after this migration.
+        """
+        ALTER TABLE audit ADD COLUMN prev_sha256 TEXT;
+        ALTER TABLE audit ADD COLUMN sha256 TEXT;
+        CREATE TABLE audit_trail (
+            id          TEXT NOT NULL,
+            created_at  REAL NOT NULL
+        );
+        INSERT INTO audit_trail (id, created_at) VALUES (lower(hex(randomblob(16))), CAST(strftime('%s','now') AS REAL));
+        CREATE TABLE audit_seals (
+            id          INTEGER PRIMARY KEY,
+            row_id      INTEGER NOT NULL,
+            row_sha256  TEXT NOT NULL,
+            sealed_at   REAL NOT NULL,
+            object_key  TEXT NOT NULL,
+            targets     TEXT NOT NULL
+        );
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -27,6 +27,7 @@ public struct DrillJob {
     public func run(scheduledFor: Date?, openTarget: ((String) throws -> Target)? = nil,
                     open: @escaping (SnapshotRecord) throws -> Target) async throws -> Outcome {
         let catalog = verifier.catalog
+        try catalog.auditFirst(action: "drill", detail: "restore drill" + (scheduledFor == nil ? "" : " (scheduled)") + ", report into \(reportFolder)")
         let runID = try catalog.startRun(job: Self.runName, scheduledFor: scheduledFor, at: verifier.clock.now())
         do {
             var rng = SystemRandomNumberGenerator()

@@ -92,6 +92,8 @@ public final class Database {
     }
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+    /// True inside BEGIN … COMMIT (a statement now would join that transaction).
+    public var inTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
     public var changes: Int { Int(sqlite3_changes(handle)) }
 
     /// Runs `body` in a transaction; commits on return, rolls back on throw.

@@ -13,6 +13,7 @@ public struct JobRunner {
 
     public func backup(_ request: BackupRequest, to target: Target, scheduledFor: Date?,
                        progress: ((BackupProgress) -> Void)? = nil) async throws -> SnapshotRecord {
+        try catalog.auditFirst(action: "backup", detail: "job \(request.job): \(request.database) to \(request.targetName) (\(target.displayURL))")
         let runID = try catalog.startRun(job: request.job, scheduledFor: scheduledFor, at: clock.now())
         let began = Date()
         do {

@@ -106,6 +106,8 @@ public struct Policy: Sendable {
     public var metricsTextfile: String?
     public var notify: Notify?
     public var archives: [Archive] = []
+    /// When the audit trail's head is sealed onto the targets (`audit:`).
+    public var auditSealing = AuditSealing()
     public func archive(of database: String) -> Archive? { archives.first { $0.database == database } }
 
     public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!, host: String = PolicyLoader.machineHostname()) {

@@ -62,7 +62,7 @@ public struct PolicyLoader {
             throw PolicyError(file: file, line: nil, keyPath: "", message: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
         let top = try mapping(root, "", allowed: ["host", "timezone", "source", "databases", "catalog", "scratch", "targets", "jobs", "drill",
-                                                  "compression", "metrics", "notify", "archive"])
+                                                  "compression", "metrics", "notify", "archive", "audit"])
         let absoluteFolder = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : (absoluteFolder as NSString).appendingPathComponent(path)
@@ -158,6 +158,7 @@ public struct PolicyLoader {
         if let node = top["metrics"] { policy.metricsTextfile = resolve(try metricsTextfile(node)) }
         if let node = top["notify"] { policy.notify = try notify(node) }
         if let node = top["archive"] { policy.archives = try archives(node, in: policy) }
+        if let node = top["audit"] { policy.auditSealing = try auditSealing(node) }
         return policy
     }
 
@@ -313,7 +314,7 @@ public struct PolicyLoader {
 
     // MARK: typed accessors that report key path and line
 
-    private func mapping(_ node: Node, _ keyPath: String, allowed: Set<String>) throws -> [String: Node] {
+    func mapping(_ node: Node, _ keyPath: String, allowed: Set<String>) throws -> [String: Node] {
         guard case .mapping(let mapping) = node else { throw fail(node, keyPath, "expected a mapping of keys") }
         var result: [String: Node] = [:]
         for (key, value) in mapping {
@@ -345,19 +346,19 @@ public struct PolicyLoader {
         }
     }
 
-    private func string(_ node: Node, _ keyPath: String) throws -> String {
+    func string(_ node: Node, _ keyPath: String) throws -> String {
         guard case .scalar(let scalar) = node else { throw fail(node, keyPath, "expected a text value") }
         return scalar.string
     }
 
-    private func int(_ node: Node, _ keyPath: String) throws -> Int {
+    func int(_ node: Node, _ keyPath: String) throws -> Int {
         guard case .scalar(let scalar) = node, let value = Int(scalar.string) else {
             throw fail(node, keyPath, "expected a whole number")
         }
         return value
     }
 
-    private func duration(_ node: Node, _ keyPath: String) throws -> TimeInterval {
+    func duration(_ node: Node, _ keyPath: String) throws -> TimeInterval {
         let text = try string(node, keyPath)
         guard let seconds = Duration.parse(text) else {
             throw fail(node, keyPath, "bad duration \"\(text)\" (use e.g. 4h, 30m, 1h30m, 2d)")

@@ -102,7 +102,7 @@ public struct Pruner {
     /// Deletes one snapshot. Returns nil when it is gone, or why its target did not
     /// delete it. Throws only when the catalog itself fails.
     public func delete(_ snapshot: SnapshotRecord, reason: String) async throws -> DeletionFailure? {
-        try catalog.markDeleting(snapshot.id)
+        try catalog.markDeleting(snapshot.id, reason: reason)
         return try await finish(snapshot, reason: reason)
     }
 

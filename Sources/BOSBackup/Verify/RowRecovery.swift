@@ -445,7 +445,7 @@ public final class RowRecovery {
 
     /// Plans and applies in one write transaction. `beforeChange` runs once the
     /// write lock is held and before anything changes (the safety copy).
-    public func apply(beforeChange: () throws -> Void) throws -> RecoveryPlan {
+    public func apply(beforeChange: (RecoveryPlan) throws -> Void) throws -> RecoveryPlan {
         do { try db.execute("BEGIN IMMEDIATE") } catch let error as SQLiteError where error.isBusyOrLocked {
             throw RecoveryError.liveLocked(livePath)
         }
@@ -455,7 +455,7 @@ public final class RowRecovery {
                 try db.execute("ROLLBACK")
                 return plan
             }
-            try beforeChange()
+            try beforeChange(plan)
             try db.execute("PRAGMA defer_foreign_keys = ON")
             for table in order {
                 let (columns, from) = try selection(table)

@@ -126,11 +126,12 @@ public struct SnapshotRestorer {
             try copyAside(path, to: aside, inflight: inflight)
             safetyCopy = aside
         }
+        try catalog.auditFirst(action: "restore", snapshotID: snapshot.id,
+                               detail: "into \(path)" + (rollForward == nil ? "" : ", rolled forward by the archive")
+                                   + (safetyCopy.map { "; previous database kept at \($0)" } ?? ""))
         // The old database's journal/WAL must not be replayed onto the restored file.
         for suffix in Self.sidecars { unlink(path + suffix) }
         try DurableFile.commit(temporary: temporary, to: path)
-        try catalog.addAudit(action: "restore", snapshotID: snapshot.id,
-                             detail: "restored into \(path)" + (safetyCopy.map { "; previous database kept at \($0)" } ?? ""))
         return RestoreOutcome(path: path, safetyCopy: safetyCopy, bytes: fetched.databaseBytes, tables: tables,
                               structure: structure, unchecked: unchecked)
     }

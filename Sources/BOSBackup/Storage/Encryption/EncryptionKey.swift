@@ -104,6 +104,14 @@ public struct EncryptionKey: Equatable, CustomStringConvertible, CustomDebugStri
 
     /// Reads a key file, refusing one that group or others can access.
     public static func load(path: String) throws -> EncryptionKey {
+        var buffer = try readPrivateFile(path: path)
+        defer { for i in buffer.indices { buffer[i] = 0 } }
+        return try parse(fileBytes: buffer[...], path: path)
+    }
+
+    /// The bytes of a small key file (at most `maxFileSize`), refused unless it is a
+    /// regular file no group or other may access. The caller zeroes them when done.
+    static func readPrivateFile(path: String) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
@@ -136,8 +144,13 @@ public struct EncryptionKey: Equatable, CustomStringConvertible, CustomDebugStri
             if n == 0 { break }
             total += n
         }
-        defer { for i in buffer.indices { buffer[i] = 0 } }
-        return try parse(fileBytes: buffer[..<total], path: path)
+        guard total <= maxFileSize else {
+            for i in buffer.indices { buffer[i] = 0 }
+            throw EncryptionKeyError.badFormat(path: path, reason: "file is far too large")
+        }
+        let bytes = Array(buffer[..<total])
+        for i in buffer.indices { buffer[i] = 0 }
+        return bytes
     }
 
     static func parse(fileBytes: ArraySlice<UInt8>, path: String) throws -> EncryptionKey {
@@ -173,12 +186,17 @@ public struct EncryptionKey: Equatable, CustomStringConvertible, CustomDebugStri
     /// appears complete or not at all (written aside, fsynced, then hard-linked
     /// into place; on file systems without hard links, created in place).
     public func write(to path: String) throws {
+        try Self.writeNewPrivateFile(Array(fileText.utf8), to: path)
+    }
+
+    /// Writes a new file of `text` with mode 0600 (the way `write(to:)` writes a key):
+    /// never over anything, complete or not at all.
+    static func writeNewPrivateFile(_ text: [UInt8], to path: String, mode: mode_t = 0o600) throws {
         if anythingExists(at: path) { throw EncryptionKeyError.exists(path: path) }
-        let text = Array(fileText.utf8)
         let directory = (path as NSString).deletingLastPathComponent
         let temporary = DurableFile.temporaryName(for: path)
         do {
-            try writeSynced(text, to: temporary)
+            try writeSynced(text, to: temporary, mode: mode)
         } catch {
             unlink(temporary)
             throw EncryptionKeyError.writeFailed(path: path, reason: "\(error)")
@@ -192,7 +210,7 @@ public struct EncryptionKey: Equatable, CustomStringConvertible, CustomDebugStri
             case EPERM, ENOTSUP, EOPNOTSUPP, ENOSYS, EMLINK, EXDEV:
                 // No hard links here (some FUSE and FAT file systems): create in place.
                 do {
-                    try writeSynced(text, to: path)
+                    try writeSynced(text, to: path, mode: mode)
                 } catch let error as FileError where error.errno == EEXIST {
                     throw EncryptionKeyError.exists(path: path)
                 } catch {
@@ -210,14 +228,14 @@ public struct EncryptionKey: Equatable, CustomStringConvertible, CustomDebugStri
         }
     }
 
-    private func writeSynced(_ bytes: [UInt8], to path: String) throws {
-        let file = try FileHandleFD(creating: path, mode: 0o600)   // O_EXCL, then fchmod 0600
+    private static func writeSynced(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
+        let file = try FileHandleFD(creating: path, mode: mode)   // O_EXCL, then fchmod
         try file.write(bytes)
         try file.sync()
     }
 
     /// Also true for a dangling symlink (`stat` would say no).
-    private func anythingExists(at path: String) -> Bool {
+    private static func anythingExists(at path: String) -> Bool {
         var st = stat()
         return lstat(path, &st) == 0
     }
