@@ -22,6 +22,7 @@ struct ArchiveCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "archive")
             let policy = try context.requirePolicy()
             let only = try context.database(database)
             let archives = policy.archives.filter { only == nil || $0.database == only }

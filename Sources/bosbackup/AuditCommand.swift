@@ -21,6 +21,7 @@ struct AuditCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let context = try Context(common)
+                try context.authorize(.auditor, "audit list")
                 guard limit > 0 else { throw UsageError("--limit must be at least 1") }
                 let rows = try context.openCatalog(readOnly: true).auditTrail(limit: limit)
                 if json {
@@ -51,6 +52,7 @@ struct AuditCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let context = try Context(common)
+                try context.authorize(.auditor, "audit verify")
                 let policy = try context.requirePolicy()
                 let catalog = try context.openCatalog(readOnly: true)
                 let keyPath = publicKey.map(Context.absolute) ?? context.auditKeyFolder(policy) + "/" + AuditSealKey.publicFileName
@@ -91,8 +93,14 @@ struct AuditCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let context = try Context(common)
+                try context.authorize(.operator, "audit seal")
                 let catalog = try context.openCatalog()
                 let outcome = try await context.sealAudit(catalog, force: true)
+                if outcome.keyCreated, let policy = context.policy {
+                    Console.out("made the audit seal key \(context.auditKeyFolder(policy))/\(AuditSealKey.privateFileName) (mode 0600) and its "
+                                + "public half \(AuditSealKey.publicFileName): give the auditors a copy of the public half")
+                }
+                for (target, error) in outcome.failures { Console.error("could not store the audit seal on \(target): \(error)") }
                 guard let sealed = outcome.sealed else {
                     if !outcome.failures.isEmpty { return ExitStatus.failed }
                     Console.out("nothing to seal: the newest row is sealed already")
@@ -113,24 +121,25 @@ extension Context {
 
     func repository(named name: String) throws -> Repository { Repository(target: try target(named: name)) }
 
-    /// Seals the head when due (or, with `force`, whenever it moved). Failures to
-    /// store a seal are printed: the command's own work stands.
-    @discardableResult
+    /// Seals the head when due (or, with `force`, whenever it moved); prints nothing.
     func sealAudit(_ catalog: Catalog, force: Bool = false) async throws -> AuditSealOutcome {
         guard let policy else { return AuditSealOutcome() }
         let sealer = AuditSealer(catalog: catalog, host: policy.host, keyFolder: auditKeyFolder(policy),
                                  sealing: policy.auditSealing, clock: clock)
-        let outcome = try await sealer.sealIfDue(targets: policy.targets.map(\.name), force: force, open: repository(named:))
-        if outcome.keyCreated {
-            Console.error("made the audit seal key \(auditKeyFolder(policy))/\(AuditSealKey.privateFileName) (mode 0600) and its public half "
-                          + "\(AuditSealKey.publicFileName); give the auditors a copy of the public half")
-        }
-        for (target, error) in outcome.failures { Console.error("could not store the audit seal on \(target): \(error)") }
-        return outcome
+        return try await sealer.sealIfDue(targets: policy.targets.map(\.name), force: force, open: repository(named:))
     }
 
-    /// After an audited command: seal when due, never failing the command for it.
-    func sealAuditIfDue(_ catalog: Catalog) async {
-        do { try await sealAudit(catalog) } catch { Console.error("could not seal the audit trail: \(error)") }
+    /// After `run` and each daemon pass: seal when due. A seal that one target missed is
+    /// anchored by the others (and that target's trouble is the jobs' to report); only a
+    /// seal no target took is said, as a warning: the run's own work stands.
+    func sealAuditIfDue(_ catalog: Catalog, output: RunOutput) async {
+        do {
+            let outcome = try await sealAudit(catalog)
+            if outcome.sealed == nil, let first = outcome.failures.first {
+                output.failure("could not seal the audit trail on any target (\(first.target): \(first.error))", priority: .warning)
+            }
+        } catch {
+            output.failure("could not seal the audit trail: \(error)", priority: .warning)
+        }
     }
 }

@@ -24,6 +24,7 @@ struct BackupCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "backup")
             // Every mistake in the flags is found before the catalog is touched: a usage
             // error records no run (a production job's failed run would turn status red).
             let (request, destination) = try validatedRequest(context)

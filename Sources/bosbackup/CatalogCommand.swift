@@ -23,6 +23,7 @@ struct CatalogCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let context = try Context(common)
+                try context.authorize(.admin, "catalog rebuild")
                 let catalog = try context.openCatalog()
                 let lock = try context.lock()
                 defer { withExtendedLifetime(lock) {} }

@@ -14,6 +14,7 @@ struct CheckCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "check")
             let policy = try context.requirePolicy()
             let checks = await Preflight(policy: policy, catalogPath: context.catalogPath, scratch: context.scratch,
                                          clock: context.clock) { try context.open($0) }.run()

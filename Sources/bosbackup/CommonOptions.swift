@@ -83,7 +83,11 @@ struct Context {
     /// (status, snapshots, schedule show): those never create or change it.
     func openCatalog(readOnly: Bool = false) throws -> Catalog {
         guard let catalogPath else { throw UsageError("no catalog: give --catalog FILE or --config FILE (or set BOSBACKUP_CONFIG)") }
-        guard readOnly else { return try Catalog(path: catalogPath, clock: clock) }
+        guard readOnly else {
+            let catalog = try Catalog(path: catalogPath, clock: clock)
+            shareFiles()
+            return catalog
+        }
         do {
             return try Catalog(readingAt: catalogPath, clock: clock)
         } catch CatalogError.olderSchema where access(catalogPath, W_OK) == 0 {

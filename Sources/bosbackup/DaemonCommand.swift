@@ -21,6 +21,7 @@ struct DaemonCommand: AsyncParsableCommand {
         try await reporting {
             guard common.now == nil else { throw UsageError("the daemon runs on the real clock; use `run --now` to simulate time") }
             let context = try Context(common)
+            try context.authorize(.operator, "daemon")
             let policy = try context.requirePolicy()
             let output = RunOutput(style: .daemon, context: context)
             // The schedule, and the WAL archive beside it (its own catalog connection, its own lock).
@@ -108,7 +109,7 @@ struct DaemonCommand: AsyncParsableCommand {
                 output.done("finished deletions an earlier run left: \(report.resumedDeletions.map(\.shortID).joined(separator: ", "))")
             }
             for line in RunCommand.warnings(report) { output.failure(line, priority: .warning) }
-            await context.sealAuditIfDue(opened)
+            await context.sealAuditIfDue(opened, output: output)
             _ = context.writeMetrics(opened, output: output)
             context.notify(NotifyEvent.failures(in: report, policy: scheduled.policy, at: context.clock.now(), exitCode: ExitStatus.code(for:)),
                            output: output)

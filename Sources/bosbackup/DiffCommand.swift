@@ -26,6 +26,7 @@ struct DiffCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "diff")
             let catalog = try context.openCatalog()
             let copy = try await context.copyToCompare(catalog, snapshot: snapshot, pointInTime, database)
             let progress = ProgressLine()

@@ -20,6 +20,7 @@ struct DrillCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "drill")
             let catalog = try context.openCatalog()
             let policy = context.policy ?? Policy()
             let lock = try context.lock()
@@ -31,6 +32,7 @@ struct DrillCommand: AsyncParsableCommand {
             let outcome = try await DrillJob(verifier: verifier, policy: policy, reportFolder: folder)
                 .run(scheduledFor: nil, openTarget: context.target(named:)) { try context.target(for: $0) }
             let result = outcome.result
+            context.shareFiles()
             if json {
                 Console.json(["ok": result.ok, "rto_seconds": result.rto, "seconds": result.seconds,
                               "report_markdown": outcome.markdown, "report_html": outcome.html,

@@ -11,9 +11,15 @@ struct KeyCommand: AsyncParsableCommand {
             abstract: "Write a new random AES-256 key file (mode 0600; never overwrites).",
             discussion: "Keep a copy somewhere safe and apart from the backups: without it, encrypted snapshots cannot be restored.")
         @Argument(help: "Path of the new key file.") var path: String
+        @OptionGroup var common: CommonOptions
 
         func run() async throws {
             try await reporting {
+                let context = try Context(common)
+                try context.authorize(.admin, "key generate")
+                if context.catalogPath != nil {
+                    try context.openCatalog().auditFirst(action: "key", detail: "generating a key file at \(Context.absolute(path))")
+                }
                 let key = EncryptionKey.generate()
                 let folder = (Context.absolute(path) as NSString).deletingLastPathComponent
                 let made = !DurableFile.exists(folder)

@@ -24,6 +24,7 @@ struct NotifyCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "notify")
             let policy = try context.requirePolicy()
             let kind: NotifyEvent.Kind
             let error: String

@@ -20,6 +20,7 @@ struct PruneCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(dryRun ? .auditor : .admin, dryRun ? "prune --dry-run" : "prune")
             let policy = try context.requirePolicy()
             let catalog = try context.openCatalog()
             let scheduled = try context.scheduler(catalog)

@@ -29,6 +29,7 @@ struct RecoverCommand: AsyncParsableCommand {
         try await reporting {
             guard (sql != nil) != apply else { throw UsageError("give exactly one of --sql FILE (review) or --apply") }
             let context = try Context(common)
+            try context.authorize(apply ? .admin : .operator, apply ? "recover --apply" : "recover --sql")
             // Before minutes of restoring: a review file already there is never replaced.
             if let sql, DurableFile.exists(Context.absolute(sql)) { throw RecoveryError.reviewFileExists(Context.absolute(sql)) }
             let catalog = try context.openCatalog()

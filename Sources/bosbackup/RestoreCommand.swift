@@ -38,6 +38,7 @@ struct RestoreCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(into.map { context.restoreRole(into: Context.absolute($0)) } ?? .operator, into.map { "restore --into \(Context.absolute($0))" } ?? "restore --live (triage into scratch)")
             let catalog = try context.openCatalog()
             if try pointInTime.asked() {
                 guard (into == nil) != (live == nil), snapshot == nil, latest == nil else {

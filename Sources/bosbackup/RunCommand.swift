@@ -39,6 +39,7 @@ struct RunCommand: AsyncParsableCommand {
 
     private func runPolicy() async throws -> Int32 {
         let context = try Context(common)
+        try context.authorize(dryRun ? .auditor : .operator, dryRun ? "run --dry-run" : "run")
         let output = RunOutput(style: quiet ? .quiet : .report, context: context)
         do {
             return try await runPolicy(context, output: output)
@@ -93,7 +94,8 @@ struct RunCommand: AsyncParsableCommand {
         }
         // What needs attention, after every job ran: one line each on stderr.
         for line in RunCommand.warnings(report) { output.failure(line, priority: .warning) }
-        await context.sealAuditIfDue(catalog)
+        await context.sealAuditIfDue(catalog, output: output)
+        context.shareFiles()   // a drill's new report
         // Metrics first: monitoring should see the failure before a slow notify command ends.
         let metricsWritten = context.writeMetrics(catalog, output: output)
         context.notify(NotifyEvent.failures(in: report, policy: scheduled.policy, at: context.clock.now(), exitCode: ExitStatus.code(for:)),

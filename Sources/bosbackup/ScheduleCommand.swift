@@ -39,6 +39,7 @@ struct ScheduleCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let context = try Context(common)
+                try context.authorize(.auditor, "schedule show")
                 let policy = try context.requirePolicy()
                 let now = context.clock.now()
                 let zone = policy.timeZone
@@ -121,6 +122,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 guard crontab != systemd else { throw UsageError("give exactly one of --crontab or --systemd") }
+                // Writing units or a crontab changes what runs as whom: an admin's job. Printing them shows nothing secret.
+                if let write { try Context(common).authorize(.admin, "schedule install --write \(write)") }
                 let config = common.config.map(Context.absolute) ?? ProcessInfo.processInfo.environment["BOSBACKUP_CONFIG"].map(Context.absolute)
                     ?? "/etc/bosbackup/bos.yml"
                 let named = unitConfig.map(Context.absolute) ?? config

@@ -14,6 +14,7 @@ struct ScratchCommand: AsyncParsableCommand {
         func run() async throws {
             try await reporting {
                 let context = try Context(common)
+                try context.authorize(.operator, "scratch clean")
                 // Triage copies are evidence of an incident: their removal is on the trail (when there is one).
                 if context.catalogPath != nil { try context.openCatalog().auditFirst(action: "scratch-clean", detail: "removing \(context.scratch)") }
                 let removed = try ScratchFolder(path: context.scratch).clean()

@@ -14,6 +14,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.auditor, "snapshots")
             let catalog = try context.openCatalog(readOnly: true)
             let only = try context.database(database)
             let snapshots = try catalog.snapshots(job: job).filter { only == nil || $0.databaseName == only }

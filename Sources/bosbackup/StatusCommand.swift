@@ -19,6 +19,7 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.auditor, "status")
             let policy = try context.requirePolicy()
             let catalog = try context.openCatalog(readOnly: true)
             let statusReport = StatusReport(policy: policy, catalog: catalog, clock: context.clock)

@@ -36,6 +36,7 @@ struct TimelineCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "timeline")
             // A wrong live path is said before minutes of restoring and walking, not after.
             if let live { _ = try ConsistentCopy.openSource(Context.absolute(live)) }
             let catalog = try context.openCatalog()

@@ -22,6 +22,7 @@ struct VerifyCommand: AsyncParsableCommand {
     func run() async throws {
         try await reporting {
             let context = try Context(common)
+            try context.authorize(.operator, "verify")
             let catalog = try context.openCatalog()
             if restore && !chain { throw UsageError("--restore goes with --chain") }
             if chain {

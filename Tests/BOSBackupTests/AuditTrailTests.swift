@@ -37,7 +37,9 @@ final class AuditTrailTests: XCTestCase {
         }
         let sealed = try bosbackup("audit", "seal", "--config", config)
         XCTAssertEqual(sealed.status, 0, sealed.stderr)
-        XCTAssertTrue(sealed.stdout.contains("sealed row \(rows) on nas, offsite"), sealed.stdout)
+        // Making the key is on the trail too: the seal covers that row.
+        XCTAssertTrue(sealed.stdout.contains("sealed row \(rows + 1) on nas, offsite"), sealed.stdout)
+        XCTAssertTrue(sealed.stdout.contains("made the audit seal key"), sealed.stdout)
     }
 
     /// A copy of the catalog with `tamper` done to it by plain SQL, as anyone holding the file could.
@@ -56,7 +58,7 @@ final class AuditTrailTests: XCTestCase {
         try sealedTrail()
         let clean = try verify()
         XCTAssertEqual(clean.status, 0, clean.stdout + clean.stderr)
-        XCTAssertTrue(clean.stdout.contains("audit trail ok: 12 rows chained, 2 seals verified"), clean.stdout)
+        XCTAssertTrue(clean.stdout.contains("audit trail ok: 13 rows chained, 2 seals verified"), clean.stdout)
         let swap = """
             UPDATE audit SET id = -3 WHERE id = 3; UPDATE audit SET id = 3 WHERE id = 5; UPDATE audit SET id = 5 WHERE id = -3;
             """
@@ -92,7 +94,7 @@ final class AuditTrailTests: XCTestCase {
         XCTAssertEqual(AuditVerifier.checkChain(try AuditChain.rows(db), trail: trail), [], "the forged chain is self-consistent")
         let result = try verify(catalog: copy)
         XCTAssertEqual(result.status, 4, result.stdout + result.stderr)
-        XCTAssertTrue(result.stderr.contains("row 12 is not the row the seal of"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("row 13 is not the row the seal of"), result.stderr)
         XCTAssertTrue(result.stderr.contains("on nas") && result.stderr.contains("on offsite"), result.stderr)
     }
 
@@ -114,7 +116,7 @@ final class AuditTrailTests: XCTestCase {
         let result = try verify()
         XCTAssertEqual(result.status, 1, result.stdout + result.stderr)
         XCTAssertTrue(result.stderr.contains("could not read the seals on offsite"), result.stderr)
-        XCTAssertTrue(result.stdout.contains("chain ok (12 rows)"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("chain ok (13 rows)"), result.stdout)
     }
 
     /// Fail closed: with the trail unwritable (a full disk, an attacker's trigger),
@@ -173,15 +175,16 @@ final class AuditTrailTests: XCTestCase {
         func seal(_ now: Date) throws -> Int64? { try runAsync { try await sealer(now).sealIfDue(targets: ["nas"]) { _ in nas } }.sealed?.rowID }
         XCTAssertNil(try seal(start), "an empty trail has nothing to seal")
         try catalog.addAudit(action: "a", snapshotID: nil, detail: "")
-        XCTAssertEqual(try seal(start), 1, "the first row is sealed at once")
+        XCTAssertEqual(try seal(start), 2, "the first row is sealed at once, with the row saying the key was made")
+        XCTAssertEqual(try catalog.auditTrail(limit: 1).first?.action, "seal-key")
         XCTAssertNil(try seal(start))
         for _ in 0..<2 { try catalog.addAudit(action: "a", snapshotID: nil, detail: "") }
         XCTAssertNil(try seal(start.addingTimeInterval(60)), "2 rows since the seal, within the hour")
-        XCTAssertEqual(try seal(start.addingTimeInterval(3_600)), 3, "an hour on, the moved head is sealed")
+        XCTAssertEqual(try seal(start.addingTimeInterval(3_600)), 4, "an hour on, the moved head is sealed")
         for _ in 0..<3 { try catalog.addAudit(action: "a", snapshotID: nil, detail: "") }
-        XCTAssertEqual(try seal(start.addingTimeInterval(3_660)), 6, "3 rows since the seal")
+        XCTAssertEqual(try seal(start.addingTimeInterval(3_660)), 7, "3 rows since the seal")
         XCTAssertNil(try seal(start.addingTimeInterval(90_000)), "the head did not move")
         let stored = try runAsync { try await nas.auditSeals(host: "store-1", trail: try catalog.auditTrailID()) }
-        XCTAssertEqual(stored.compactMap { $0.seal?.rowID }, [1, 3, 6])
+        XCTAssertEqual(stored.compactMap { $0.seal?.rowID }, [2, 4, 7])
     }
 }

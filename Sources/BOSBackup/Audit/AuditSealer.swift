@@ -48,9 +48,13 @@ public struct AuditSealer {
 
     public func sealIfDue(targets: [String], force: Bool = false, open: (String) throws -> Repository) async throws -> AuditSealOutcome {
         var outcome = AuditSealOutcome()
-        guard let head = try due(force: force), !targets.isEmpty else { return outcome }
+        guard var head = try due(force: force), !targets.isEmpty else { return outcome }
         let (key, created) = try AuditSealKey.loadOrCreate(folder: keyFolder)
         outcome.keyCreated = created
+        if created {
+            head = try catalog.addAudit(action: "seal-key", snapshotID: nil,
+                                        detail: "made the audit seal key pair in \(keyFolder) (public key \(key.publicKeyBase64))")
+        }
         let seal = try AuditSeal.make(trail: try catalog.auditTrailID(), host: host, row: head, at: clock.now(), key: key)
         var stored: [String] = []
         var objectKey = ""

@@ -56,7 +56,10 @@ public final class Catalog {
         } catch let error as SQLiteError where error.isCorruptOrNotADatabase {
             throw CatalogError.unreadable(path: path, why: "\(error.message) (run `bosbackup catalog rebuild` to recover it from the targets)")
         }
-        for suffix in ["-wal", "-shm"] { chmod(path + suffix, 0o600) }
+        // The sidecars as private as the catalog (0600; 0640 where roles share it with auditors).
+        var st = stat()
+        let mode: mode_t = stat(path, &st) == 0 ? (st.st_mode & 0o640) | 0o600 : 0o600
+        for suffix in ["-wal", "-shm"] { chmod(path + suffix, mode) }
     }
 
     /// Opens an existing catalog to read only: never creates a file or a

@@ -108,6 +108,8 @@ public struct Policy: Sendable {
     public var archives: [Archive] = []
     /// When the audit trail's head is sealed onto the targets (`audit:`).
     public var auditSealing = AuditSealing()
+    /// Who may do what (`roles:`); nil: no roles, whoever may run bosbackup may do anything (v1).
+    public var roles: RolePolicy?
     public func archive(of database: String) -> Archive? { archives.first { $0.database == database } }
 
     public init(timeZone: TimeZone = TimeZone(identifier: "UTC")!, host: String = PolicyLoader.machineHostname()) {

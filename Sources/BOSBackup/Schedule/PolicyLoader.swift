@@ -62,7 +62,7 @@ public struct PolicyLoader {
             throw PolicyError(file: file, line: nil, keyPath: "", message: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
         let top = try mapping(root, "", allowed: ["host", "timezone", "source", "databases", "catalog", "scratch", "targets", "jobs", "drill",
-                                                  "compression", "metrics", "notify", "archive", "audit"])
+                                                  "compression", "metrics", "notify", "archive", "audit", "roles"])
         let absoluteFolder = folder.hasPrefix("/") ? folder : FileManager.default.currentDirectoryPath + "/" + folder
         func resolve(_ path: String) -> String {
             path.hasPrefix("/") ? path : (absoluteFolder as NSString).appendingPathComponent(path)
@@ -159,6 +159,7 @@ public struct PolicyLoader {
         if let node = top["notify"] { policy.notify = try notify(node) }
         if let node = top["archive"] { policy.archives = try archives(node, in: policy) }
         if let node = top["audit"] { policy.auditSealing = try auditSealing(node) }
+        if let node = top["roles"] { policy.roles = try roles(node) }
         return policy
     }
 
