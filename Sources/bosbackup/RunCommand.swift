@@ -260,7 +260,7 @@ extension Context {
     /// removed from the policy), so they can finish instead of waiting forever.
     func scheduler(_ catalog: Catalog) throws -> ScheduledRun {
         var scheduled = try scheduledRun(catalog)
-        scheduled.openSnapshotTarget = { try self.target(for: $0) }
+        scheduled.openSnapshotTarget = { try self.target(for: $0, role: .prune) }   // deletions: the prune credentials
         return scheduled
     }
 }

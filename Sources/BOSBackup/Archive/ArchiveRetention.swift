@@ -13,6 +13,9 @@ public struct ArchiveRetention {
         public var failed: [DeletionFailure] = []
         /// Objects a target did not delete (unlisted garbage now), and why.
         public var leftovers: [(key: String, why: String)] = []
+        /// Generations left in place because a target still locks their newest segment (Object
+        /// Lock): kept, cataloged as they were, and removed by a later prune.
+        public var locked: [(generation: WALGeneration, until: Date)] = []
     }
 
     public let catalog: Catalog
@@ -32,11 +35,15 @@ public struct ArchiveRetention {
         let generations = try catalog.generations(database: archive.database, host: host)
         for generation in generations.dropLast() where generation.endedAt != nil {
             guard try catalog.coverageEnd(of: generation) < cutoff else { continue }
-            outcome.generations.append(generation)
             var objects: [(target: String, key: String)] = []
             for target in try catalog.segmentTargets(generation: generation.id) {
                 objects += try catalog.segments(generation: generation.id, target: target).map { (target, $0.objectKey) }
             }
+            if let until = await lockedUntil(objects) {
+                outcome.locked.append((generation, until))
+                continue
+            }
+            outcome.generations.append(generation)
             outcome.segments += objects.count
             if dryRun { continue }
             let namespace = RepositoryNamespace(host: host, database: archive.database)
@@ -45,7 +52,7 @@ public struct ArchiveRetention {
             try catalog.addAudit(action: "prune", snapshotID: generation.baseSnapshot,
                                  detail: "archive generation \(generation.id) removed: it covers nothing newer than retain (\(Duration.format(retain)))")
             for (target, key) in objects + markerTargets.map({ ($0, namespace.generationMarkerKey(generation.id)) }) {
-                do { try await openTarget(target).delete(key: key) } catch { outcome.leftovers.append((key, "\(error)")) }
+                do { try await Repository(target: openTarget(target)).deleteObject(key: key) } catch { outcome.leftovers.append((key, "\(error)")) }
             }
         }
         // Base snapshots nothing needs any more: not a remaining generation's base, not in
@@ -63,5 +70,21 @@ public struct ArchiveRetention {
             if let failure = try await pruner.delete(base, reason: "no archive generation starts from it any more") { outcome.failed.append(failure) }
         }
         return outcome
+    }
+
+    /// When the lock on a generation's segments ends, if any target still holds one: its last
+    /// segment on each target is checked (segments are written in order, each locked for the
+    /// same time, so the last is locked longest). A lock that cannot be read is left to the
+    /// deletion, which then reports why.
+    private func lockedUntil(_ objects: [(target: String, key: String)]) async -> Date? {
+        var last: [String: String] = [:]
+        for (target, key) in objects { last[target] = key }
+        var latest: Date?
+        for (target, key) in last {
+            guard let store = try? openTarget(target), store.locksObjects,
+                  let until = try? await Repository(target: store).lockedUntil(keys: [key], now: Date()) else { continue }
+            latest = max(latest ?? until, until)
+        }
+        return latest
     }
 }

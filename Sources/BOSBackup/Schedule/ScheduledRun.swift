@@ -204,13 +204,30 @@ public struct ScheduledRun {
         var outcome = RetentionOutcome(plan: try retentionPlan(job, justTaken: justTaken))
         for decision in outcome.plan where !decision.keep {
             let reason = "retention of job \(job.name): \(decision.reasons.joined(separator: ", "))"
-            if let failure = try await pruner.delete(decision.snapshot, reason: reason) {
-                outcome.failed.append(failure)
-            } else {
-                outcome.deleted.append(decision.snapshot)
+            switch try await pruner.deleteUnlessLocked(decision.snapshot, reason: reason) {
+            case .deleted: outcome.deleted.append(decision.snapshot)
+            case .locked(let until): outcome.locked.append(LockedSnapshot(snapshot: decision.snapshot, lockedUntil: until))
+            case .failed(let failure): outcome.failed.append(failure)
             }
         }
+        try await extendLocks(of: outcome.plan.filter(\.keep).map(\.snapshot), &outcome)
         return outcome
+    }
+
+    /// What retention keeps stays locked while it is kept: each kept snapshot's objects get
+    /// their lock pushed out (a kept incremental keeps its parents, so a chain's full too).
+    /// By the real clock, as the server's locks are. A target that fails is reported, not fatal.
+    private func extendLocks(of kept: [SnapshotRecord], _ outcome: inout RetentionOutcome) async throws {
+        for snapshot in kept {
+            guard let target = try? openSnapshotTarget(snapshot), target.locksObjects else { continue }
+            do {
+                outcome.locksExtended += try await Repository(target: target).extendLocks(of: snapshot, now: Date())
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                outcome.lockProblems.append("lock of snapshot \(snapshot.shortID) on \(snapshot.target) not extended: \(error)")
+            }
+        }
     }
 
     /// Retries the deletions earlier runs left marked (what `prune` does after retention).
