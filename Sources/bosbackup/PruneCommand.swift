@@ -67,6 +67,7 @@ struct PruneCommand: AsyncParsableCommand {
             for archive in job == nil ? policy.archives : [] {
                 let outcome = try await context.archiveRetention(catalog).apply(archive, host: policy.host, dryRun: dryRun)
                 failures += outcome.failed
+                lockProblems += outcome.lockProblems
                 archiveReport.append(["database": archive.database, "generations": outcome.generations.map(\.id), "segments": outcome.segments,
                                       "base_snapshots": outcome.bases.map(\.id), "leftovers": outcome.leftovers.map(\.key),
                                       "locked": outcome.locked.map { ["generation": $0.generation.id, "locked_until": ISO8601.string($0.until)] }])

@@ -14,6 +14,10 @@ public struct JobOutcome: Sendable {
     /// deletions a target refused are in `deletionFailures`.
     public var retentionError: String?
     public var deletionFailures: [DeletionFailure] = []
+    /// Snapshots retention left in place because their objects are still locked, and the
+    /// locks of kept snapshots that could not be extended (reported, never a failure).
+    public var locked: [LockedSnapshot] = []
+    public var lockProblems: [String] = []
     /// A snapshot stored although its check at backup failed (a damaged source): the
     /// failure is a failed verification, and names the snapshot.
     public var damagedSnapshot: SnapshotRecord?
@@ -152,6 +156,7 @@ public struct ScheduledRun {
                 do {
                     let retention = try await applyRetention(job, justTaken: snapshot.id)
                     (outcome.retention, outcome.deleted, outcome.deletionFailures) = (retention.plan, retention.deleted, retention.failed)
+                    (outcome.locked, outcome.lockProblems) = (retention.locked, retention.lockProblems)
                 } catch is CancellationError {
                     throw CancellationError()
                 } catch {
