@@ -20,8 +20,8 @@ extension Context {
 extension Context {
     /// The archive's retention with this command's clock and targets.
     func archiveRetention(_ catalog: Catalog) -> ArchiveRetention {
-        ArchiveRetention(catalog: catalog, clock: clock, openTarget: target(named:),
-                         pruner: Pruner(catalog: catalog, openTarget: target(for:)))
+        ArchiveRetention(catalog: catalog, clock: clock, openTarget: { try target(named: $0, role: .prune) },
+                         pruner: Pruner(catalog: catalog, openTarget: { try target(for: $0, role: .prune) }))
     }
 
     /// One line of what archive retention removed (or would).

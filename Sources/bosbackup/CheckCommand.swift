@@ -16,8 +16,10 @@ struct CheckCommand: AsyncParsableCommand {
             let context = try Context(common)
             try context.authorize(.operator, "check")
             let policy = try context.requirePolicy()
-            let checks = await Preflight(policy: policy, catalogPath: context.catalogPath, scratch: context.scratch,
-                                         clock: context.clock) { try context.open($0) }.run()
+            var preflight = Preflight(policy: policy, catalogPath: context.catalogPath, scratch: context.scratch,
+                                      clock: context.clock) { try context.open($0, role: $1) }
+            preflight.environment = context.environment
+            let checks = await preflight.run()
             if json {
                 Console.json(["ok": checks.allSatisfy(\.ok),
                               "checks": checks.map { ["subject": $0.subject, "ok": $0.ok, "detail": $0.detail] }])

@@ -97,17 +97,21 @@ struct Context {
     }
 
     /// The target a snapshot lives on: by its name in the policy, else the URL the catalog recorded.
-    func target(for snapshot: SnapshotRecord) throws -> Target {
-        if let configured = policy?.target(named: snapshot.target) { return try open(configured) }
-        return try open(url: snapshot.targetURL).target
+    func target(for snapshot: SnapshotRecord) throws -> Target { try target(for: snapshot, role: .write) }
+    func target(named name: String) throws -> Target { try target(named: name, role: .write) }
+
+    /// The same, opened with the credentials of `role` (`.prune` for deletions).
+    func target(for snapshot: SnapshotRecord, role: CredentialRole) throws -> Target {
+        if let configured = policy?.target(named: snapshot.target) { return try open(configured, role: role) }
+        return try open(url: snapshot.targetURL, role: role).target
     }
 
-    func target(named name: String) throws -> Target {
+    func target(named name: String, role: CredentialRole) throws -> Target {
         guard let configured = policy?.target(named: name) else {
             let known = policy?.targets.map(\.name).joined(separator: ", ") ?? "none (no policy file)"
             throw UsageError("unknown target \"\(name)\" (targets: \(known))")
         }
-        return try open(configured)
+        return try open(configured, role: role)
     }
 
     /// A target given on the command line: a policy target's name, or a URL (`file:///…`,
@@ -121,20 +125,21 @@ struct Context {
     /// spelled (see `TargetLocation`): with that target's encryption key and
     /// credentials, so no spelling stores an encrypted target's data in the
     /// clear. The policy target itself goes by its name; a place inside it by its URL.
-    func open(url: String) throws -> (name: String, target: Target) {
+    func open(url: String, role: CredentialRole = .write) throws -> (name: String, target: Target) {
         let location = try TargetLocation(url: url)
         let holders = try (policy?.targets ?? []).map { ($0, try TargetLocation(url: $0.url)) }.filter { $0.1.contains(location) }
         guard let (configured, holder) = holders.max(by: { $0.1.depth < $1.1.depth }) else {
             return (url, try TargetFactory.open(url: url, environment: environment))
         }
-        if holder == location { return (configured.name, try open(configured)) }
+        // A view of the bucket's past (`as_of=`) is not the policy target itself: it opens by its URL.
+        if holder == location, (try? S3Location(parsing: url))?.asOf == nil { return (configured.name, try open(configured, role: role)) }
         var inside = configured
         inside.url = url
-        return (url, try open(inside))
+        return (url, try open(inside, role: role))
     }
 
-    func open(_ target: Policy.TargetConfig) throws -> Target {
-        try TargetFactory.open(target, environment: environment)
+    func open(_ target: Policy.TargetConfig, role: CredentialRole = .write) throws -> Target {
+        try TargetFactory.open(target, role: role, environment: environment)
     }
 
     /// The database `--database` names (checked against the policy), else the

@@ -116,7 +116,7 @@ struct RunCommand: AsyncParsableCommand {
             if let error = o.error {
                 output.failure("\(job): FAILED — \(error)\(report)", priority: .error)
             } else if let s = o.snapshot {
-                var retention = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.shortID).joined(separator: ", "))"
+                var retention = (o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.shortID).joined(separator: ", "))") + Self.lockedNote(o)
                 if !o.deletionFailures.isEmpty { retention += "; retention could not delete \(o.deletionFailures.map(\.snapshot.shortID).joined(separator: ", "))" }
                 output.done("\(job): snapshot \(s.shortID) stored on \(s.target) (\(Console.bytes(s.storedBytes)))\(retention)")
             } else {
@@ -127,6 +127,14 @@ struct RunCommand: AsyncParsableCommand {
             output.done("finished \(report.resumedDeletions.count) deletion\(report.resumedDeletions.count == 1 ? "" : "s") an earlier run left: "
                 + report.resumedDeletions.map(\.id).joined(separator: ", "))
         }
+    }
+
+    /// Snapshots retention kept because their target still locks them (object_lock).
+    static func lockedNote(_ o: JobOutcome) -> String {
+        let kept = o.locked.map(\.lockedUntil).max().map {
+            "; retention kept \(o.locked.map(\.snapshot.shortID).joined(separator: ", ")) (locked until \(ISO8601.string($0)) at the latest)"
+        }
+        return (kept ?? "") + (o.lockProblems.isEmpty ? "" : "; \(o.lockProblems.count) locks not extended: \(o.lockProblems[0])")
     }
 
     static func printReport(_ report: RunReport, context: Context) {
@@ -144,7 +152,7 @@ struct RunCommand: AsyncParsableCommand {
             if let report = o.report {
                 Console.out("  \(d.job): " + (o.error == nil ? "passed" : Console.red("FAILED") + " — \(o.error!)") + "; report \(report)")
             } else if let s = o.snapshot {
-                var retention = o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.shortID).joined(separator: ", "))"
+                var retention = (o.deleted.isEmpty ? "" : "; retention deleted \(o.deleted.map(\.shortID).joined(separator: ", "))") + Self.lockedNote(o)
                 if !o.deletionFailures.isEmpty {
                     retention += "; retention could not delete \(o.deletionFailures.map(\.snapshot.shortID).joined(separator: ", ")) (see stderr)"
                 }
@@ -205,6 +213,8 @@ struct RunCommand: AsyncParsableCommand {
             item["error"] = outcome.error as Any
             item["deleted"] = outcome.deleted.map(\.id)
             item["not_deleted"] = outcome.deletionFailures.map(\.snapshot.id)
+            item["locked"] = outcome.locked.map { ["id": $0.snapshot.id, "locked_until": ISO8601.string($0.lockedUntil)] }
+            item["lock_problems"] = outcome.lockProblems
             item["retention_error"] = outcome.retentionError as Any
             item["report"] = outcome.report as Any
         }
@@ -263,7 +273,7 @@ extension Context {
     /// removed from the policy), so they can finish instead of waiting forever.
     func scheduler(_ catalog: Catalog) throws -> ScheduledRun {
         var scheduled = try scheduledRun(catalog)
-        scheduled.openSnapshotTarget = { try self.target(for: $0) }
+        scheduled.openSnapshotTarget = { try self.target(for: $0, role: .prune) }   // deletions: the prune credentials
         return scheduled
     }
 }

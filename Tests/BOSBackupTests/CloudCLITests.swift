@@ -81,7 +81,8 @@ final class CloudCLITests: XCTestCase {
         var result = try run("check", "--config", config)
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
         let lines = result.stdout.split(separator: "\n")
-        XCTAssertEqual(lines.count, 5, result.stdout)   // source, catalog folder, scratch, nas, cloud
+        XCTAssertEqual(lines.count, 6, result.stdout)   // source, catalog folder, scratch, nas, cloud, cloud's credentials
+        XCTAssertTrue(result.stdout.contains("credentials cloud: backup") && result.stdout.contains("environment AWS_ACCESS_KEY_ID"), result.stdout)
         XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("ok") }, result.stdout)
         XCTAssertTrue(result.stdout.contains("WAL"), result.stdout)
         XCTAssertTrue(result.stdout.contains("target cloud: reachable, probe written, read back and deleted"), result.stdout)

@@ -27,6 +27,9 @@ final class FaultProxy {
         let method: String
         let target: String
         let contentLength: Int
+        /// Request headers, names in lowercase (what was signed and sent: lock headers, Content-MD5,
+        /// the Authorization header's `Credential=` access key id).
+        var headers: [String: String] = [:]
         var fault: String?
         var path: String { String(target.split(separator: "?", maxSplits: 1).first ?? "") }
         var query: String { target.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "" }
@@ -146,6 +149,7 @@ final class FaultProxy {
         let contentLength = headers.first { $0.0.lowercased() == "content-length" }.flatMap { Int($0.1) } ?? 0
         guard contentLength <= Self.maxBody else { return }
         var request = Request(method: String(requestLine[0]), target: String(requestLine[1]), contentLength: contentLength)
+        for (name, value) in headers { request.headers[name.lowercased()] = value }
 
         lock.lock()
         var action: Action?

@@ -203,10 +203,11 @@ final class MotoServer {
     // MARK: - Per-test buckets
 
     /// A new, empty bucket on this server (named `name`, else a fresh name); returns its name.
-    func makeBucket(_ name: String? = nil, prefix: String = "") async throws -> String {
+    /// `objectLock`: a bucket with Object Lock enabled (and so versioned).
+    func makeBucket(_ name: String? = nil, prefix: String = "", objectLock: Bool = false) async throws -> String {
         let bucket = name ?? "t-" + String(UUID().uuidString.lowercased().prefix(18))
         let location = try S3Location(bucket: bucket, prefix: prefix, endpoint: endpoint)
-        try await S3Target(location: location, credentials: verifiedCredentials ?? Self.credentials).createBucket()
+        try await S3Target(location: location, credentials: verifiedCredentials ?? Self.credentials).createBucket(objectLockEnabled: objectLock)
         return bucket
     }
 

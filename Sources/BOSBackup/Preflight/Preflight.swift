@@ -20,11 +20,13 @@ public struct Preflight {
     public let catalogPath: String?
     public let scratch: String
     public let clock: Clock
-    /// Opens a policy target (with its key and credentials).
-    public let open: (Policy.TargetConfig) throws -> Target
+    /// Opens a policy target (with its key, and the credentials of that access).
+    public let open: (Policy.TargetConfig, CredentialRole) throws -> Target
+    /// Where credentials come from (the environment of the command).
+    public var environment: [String: String] = [:]
 
     public init(policy: Policy, catalogPath: String?, scratch: String, clock: Clock,
-                open: @escaping (Policy.TargetConfig) throws -> Target) {
+                open: @escaping (Policy.TargetConfig, CredentialRole) throws -> Target) {
         self.policy = policy
         self.catalogPath = catalogPath
         self.scratch = scratch
@@ -43,6 +45,7 @@ public struct Preflight {
         checks.append(folder("scratch", scratch, needs: sizes.largestDatabase))
         for target in policy.targets {
             checks.append(await self.target(target, needs: sizes.stored[target.name] ?? 0))
+            if let credentials = credentials(target) { checks.append(credentials) }
         }
         return checks
     }
@@ -89,13 +92,15 @@ public struct Preflight {
         let subject = "target \(config.name)"
         let began = Date()
         do {
-            let target = try open(config)    // loads the key file: refused unless it is private
+            let target = try open(config, .write)    // loads the key file: refused unless it is private
             try await target.checkAccess()
-            guard try await Repository(target: target).probe(host: policy.host, at: clock.now()) else {
+            let deleter = config.hasPruneCredentials ? try open(config, .prune) : nil
+            guard try await Repository(target: target).probe(host: policy.host, at: clock.now(), deleter: deleter) else {
                 return PreflightCheck(subject: subject, ok: false, detail: "the probe object read back differs")
             }
             var detail = "reachable, probe written, read back and deleted in \(String(format: "%.1f", Date().timeIntervalSince(began))) s"
             if config.encryptionKeyFile != nil { detail += "; key file private" }
+            if let lock = config.objectLock { detail += "; object_lock \(lock.mode.rawValue) \(lock.days)d took on the probe" }
             if let free = target.freeBytes {
                 if free < needs {
                     return PreflightCheck(subject: subject, ok: false, detail: "\(Self.bytes(free)) free, the last snapshot took \(Self.bytes(needs))")
@@ -106,6 +111,21 @@ public struct Preflight {
         } catch {
             return PreflightCheck(subject: subject, ok: false, detail: "\(error)")
         }
+    }
+
+    /// Which credentials each command opens an S3 target with (no secret: where they come from
+    /// and the key id with its middle hidden); fails when one of them cannot be loaded.
+    private func credentials(_ config: Policy.TargetConfig) -> PreflightCheck? {
+        var lines: [String] = []
+        var ok = true
+        for role in CredentialRole.allCases {
+            guard let source = TargetCredentials.describe(config, role: role, environment: environment) else { return nil }
+            ok = ok && !source.contains("cannot be loaded")
+            let commands = TargetCredentials.commands.filter { $0.roles.contains(role) }
+                .map { $0.command + ($0.roles.count > 1 ? (role == .write ? " (backups)" : " (retention)") : "") }
+            lines.append("\(commands.joined(separator: ", ")) → \(source)")
+        }
+        return PreflightCheck(subject: "credentials \(config.name)", ok: ok, detail: lines.joined(separator: "; "))
     }
 
     /// From the catalog, when there is one: the newest snapshot's size per target, and the

@@ -130,11 +130,11 @@ public struct Repository {
 
     /// Removes a snapshot's objects: the manifest first, so a crash half way
     /// leaves objects no listing takes for a backup, never a manifest whose
-    /// data is gone. Deleting what is already gone is not an error.
+    /// data is gone. Deleting what is already gone is not an error. On a
+    /// versioned target every version goes (`deleteObject`), not only the key.
     public func delete(_ snapshot: SnapshotRecord) async throws {
-        try await target.delete(key: snapshot.manifestKey)
-        if let pagemap = snapshot.layout.pagemapKey { try await target.delete(key: pagemap) }
-        try await target.delete(key: snapshot.objectKey)
+        let versioned = try await target.keepsVersions()
+        for key in objectKeys(of: snapshot) { try await deleteObject(key: key, versioned: versioned) }
     }
 
     /// Removes objects written for a snapshot that was then not cataloged.
@@ -146,12 +146,16 @@ public struct Repository {
 
     /// Writes, reads back and deletes a small object under this host's
     /// namespace: can this host really store here? False when it read back different.
-    public func probe(host: String, at now: Date) async throws -> Bool {
+    /// `deleter`: the same place opened with the credentials that may delete (split
+    /// credentials), else this one. On a target that locks objects, the probe is locked like
+    /// everything written (the write proves the lock takes) and its locked version stays
+    /// behind a delete marker until the lock runs out.
+    public func probe(host: String, at now: Date, deleter: Target? = nil) async throws -> Bool {
         let key = RepositoryNamespace.hostPrefix(host) + ".bosbackup-probe-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let probe = Data("bosbackup check \(ISO8601.string(now))\n".utf8)
         try await target.put(key: key, data: probe)
         let back = try await target.get(key: key)
-        try await target.delete(key: key)
+        try await (deleter ?? target).delete(key: key)
         return back == probe
     }
 

@@ -6,7 +6,17 @@ public struct Policy: Sendable {
         public var name: String
         public var url: String
         public var encryptionKeyFile: String?
+        /// The credentials everything but pruning uses (backup, archive, verify, restore…):
+        /// in the split design they may write and extend locks, never delete.
         public var credentialsFile: String?
+        /// `object_lock: { mode, days }` (S3 targets only): every object written is locked.
+        public var objectLock: ObjectLock? = nil
+        /// `prune_credentials_file` / `prune_profile`: what `prune` (and retention after a run)
+        /// deletes with; without them, pruning uses the writer's credentials.
+        public var pruneCredentialsFile: String? = nil
+        public var pruneProfile: String? = nil
+
+        public var hasPruneCredentials: Bool { pruneCredentialsFile != nil || pruneProfile != nil }
     }
 
     public struct Retention: Equatable, Sendable {

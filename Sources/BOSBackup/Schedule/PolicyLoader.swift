@@ -106,16 +106,22 @@ public struct PolicyLoader {
         if let node = top["targets"] {
             for (name, value) in try namedEntries(node, "targets") {
                 let key = "targets.\(name)"
-                let target = try mapping(value, key, allowed: ["url", "encryption_key_file", "credentials_file"])
+                let target = try mapping(value, key, allowed: ["url", "encryption_key_file", "credentials_file", "object_lock",
+                                                               "prune_credentials_file", "prune_profile"])
                 guard let urlNode = target["url"] else { throw fail(value, key, "missing url") }
                 var url = try string(urlNode, key + ".url")
                 if !url.contains("://") { url = "file://" + resolve(url) }
                 guard url.hasPrefix("file:///") || url.hasPrefix("s3://") else {
                     throw fail(urlNode, key + ".url", "unsupported URL \"\(url)\" (use file:///path or s3://bucket/prefix)")
                 }
-                policy.targets.append(.init(name: name, url: url,
+                var config = Policy.TargetConfig(name: name, url: url,
                                             encryptionKeyFile: try target["encryption_key_file"].map { resolve(try string($0, key + ".encryption_key_file")) },
-                                            credentialsFile: try target["credentials_file"].map { resolve(try string($0, key + ".credentials_file")) }))
+                                            credentialsFile: try target["credentials_file"].map { resolve(try string($0, key + ".credentials_file")) })
+                try cloudOnly(target, key: key, url: url)
+                config.objectLock = try target["object_lock"].map { try objectLock($0, key + ".object_lock") }
+                config.pruneCredentialsFile = try target["prune_credentials_file"].map { resolve(try string($0, key + ".prune_credentials_file")) }
+                config.pruneProfile = try target["prune_profile"].map { try string($0, key + ".prune_profile") }
+                policy.targets.append(config)
             }
         }
         if let node = top["jobs"] {
@@ -291,6 +297,34 @@ public struct PolicyLoader {
             return Policy.Archive(database: name, targets: targets.map { .init(target: $0.0, interval: $0.1) }, retain: retain,
                                   baseEvery: baseEvery)
         }
+    }
+
+    /// Object Lock and split credentials are S3's: a folder can neither lock a file against
+    /// its owner nor tell one credential from another.
+    private func cloudOnly(_ target: [String: Node], key: String, url: String) throws {
+        guard !url.hasPrefix("s3://") else { return }
+        for name in ["object_lock", "prune_credentials_file", "prune_profile"] {
+            if let node = target[name] {
+                throw fail(node, "\(key).\(name)", "needs an s3:// target (a folder cannot lock files or tell credentials apart)")
+            }
+        }
+    }
+
+    /// `object_lock: { mode: COMPLIANCE|GOVERNANCE, days: N }`.
+    private func objectLock(_ node: Node, _ keyPath: String) throws -> ObjectLock {
+        let lock = try mapping(node, keyPath, allowed: ["mode", "days"])
+        guard let modeNode = lock["mode"], let daysNode = lock["days"] else {
+            throw fail(node, keyPath, "needs mode and days, e.g. { mode: COMPLIANCE, days: 30 }")
+        }
+        let text = try string(modeNode, keyPath + ".mode")
+        guard let mode = ObjectLock.Mode(rawValue: text.uppercased()) else {
+            throw fail(modeNode, keyPath + ".mode", "must be COMPLIANCE or GOVERNANCE, got \"\(text)\"")
+        }
+        let days = try int(daysNode, keyPath + ".days")
+        guard (1...36_500).contains(days) else {
+            throw fail(daysNode, keyPath + ".days", "must be 1 to 36500 (days each object stays locked), got \(days)")
+        }
+        return ObjectLock(mode: mode, days: days)
     }
 
     /// `notify: { command: "…", timeout: 30s }`: run by /bin/sh, so any shell text is allowed;

@@ -78,11 +78,23 @@ public struct DeletionFailure: Sendable {
     public var category: ErrorCategory
 }
 
+/// A snapshot retention would delete, left in place because its target still locks some
+/// version of its objects (Object Lock): its catalog row stays as it was, and a later prune
+/// deletes it once the lock has run out. Reported, never an error.
+public struct LockedSnapshot: Sendable {
+    public var snapshot: SnapshotRecord
+    public var lockedUntil: Date
+}
+
 /// What retention did to one job.
 public struct RetentionOutcome: Sendable {
     public var plan: [RetentionDecision] = []
     public var deleted: [SnapshotRecord] = []
     public var failed: [DeletionFailure] = []
+    public var locked: [LockedSnapshot] = []
+    /// Objects of kept snapshots whose lock was pushed out, and why some could not be.
+    public var locksExtended = 0
+    public var lockProblems: [String] = []
 }
 
 /// Deletes snapshots crash-safely: the catalog marks the row, the objects are
@@ -97,6 +109,24 @@ public struct Pruner {
     public init(catalog: Catalog, openTarget: @escaping (SnapshotRecord) throws -> Target) {
         self.catalog = catalog
         self.openTarget = openTarget
+    }
+
+    /// What deleting one snapshot came to.
+    public enum Result: Sendable {
+        case deleted
+        case locked(until: Date)
+        case failed(DeletionFailure)
+    }
+
+    /// Deletes one snapshot unless its target still locks part of it (then nothing is
+    /// marked or deleted: the row stays honest). A lock that cannot be read is left to the
+    /// deletion itself, which then fails and reports why.
+    public func deleteUnlessLocked(_ snapshot: SnapshotRecord, reason: String) async throws -> Result {
+        if let target = try? openTarget(snapshot),
+           let until = try? await Repository(target: target).lockedUntil(snapshot, now: Date()) {
+            return .locked(until: until)
+        }
+        return try await delete(snapshot, reason: reason).map(Result.failed) ?? .deleted
     }
 
     /// Deletes one snapshot. Returns nil when it is gone, or why its target did not

@@ -14,6 +14,10 @@ public struct JobOutcome: Sendable {
     /// deletions a target refused are in `deletionFailures`.
     public var retentionError: String?
     public var deletionFailures: [DeletionFailure] = []
+    /// Snapshots retention left in place because their objects are still locked, and the
+    /// locks of kept snapshots that could not be extended (reported, never a failure).
+    public var locked: [LockedSnapshot] = []
+    public var lockProblems: [String] = []
     /// A snapshot stored although its check at backup failed (a damaged source): the
     /// failure is a failed verification, and names the snapshot.
     public var damagedSnapshot: SnapshotRecord?
@@ -152,6 +156,7 @@ public struct ScheduledRun {
                 do {
                     let retention = try await applyRetention(job, justTaken: snapshot.id)
                     (outcome.retention, outcome.deleted, outcome.deletionFailures) = (retention.plan, retention.deleted, retention.failed)
+                    (outcome.locked, outcome.lockProblems) = (retention.locked, retention.lockProblems)
                 } catch is CancellationError {
                     throw CancellationError()
                 } catch {
@@ -204,13 +209,30 @@ public struct ScheduledRun {
         var outcome = RetentionOutcome(plan: try retentionPlan(job, justTaken: justTaken))
         for decision in outcome.plan where !decision.keep {
             let reason = "retention of job \(job.name): \(decision.reasons.joined(separator: ", "))"
-            if let failure = try await pruner.delete(decision.snapshot, reason: reason) {
-                outcome.failed.append(failure)
-            } else {
-                outcome.deleted.append(decision.snapshot)
+            switch try await pruner.deleteUnlessLocked(decision.snapshot, reason: reason) {
+            case .deleted: outcome.deleted.append(decision.snapshot)
+            case .locked(let until): outcome.locked.append(LockedSnapshot(snapshot: decision.snapshot, lockedUntil: until))
+            case .failed(let failure): outcome.failed.append(failure)
             }
         }
+        try await extendLocks(of: outcome.plan.filter(\.keep).map(\.snapshot), &outcome)
         return outcome
+    }
+
+    /// What retention keeps stays locked while it is kept: each kept snapshot's objects get
+    /// their lock pushed out (a kept incremental keeps its parents, so a chain's full too).
+    /// By the real clock, as the server's locks are. A target that fails is reported, not fatal.
+    private func extendLocks(of kept: [SnapshotRecord], _ outcome: inout RetentionOutcome) async throws {
+        for snapshot in kept {
+            guard let target = try? openSnapshotTarget(snapshot), target.locksObjects else { continue }
+            do {
+                outcome.locksExtended += try await Repository(target: target).extendLocks(of: snapshot, now: Date())
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                outcome.lockProblems.append("lock of snapshot \(snapshot.shortID) on \(snapshot.target) not extended: \(error)")
+            }
+        }
     }
 
     /// Retries the deletions earlier runs left marked (what `prune` does after retention).

@@ -77,6 +77,22 @@ public protocol Target: AnyObject {
     func checkAccess() async throws
     /// Bytes free where objects go, when the target is a local disk (nil for object storage).
     var freeBytes: Int64? { get }
+
+    // Object Lock and versions: blob-level, no snapshot in sight (defaults in ObjectLock.swift:
+    // none). The Repository decides what to lock, extend and delete.
+    /// The lock every object written here gets (nil: objects are not locked).
+    var objectLock: ObjectLock? { get }
+    /// True when a DELETE without a version leaves the data behind (a versioned bucket).
+    func keepsVersions() async throws -> Bool
+    /// The lock on an object's current version (or on `versionID`); nil when it has none.
+    func retention(key: String, versionID: String?) async throws -> ObjectRetention?
+    /// Pushes the lock of an object (its current version, or `versionID`) out to `until`, in
+    /// the target's lock mode; never shortens one.
+    func extendRetention(key: String, versionID: String?, until: Date) async throws
+    /// Every version and delete marker of the objects under `prefix`, newest first per key.
+    func versions(prefix: String) async throws -> [ObjectVersion]
+    /// Deletes one version (or delete marker) for good; a locked version is refused.
+    func deleteVersion(key: String, versionID: String) async throws
 }
 
 extension Target {
@@ -158,12 +174,23 @@ public enum TargetFactory {
         throw TargetError.badURL("unsupported scheme in \(url) (use file:///path or s3://bucket/prefix)")
     }
 
-    public static func open(_ config: Policy.TargetConfig, environment: [String: String] = [:]) throws -> Target {
+    /// A policy target opened for `role`: its encryption key, its lock, and the credentials
+    /// of that role (`TargetCredentials`).
+    public static func open(_ config: Policy.TargetConfig, role: CredentialRole = .write,
+                            environment: [String: String] = [:]) throws -> Target {
         var url = config.url
         if let credentials = config.credentialsFile, url.lowercased().hasPrefix("s3://"), !url.contains("credentials_file=") {
             url += (url.contains("?") ? "&" : "?") + "credentials_file=" + (credentials.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(CharacterSet(charactersIn: "&=+"))) ?? credentials)
         }
-        let target = try open(url: url, environment: environment)
+        let target: Target
+        if url.lowercased().hasPrefix("s3://") {
+            let pruning = role == .prune && config.hasPruneCredentials
+            target = try S3Target.open(url: url, environment: environment, options: S3Target.Options(objectLock: config.objectLock),
+                                       credentialsFile: pruning ? config.pruneCredentialsFile : nil,
+                                       profile: pruning ? config.pruneProfile : nil)
+        } else {
+            target = try open(url: url, environment: environment)
+        }
         guard let keyFile = config.encryptionKeyFile else { return target }
         return EncryptedTarget(target, key: try EncryptionKey.load(path: keyFile))
     }

@@ -29,6 +29,16 @@ public final class EncryptedTarget: Target {
     public func delete(key: String) async throws { try await inner.delete(key: key) }
     public func checkAccess() async throws { try await inner.checkAccess() }
     public var freeBytes: Int64? { inner.freeBytes }
+    public var objectLock: ObjectLock? { inner.objectLock }
+    public func keepsVersions() async throws -> Bool { try await inner.keepsVersions() }
+    public func retention(key: String, versionID: String?) async throws -> ObjectRetention? {
+        try await inner.retention(key: key, versionID: versionID)
+    }
+    public func extendRetention(key: String, versionID: String?, until: Date) async throws {
+        try await inner.extendRetention(key: key, versionID: versionID, until: until)
+    }
+    public func versions(prefix: String) async throws -> [ObjectVersion] { try await inner.versions(prefix: prefix) }
+    public func deleteVersion(key: String, versionID: String) async throws { try await inner.deleteVersion(key: key, versionID: versionID) }
 
     public func removeStaleWrites(under prefix: String, startedBefore: Date) async throws -> Int {
         try await inner.removeStaleWrites(under: prefix, startedBefore: startedBefore)

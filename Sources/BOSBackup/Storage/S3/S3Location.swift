@@ -17,7 +17,7 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     }
 
     public static let defaultRegion = "us-east-1"
-    public static let queryParameters = ["region", "endpoint", "addressing", "credentials_file", "profile", "part_size", "retry_for"]
+    public static let queryParameters = ["region", "endpoint", "addressing", "credentials_file", "profile", "part_size", "retry_for", "as_of"]
 
     public let bucket: String
     /// Key prefix without leading or trailing `/`; empty for the bucket root.
@@ -32,6 +32,9 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     public var partSize: Int?
     /// How long one request may keep retrying a throttling or failing server (`retry_for=2m`).
     public var retryFor: TimeInterval?
+    /// `as_of=2026-12-01T22:00:00Z`: the bucket as it was then, read from object versions
+    /// (each key's newest version at or before that time; a delete marker hides it). Read-only.
+    public var asOf: Date?
 
     public init(bucket: String, prefix: String = "", region: String? = nil, endpoint: URL? = nil,
                 addressing: Addressing? = nil, credentialsFile: String? = nil, profile: String? = nil) throws {
@@ -122,6 +125,12 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
                 throw S3LocationError("invalid retry_for '\(raw)': a duration such as 2m, 90s or 10m (at most 1d)")
             }
             retryFor = seconds
+        }
+        if let raw = params["as_of"] {
+            guard let date = ISO8601.parse(raw) else {
+                throw S3LocationError("invalid as_of '\(raw)': an ISO 8601 time such as 2026-12-01T22:00:00Z")
+            }
+            asOf = date
         }
     }
 

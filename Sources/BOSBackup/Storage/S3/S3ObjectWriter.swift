@@ -17,6 +17,9 @@ final class S3ObjectWriter: ObjectWriter {
     let key: String
     let fullKey: String
     let partSize: Int
+    /// The retain-until date of the object's lock (nil: the target locks nothing), fixed when
+    /// the writer starts so the create, the PUT and the check after commit agree.
+    let lockedUntil: Date?
 
     private var state = State.open
     /// Why the writer failed, repeated to a caller that writes on.
@@ -40,6 +43,7 @@ final class S3ObjectWriter: ObjectWriter {
         self.key = key
         self.fullKey = target.location.objectKey(key)
         self.partSize = target.options.partSize
+        self.lockedUntil = target.objectLock?.retainUntil(from: Date())
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) async throws {
@@ -62,17 +66,17 @@ final class S3ObjectWriter: ObjectWriter {
         try await failing {
             if uploadID == nil {
                 let body = buffer.map { S3Body.part($0) } ?? .bytes(ByteBuffer())
-                try await target.putObject(fullKey: fullKey, body: body)
+                try await target.putObject(fullKey: fullKey, body: body, lockedUntil: lockedUntil)
                 buffer = nil
                 mayExist = true
-                try await target.verifySize(fullKey: fullKey, expected: total, multipartETag: nil)
+                try await target.verifySize(fullKey: fullKey, expected: total, multipartETag: nil, lockedUntil: lockedUntil)
             } else {
                 if let part = buffer, part.count > 0 { try await sendPart() }
                 try await finishInFlight()
                 try await target.completeMultipartUpload(fullKey: fullKey, uploadID: uploadID!, parts: completed)
                 mayExist = true
                 try await target.verifySize(fullKey: fullKey, expected: total,
-                                            multipartETag: S3Target.multipartETag(partMD5s: partMD5s))
+                                            multipartETag: S3Target.multipartETag(partMD5s: partMD5s), lockedUntil: lockedUntil)
             }
             state = .committed
             uploadID = nil
@@ -111,7 +115,7 @@ final class S3ObjectWriter: ObjectWriter {
     /// finished (so one part is in flight while the other buffer fills).
     private func sendPart() async throws {
         if uploadID == nil {
-            uploadID = try await target.createMultipartUpload(fullKey: fullKey)
+            uploadID = try await target.createMultipartUpload(fullKey: fullKey, lockedUntil: lockedUntil)
         }
         try await finishInFlight()
         partNumber += 1

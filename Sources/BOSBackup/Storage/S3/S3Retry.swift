@@ -183,6 +183,8 @@ struct S3OperationError: Error, CustomStringConvertible {
         case "AccessDenied", "AllAccessDisabled": return " — check the credentials and the bucket policy"
         case "RequestTimeTooSkewed": return " — this machine's clock is off; fix the time (NTP)"
         case "NoSuchBucket": return " — the bucket does not exist"
+        case "BadDigest", "InvalidDigest": return " — the server received other bytes than were sent (Content-MD5)"
+        case "InvalidRequest" where status == 400: return " — with object_lock, the bucket must have Object Lock enabled"
         default:
             if status == 403 { return " — check the credentials and the bucket policy" }
             if status == 301 || status == 307 || code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" {

@@ -40,15 +40,20 @@ public final class S3Target: Target {
         /// The HTTP client to use; nil for a process-wide shared one. A client passed here is
         /// owned by the caller, who shuts it down.
         public var httpClient: HTTPClient?
+        /// The lock every object written gets (lock headers on PUT and CreateMultipartUpload,
+        /// checked with HEAD after the commit); nil: objects are not locked.
+        public var objectLock: ObjectLock?
 
         public init(partSize: Int = 16 << 20, retry: S3RetryPolicy = .default, requestTimeout: TimeInterval = 300,
-                    transferTimeout: TimeInterval = 6 * 3600, listPageSize: Int? = nil, httpClient: HTTPClient? = nil) {
+                    transferTimeout: TimeInterval = 6 * 3600, listPageSize: Int? = nil, httpClient: HTTPClient? = nil,
+                    objectLock: ObjectLock? = nil) {
             self.partSize = min(max(partSize, Self.minimumPartSize), Self.maximumPartSize)
             self.retry = retry
             self.requestTimeout = requestTimeout
             self.transferTimeout = transferTimeout
             self.listPageSize = listPageSize
             self.httpClient = httpClient
+            self.objectLock = objectLock
         }
     }
 
@@ -63,6 +68,7 @@ public final class S3Target: Target {
     public let displayURL: String
     public var isLocal: Bool { false }
     public var encrypts: Bool { false }
+    public var objectLock: ObjectLock? { options.objectLock }
 
     public init(location: S3Location, credentials: AWSCredentials, options: Options = Options()) {
         self.location = location
@@ -76,13 +82,15 @@ public final class S3Target: Target {
     /// Opens an `s3://bucket/prefix?...` target URL, resolving credentials from `environment`
     /// (see `AWSCredentials.resolve`). Location errors become `TargetError.badURL`;
     /// credential errors are thrown as they are (category `.input`).
-    public static func open(url: String, environment: [String: String], options: Options = Options()) throws -> S3Target {
+    /// `credentialsFile` and `profile`, when given, stand in for the URL's (the prune credentials).
+    public static func open(url: String, environment: [String: String], options: Options = Options(),
+                            credentialsFile: String? = nil, profile: String? = nil) throws -> S3Target {
         let location: S3Location
         do { location = try S3Location(parsing: url) } catch let error as S3LocationError {
             throw TargetError.badURL(error.message)
         }
-        let credentials = try AWSCredentials.resolve(environment: environment, credentialsFile: location.credentialsFile,
-                                                     profile: location.profile)
+        let credentials = try AWSCredentials.resolve(environment: environment, credentialsFile: credentialsFile ?? location.credentialsFile,
+                                                     profile: profile ?? location.profile)
         var options = options
         if let partSize = location.partSize { options.partSize = partSize }
         if let retryFor = location.retryFor { options.retry.maxTotalTime = retryFor }
@@ -118,6 +126,7 @@ public final class S3Target: Target {
         if location.addressing != defaultAddressing { query.append(("addressing", location.addressing.rawValue)) }
         if let file = location.credentialsFile { query.append(("credentials_file", file)) }
         if let profile = location.profile { query.append(("profile", profile)) }
+        if let asOf = location.asOf { query.append(("as_of", ISO8601.string(asOf))) }
         if !query.isEmpty {
             text += "?" + query.map { "\($0.0)=\(encodeQueryValue($0.1))" }.joined(separator: "&")
         }
@@ -147,23 +156,26 @@ public final class S3Target: Target {
     // MARK: - Target
 
     public func makeWriter(key: String) async throws -> ObjectWriter {
-        S3ObjectWriter(target: self, key: key)
+        try refuseWritesAsOf()
+        return S3ObjectWriter(target: self, key: key)
     }
 
     public func put(key: String, data: Data) async throws {
+        try refuseWritesAsOf()
         let fullKey = location.objectKey(key)
         try await mapErrors {
             var buffer = ByteBufferAllocator().buffer(capacity: data.count)
             buffer.writeBytes(data)
-            try await putObject(fullKey: fullKey, body: .bytes(buffer))
-            try await verifySize(fullKey: fullKey, expected: Int64(data.count), multipartETag: nil)
+            let lockedUntil = objectLock?.retainUntil(from: Date())
+            try await putObject(fullKey: fullKey, body: .bytes(buffer), lockedUntil: lockedUntil)
+            try await verifySize(fullKey: fullKey, expected: Int64(data.count), multipartETag: nil, lockedUntil: lockedUntil)
         }
     }
 
     public func read(key: String, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
         let fullKey = location.objectKey(key)
         try await mapErrors(notFoundKey: key) {
-            try await getObject(fullKey: fullKey, consume: consume)
+            try await getObject(fullKey: fullKey, versionID: try await pinnedVersion(key: key), consume: consume)
         }
     }
 
@@ -171,9 +183,12 @@ public final class S3Target: Target {
         let range = try ByteRange(offset: offset, length: length, key: key)
         let fullKey = location.objectKey(key)
         try await mapErrors(notFoundKey: key) {
-            guard range.isEmpty else { return try await getObject(fullKey: fullKey, range: range, consume: consume) }
+            let version = try await pinnedVersion(key: key)
+            guard range.isEmpty else {
+                return try await getObject(fullKey: fullKey, versionID: version, range: range, consume: consume)
+            }
             // No Range header asks for nothing; whether the object exists is HEAD's to say.
-            if try await headObject(fullKey: fullKey) == nil {
+            if try await headObject(fullKey: fullKey, versionID: version) == nil {
                 throw TargetError.notFound(key: key, target: displayURL)
             }
         }
@@ -188,7 +203,11 @@ public final class S3Target: Target {
     public func head(key: String) async throws -> ObjectInfo? {
         let fullKey = location.objectKey(key)
         return try await mapErrors {
-            try await headObject(fullKey: fullKey).map { ObjectInfo(key: key, size: $0.size) }
+            if location.asOf != nil {
+                guard let version = try await pinnedVersionIfAny(key: key) else { return nil }
+                return try await headObject(fullKey: fullKey, versionID: version).map { ObjectInfo(key: key, size: $0.size) }
+            }
+            return try await headObject(fullKey: fullKey).map { ObjectInfo(key: key, size: $0.size) }
         }
     }
 
@@ -210,6 +229,7 @@ public final class S3Target: Target {
 
     /// One ListObjectsV2 page (`Options.listPageSize` keys) at a time, as the consumer asks.
     public func objects(prefix: String) -> AsyncThrowingStream<ObjectInfo, Error> {
+        if location.asOf != nil { return objectsAsOf(prefix: prefix) }
         let fullPrefix = location.objectKey(prefix)
         let strip = location.prefix.isEmpty ? 0 : location.prefix.count + 1
         return ObjectPages.stream { (cursor: ListCursor?) in
@@ -222,6 +242,7 @@ public final class S3Target: Target {
     }
 
     public func delete(key: String) async throws {
+        try refuseWritesAsOf()
         let fullKey = location.objectKey(key)
         try await mapErrors {
             try await deleteObject(fullKey: fullKey)
@@ -240,7 +261,8 @@ public final class S3Target: Target {
     /// live writer's, and is left alone. S3's clock, not ours, dates them: a server ahead of
     /// us leaves an upload of a moment ago to the next run, never one of the future to this.
     public func removeStaleWrites(under prefix: String, startedBefore: Date) async throws -> Int {
-        try await abortUploads(fullPrefix: location.objectKey(prefix), budget: Self.housekeepingBudget) { upload in
+        if location.asOf != nil { return 0 }   // a view of the past writes nothing, so it has no leftovers
+        return try await abortUploads(fullPrefix: location.objectKey(prefix), budget: Self.housekeepingBudget) { upload in
             upload.initiated.map { $0 < startedBefore } ?? false
         }
     }
@@ -404,9 +426,10 @@ public final class S3Target: Target {
 
     // MARK: - Object operations (full keys; throw S3OperationError)
 
-    func putObject(fullKey: String, body: S3Body) async throws {
+    func putObject(fullKey: String, body: S3Body, lockedUntil: Date? = nil) async throws {
         let md5 = Self.md5(body)
         let headers = ["content-md5": Data(md5).base64EncodedString(), "content-type": "application/octet-stream"]
+            .merging(lockHeaders(until: lockedUntil), uniquingKeysWith: { $1 })
         let sha = Self.sha256Hex(body)
         let url = location.objectURL(key: fullKey)
         try await options.retry.run(operation: "PUT", resource: resource(fullKey)) { _ in
@@ -419,8 +442,9 @@ public final class S3Target: Target {
     /// Streams an object, or the bytes `range` of it, to `consume`, resuming an interrupted
     /// body from where it stopped (`Range`, `If-Match` on the first answer's ETag). Each
     /// resumption counts as an attempt.
-    func getObject(fullKey: String, range: ByteRange? = nil, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
-        let url = location.objectURL(key: fullKey)
+    func getObject(fullKey: String, versionID: String? = nil, range: ByteRange? = nil,
+                   consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
+        let url = location.objectURL(key: fullKey, query: Self.versionQuery(versionID))
         var download = S3Download(range: range)
         // A download that keeps moving gets a fresh set of attempts after each cut:
         // the retry budget is for failures that make no progress (a dead server),
@@ -479,16 +503,16 @@ public final class S3Target: Target {
         }
     }
 
-    /// Size and ETag of an object; nil when it does not exist.
-    func headObject(fullKey: String) async throws -> (size: Int64, etag: String?)? {
-        let url = location.objectURL(key: fullKey)
+    /// Size, ETag, version and lock of an object (or of one version); nil when it does not exist.
+    func headObject(fullKey: String, versionID: String? = nil) async throws -> S3ObjectHead? {
+        let url = location.objectURL(key: fullKey, query: Self.versionQuery(versionID))
         return try await options.retry.run(operation: "HEAD", resource: resource(fullKey)) { _ in
             do {
                 let response = try await send(.HEAD, url: url)
                 guard let size = response.headers.first(name: "content-length").flatMap({ Int64($0) }) else {
                     throw S3Failure(kind: .badResponse, detail: "HEAD without Content-Length", retryable: false)
                 }
-                return (size, response.headers.first(name: "etag"))
+                return S3ObjectHead(size: size, headers: response.headers)
             } catch let failure as S3Failure where failure.kind == .http(status: 404, code: nil)
                 || failure.kind == .http(status: 404, code: "NoSuchKey") {
                 return nil
@@ -535,8 +559,9 @@ public final class S3Target: Target {
         }
     }
 
-    /// Checks the object's size (and a multipart object's composite ETag) after a commit.
-    func verifySize(fullKey: String, expected: Int64, multipartETag: String?) async throws {
+    /// Checks the object's size (and a multipart object's composite ETag) after a commit, and
+    /// that its lock took (see `confirmLock`).
+    func verifySize(fullKey: String, expected: Int64, multipartETag: String?, lockedUntil: Date? = nil) async throws {
         guard let info = try await headObject(fullKey: fullKey) else {
             throw S3OperationError(operation: "HEAD", resource: resource(fullKey),
                                    failure: S3Failure(kind: .integrity, detail: "object missing right after it was stored",
@@ -557,14 +582,16 @@ public final class S3Target: Target {
                                    failure: S3Failure(kind: .integrity, detail: problem, retryable: false),
                                    attempts: 1, elapsed: 0, gaveUp: nil)
         }
+        if let lockedUntil { try await confirmLock(fullKey: fullKey, head: info, until: lockedUntil) }
     }
 
     // MARK: - Multipart
 
-    func createMultipartUpload(fullKey: String) async throws -> String {
+    func createMultipartUpload(fullKey: String, lockedUntil until: Date? = nil) async throws -> String {
         let url = location.objectURL(key: fullKey, query: [URLQueryItem(name: "uploads", value: nil)])
         return try await options.retry.run(operation: "CreateMultipartUpload", resource: resource(fullKey)) { _ in
-            let response = try await send(.POST, url: url, headers: ["content-type": "application/octet-stream"])
+            let response = try await send(.POST, url: url, headers: ["content-type": "application/octet-stream"]
+                                            .merging(lockHeaders(until: until), uniquingKeysWith: { $1 }))
             guard let id = S3XML.uploadID(response.body) else {
                 throw S3Failure(kind: .badResponse, detail: "no UploadId in the answer", retryable: true)
             }
@@ -648,7 +675,8 @@ public final class S3Target: Target {
     }
 
     /// Creates the bucket (tests and first-time setup); an existing bucket of ours is fine.
-    func createBucket() async throws {
+    /// `objectLockEnabled`: with Object Lock (and so versioning) on, which only creation can do.
+    func createBucket(objectLockEnabled: Bool = false) async throws {
         let url = location.bucketURL()
         var body: S3Body?
         if let xml = S3XML.createBucketRequest(region: location.region) {
@@ -657,7 +685,8 @@ public final class S3Target: Target {
         try await mapErrors {
             try await options.retry.run(operation: "CreateBucket", resource: bucketResource) { _ in
                 do {
-                    _ = try await send(.PUT, url: url, body: body)
+                    _ = try await send(.PUT, url: url, headers: objectLockEnabled ? ["x-amz-bucket-object-lock-enabled": "true"] : [:],
+                                       body: body)
                 } catch let failure as S3Failure where failure.kind == .http(status: 409, code: "BucketAlreadyOwnedByYou") {
                     return
                 }

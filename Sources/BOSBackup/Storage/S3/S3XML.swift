@@ -182,3 +182,36 @@ enum S3XML {
             + "<LocationConstraint>\(escape(region))</LocationConstraint></CreateBucketConfiguration>"
     }
 }
+
+extension S3XML {
+    /// `<ListVersionsResult>`: versions and delete markers in the order S3 gives them (by key,
+    /// newest first within a key), and the markers of the next page.
+    struct VersionsPage {
+        var versions: [ObjectVersion]
+        var isTruncated: Bool
+        var nextKeyMarker: String?
+        var nextVersionIDMarker: String?
+    }
+
+    static func versionsPage(_ data: Data, urlEncoded: Bool) -> VersionsPage? {
+        guard let root = parse(data), root.name == "ListVersionsResult" else { return nil }
+        var versions: [ObjectVersion] = []
+        for item in root.children where item.name == "Version" || item.name == "DeleteMarker" {
+            guard var key = item.child("Key")?.text, let id = item.value("VersionId"),
+                  let modified = item.value("LastModified").flatMap(timestamp) else { return nil }
+            if urlEncoded { key = key.removingPercentEncoding ?? key }
+            versions.append(ObjectVersion(key: key, versionID: id, size: item.value("Size").flatMap { Int64($0) } ?? 0,
+                                          lastModified: modified, isDeleteMarker: item.name == "DeleteMarker",
+                                          isLatest: item.value("IsLatest")?.lowercased() == "true"))
+        }
+        return VersionsPage(versions: versions, isTruncated: root.value("IsTruncated")?.lowercased() == "true",
+                            nextKeyMarker: root.value("NextKeyMarker").flatMap { $0.isEmpty ? nil : $0 },
+                            nextVersionIDMarker: root.value("NextVersionIdMarker").flatMap { $0.isEmpty ? nil : $0 })
+    }
+
+    /// The PutObjectRetention request body.
+    static func retentionRequest(_ retention: ObjectRetention) -> String {
+        "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>\(retention.mode.rawValue)</Mode>"
+            + "<RetainUntilDate>\(ISO8601.string(retention.retainUntil))</RetainUntilDate></Retention>"
+    }
+}
