@@ -4,7 +4,8 @@
 # pkg-config, the sqlite3 and gzip tools the tests compare against.
 # With WITH_TEST_DEPS=1 also chromium-headless-shell (drill report screenshot), and what the
 # packaging tests check with: systemd (systemd-analyze verify/security), strace (the units'
-# system call filter), logrotate, groff-base and man-db (the man page), binutils (readelf).
+# system call filter), logrotate, groff-base and man-db (the man page), binutils (readelf),
+# sudo (the role matrix runs operators and admins through it, as they are meant to run).
 # and from PyPI: moto[server] (the S3 server the tests start on 127.0.0.1), croniter (the cron oracle, pinned: its range handling changed between
 # versions) and botocore (the SigV4 oracle).
 set -euo pipefail
@@ -18,7 +19,7 @@ for pkg in ${EXTRA_DEBIAN_PACKAGES:-}; do
 done
 # Tests also need a real browser for the drill report screenshot test.
 if [ "${WITH_TEST_DEPS:-0}" = "1" ]; then
-  for pkg in chromium-headless-shell systemd strace logrotate groff-base man-db binutils prometheus; do
+  for pkg in chromium-headless-shell systemd strace logrotate groff-base man-db binutils prometheus sudo; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
 fi
