@@ -35,13 +35,47 @@ final class ArchiveChainTests: ArchiveTestCase {
         let json = try jsonObject(try bosbackup("verify", "--chain", "--json", "--config", config).stdout)
         XCTAssertEqual((json["damage"] as? [[String: Any]])?.compactMap { $0["first_txid"] as? Int }, [2, 3, 4])
 
-        // Before the damage: exact. Across it: refused, exit 4, nothing written (checked in restored()).
+        // Before the damage: exact. A restore reads a segment's index and the pages it needs, each
+        // checked (BOSWAL03): across the flipped byte it is exact when the byte is in nothing it
+        // needs, else refused naming the segment; never a wrong state. Across the gap: refused,
+        // exit 4, nothing written (checked in restored()).
         XCTAssertEqual(try restored(at: "2026-12-01T10:02:30Z").1, [1, 2])
-        for time in ["2026-12-01T10:03:30Z", "2026-12-01T10:06:00Z"] {
-            let (refused, _) = try restored(at: time)
-            XCTAssertEqual(refused.status, 4, refused.stderr)
-            XCTAssertTrue(refused.stderr.contains(segments[1].objectKey) && refused.stderr.contains("nothing was restored"), refused.stderr)
+        let (acrossFlip, orders) = try restored(at: "2026-12-01T10:03:30Z")
+        if acrossFlip.status == 0 {
+            XCTAssertEqual(orders, [1, 2, 3])
+        } else {
+            XCTAssertEqual(acrossFlip.status, 4, acrossFlip.stderr)
+            XCTAssertTrue(acrossFlip.stderr.contains(segments[1].objectKey), acrossFlip.stderr)
         }
+        let (refused, _) = try restored(at: "2026-12-01T10:06:00Z")
+        XCTAssertEqual(refused.status, 4, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains(segments[3].objectKey) && refused.stderr.contains("it is missing")
+                      && refused.stderr.contains("nothing was restored"), refused.stderr)
+    }
+
+    /// What a restore needs of a segment it reads and checks: a flipped byte in a page the
+    /// state needs, or in the index, is refused naming the segment; the file is never written.
+    func testAFlippedPageOrIndexThatARestoreNeedsIsRefused() throws {
+        let segments = try archiveSixCommits()
+        let last = segments[4]
+        let path = dir.file("nas") + "/" + last.objectKey
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+        let index = try runAsync {
+            try await Repository(target: try TargetFactory.open(url: "file://" + self.dir.file("nas"))).segmentIndex(last, try XCTUnwrap(last.index))
+        }
+        let page = try XCTUnwrap(index.last?.pages.first, "the newest commit wrote a page: the restore needs it")
+        let ref = try XCTUnwrap(last.index)
+        for (what, at, says) in [("page", Int(page.offset) + Int(page.length) / 2, "page \(page.number)"),
+                                 ("index", Int(ref.offset) + Int(ref.length) / 2, "its index is not the one shipped")] {
+            var bytes = original
+            bytes[at] ^= 0x01
+            try bytes.write(to: URL(fileURLWithPath: path))
+            let (refused, _) = try restored(at: "2026-12-01T10:06:00Z")
+            XCTAssertEqual(refused.status, 4, "\(what): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains(last.objectKey) && refused.stderr.contains(says), "\(what): \(refused.stderr)")
+        }
+        try original.write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try restored(at: "2026-12-01T10:06:00Z").1, [1, 2, 3, 4, 5, 6])
     }
 
     func testACatalogHoleAndAForeignSegmentAreDamageToo() throws {

@@ -144,9 +144,19 @@ public struct PointInTimeRestore {
     }
 
     /// Writes the plan's commits onto `path` (a verified copy of the base snapshot),
-    /// each page at its offset, and sets the size the last commit left.
+    /// each page at its offset, and sets the size the last commit left. Segments
+    /// with an index (`BOSWAL03`) are read newest first, each page's last version
+    /// only; older formats are read whole, forward.
     @discardableResult
     public func rollForward(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
+        if !plan.segments.isEmpty, plan.segments.allSatisfy({ $0.index != nil }) {
+            return try await rollNewestFirst(plan, target: target, onto: path)
+        }
+        return try await rollForwardWhole(plan, target: target, onto: path)
+    }
+
+    /// Every commit of every segment, in order (the formats without an index).
+    func rollForwardWhole(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
         var applied = Applied()
         let file = try FileHandleFD(updating: path)
         var pageCount: UInt32?
@@ -174,6 +184,46 @@ public struct PointInTimeRestore {
 }
 
 extension PointInTimeRestore {
+    /// The newest-first roll: from the indexes alone (newest segment, newest commit
+    /// first) each page's last version at or before the plan's end is chosen; then
+    /// only those pages are read and inflated. The work is the pages the archive
+    /// changed, not every version of them. A page past a size some later commit cut
+    /// the database to, and not written again after, ends as zeros, as the forward
+    /// roll leaves it.
+    func rollNewestFirst(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
+        let repository = Repository(target: target)
+        var applied: Applied?
+        var finalCount: UInt32 = 0
+        var floor = UInt32.max
+        var decided = Set<UInt32>()
+        var wanted: [Int: [IndexedCommit.Page]] = [:]
+        for (number, segment) in plan.segments.enumerated().reversed() {
+            for commit in try await repository.segmentIndex(segment, segment.index!).reversed()
+            where commit.txid <= plan.lastTxid && commit.seenAt <= plan.at {
+                if applied == nil {
+                    applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
+                    finalCount = commit.pageCount
+                }
+                for page in commit.pages where decided.insert(page.number).inserted && page.number <= min(floor, finalCount) {
+                    wanted[number, default: []].append(page)
+                }
+                floor = min(floor, commit.pageCount)
+            }
+        }
+        guard let applied else { return Applied() }
+        let file = try FileHandleFD(updating: path)
+        let pageSize = plan.base.pageSize
+        guard ftruncate(file.fd, off_t(floor) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
+        for (number, pages) in wanted.sorted(by: { $0.key < $1.key }) {
+            try await repository.segmentPages(plan.segments[number], pages, pageSize: pageSize) { page, bytes in
+                try file.write(bytes, at: Int64(page - 1) * Int64(pageSize))
+            }
+        }
+        guard ftruncate(file.fd, off_t(finalCount) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
+        try file.sync()
+        return applied
+    }
+
     /// What `restore(_:…)` gave, and each target that could not give it first.
     public struct Restored: Sendable {
         public var plan: PointInTimePlan

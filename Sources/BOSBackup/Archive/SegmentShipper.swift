@@ -16,14 +16,18 @@ actor SegmentShipper {
         self.level = level
     }
 
-    /// Writes one segment; returns its stored size and SHA-256 (the object is durable when this returns).
-    func upload(_ segment: PreparedSegment) async throws -> (bytes: Int64, sha256: String) {
-        let stored = try await Repository(target: target).writeObject(key: segment.key) { writer in
-            try await BlockGzipWriter(level: level, jobs: 1)
-                .write(source: DataBlockSource(WALSegment.encode(segment.commits.map(\.commit), pageSize: segment.pageSize, link: segment.link)),
-                       to: writer)
+    /// Writes one segment (`BOSWAL03`, a gzip member per page); returns its stored size,
+    /// SHA-256 and index (the object is durable when this returns).
+    func upload(_ segment: PreparedSegment) async throws -> (bytes: Int64, sha256: String, index: SegmentIndexRef) {
+        let encoded = try SegmentFormatV3.encode(segment.commits.map(\.commit), pageSize: segment.pageSize, link: segment.link, level: level)
+        // Through a writer, not `put`: an encrypting target encrypts what goes through its writers.
+        try await Repository(target: target).writeObject(key: segment.key) { writer in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: encoded.data.count, alignment: 16)
+            defer { buffer.deallocate() }
+            encoded.data.copyBytes(to: buffer)
+            try await writer.write(UnsafeRawBufferPointer(buffer))
         }
-        return (stored.storedBytes, stored.storedSHA256)
+        return (Int64(encoded.data.count), SHA256Stream.hex(of: encoded.data), encoded.index)
     }
 }
 
@@ -37,10 +41,10 @@ struct PreparedSegment: Sendable {
     var link: SegmentLink
 
     /// Its catalog row, once stored.
-    func record(bytes: Int64, sha256: String, shippedAt: Date) -> WALSegmentRecord {
+    func record(bytes: Int64, sha256: String, index: SegmentIndexRef?, shippedAt: Date) -> WALSegmentRecord {
         let first = commits[0].commit, last = commits[commits.count - 1]
         return WALSegmentRecord(generation: generation, target: target, objectKey: key, firstTxid: first.txid, lastTxid: last.commit.txid,
                                 firstSeen: first.seenAt, lastSeen: last.commit.seenAt, position: last.after,
-                                pageCount: Int64(last.commit.pageCount), bytes: bytes, sha256: sha256, shippedAt: shippedAt)
+                                pageCount: Int64(last.commit.pageCount), bytes: bytes, sha256: sha256, shippedAt: shippedAt, index: index)
     }
 }

@@ -191,7 +191,7 @@ public struct WALArchiver {
         let shipper = try shipper(for: name)
         let segment = try prepare(commits, pageSize: pageSize, generation: generation, target: name, encrypted: shipper.encrypts)
         let stored = try await shipper.upload(segment)
-        let record = segment.record(bytes: stored.bytes, sha256: stored.sha256, shippedAt: clock.now())
+        let record = segment.record(bytes: stored.bytes, sha256: stored.sha256, index: stored.index, shippedAt: clock.now())
         try catalog.insert(record)
         return record
     }

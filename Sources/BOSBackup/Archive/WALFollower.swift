@@ -400,7 +400,7 @@ public final class WALFollower {
             guard waiting || upload.done.value else { continue }
             inflight[target] = nil
             let stored = try await upload.task.value
-            let record = upload.segment.record(bytes: stored.bytes, sha256: stored.sha256, shippedAt: archiver.clock.now())
+            let record = upload.segment.record(bytes: stored.bytes, sha256: stored.sha256, index: stored.index, shippedAt: archiver.clock.now())
             try archiver.catalog.insert(record)
             shipped[target] = record.lastTxid
             outcome.shipped.append(record)
@@ -416,7 +416,7 @@ public final class WALFollower {
 /// A segment on its way to a target.
 private struct Upload {
     var segment: PreparedSegment
-    var task: Task<(bytes: Int64, sha256: String), Error>
+    var task: Task<(bytes: Int64, sha256: String, index: SegmentIndexRef), Error>
     var done: DoneFlag
 }
 

@@ -40,7 +40,7 @@ enum WALSegment {
         var commits: [ArchivedCommit]
     }
 
-    static func encode(_ commits: [ArchivedCommit], pageSize: Int, link: SegmentLink) -> Data {
+    static func encode(_ commits: [ArchivedCommit], pageSize: Int, link: SegmentLink, magic: [UInt8] = WALSegment.magic) -> Data {
         var data = Data(magic)
         func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
         func put(_ position: WALPosition) {
@@ -89,6 +89,10 @@ enum WALSegment {
         private var buffer: [UInt8] = []
         private var at = 0
         private var sawHeader = false
+        /// `BOSWAL03`: records start with a tag (`C` commit, `I` index, `T` trailer) and a
+        /// commit lists its page numbers before its pages.
+        private(set) var tagged = false
+        private var sawTrailer = false
         private var offset = 0   // of buffer[0] in the segment, for messages
 
         mutating func feed(_ chunk: UnsafeRawBufferPointer, _ commit: (ArchivedCommit) throws -> Void) throws {
@@ -107,6 +111,7 @@ enum WALSegment {
 
         func finish() throws {
             guard sawHeader else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
+            guard !tagged || sawTrailer else { throw FormatError(description: "segment cut short: no index and trailer") }
             guard at == buffer.count else { throw FormatError(description: "segment cut short at byte \(offset + buffer.count)") }
         }
 
@@ -121,8 +126,10 @@ enum WALSegment {
 
         private mutating func parseHeader() throws -> Bool {
             guard has(12, from: 0) else { return false }
-            let linked = Array(buffer[0..<8]) == WALSegment.magic
-            guard linked || Array(buffer[0..<8]) == WALSegment.unlinkedMagic else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
+            let head = Array(buffer[0..<8])
+            tagged = head == SegmentFormatV3.magic
+            let linked = tagged || head == WALSegment.magic
+            guard linked || head == WALSegment.unlinkedMagic else { throw FormatError(description: "not a WAL segment (no BOSWAL header)") }
             var position = 8
             let size = Int(read(UInt32.self, &position))
             guard size >= 512, size <= 65_536 else { throw FormatError(description: "segment page size \(size)") }
@@ -150,6 +157,7 @@ enum WALSegment {
         }
 
         private mutating func parseCommit() throws -> ArchivedCommit? {
+            if tagged { return try parseTagged() }
             guard let pageSize, has(24, from: at) else { return nil }
             var position = at
             let txid = read(Int64.self, &position)
@@ -167,6 +175,56 @@ enum WALSegment {
             }
             at = position
             return ArchivedCommit(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages)
+        }
+
+        /// A `BOSWAL03` record: a commit is returned; the index and trailer are checked for
+        /// their shape and passed over (the index is read on its own by restores).
+        private mutating func parseTagged() throws -> ArchivedCommit? {
+            guard let pageSize, has(1, from: at), !sawTrailer else {
+                if sawTrailer, at < buffer.count { throw FormatError(description: "bytes after the segment's trailer") }
+                return nil
+            }
+            var position = at + 1
+            switch buffer[at] {
+            case UInt8(ascii: "C"):
+                guard has(24, from: position) else { return nil }
+                let txid = read(Int64.self, &position)
+                let seenAt = Date(timeIntervalSince1970: Double(bitPattern: read(UInt64.self, &position)))
+                let pageCount = read(UInt32.self, &position)
+                let count = Int(read(UInt32.self, &position))
+                guard count <= 1 << 24 else { throw FormatError(description: "segment claims \(count) pages in txid \(txid)") }
+                guard has(count * (4 + pageSize), from: position) else { return nil }
+                var numbers: [UInt32] = []
+                numbers.reserveCapacity(count)
+                for _ in 0..<count { numbers.append(read(UInt32.self, &position)) }
+                var pages: [(number: UInt32, bytes: [UInt8])] = []
+                if keepPages { pages.reserveCapacity(count) }
+                for number in numbers {
+                    if keepPages { pages.append((number, Array(buffer[position..<position + pageSize]))) }
+                    position += pageSize
+                }
+                at = position
+                return ArchivedCommit(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages)
+            case UInt8(ascii: "I"):
+                guard has(4, from: position) else { return nil }
+                let count = Int(read(UInt32.self, &position))
+                for _ in 0..<count {
+                    guard has(24, from: position) else { return nil }
+                    position += 20
+                    let pages = Int(read(UInt32.self, &position))
+                    guard has(pages * 48, from: position) else { return nil }
+                    position += pages * 48
+                }
+                at = position
+                return try parseTagged()
+            case UInt8(ascii: "T"):
+                guard has(SegmentFormatV3.trailerPayload - 1, from: position) else { return nil }
+                at = position + SegmentFormatV3.trailerPayload - 1
+                sawTrailer = true
+                return nil
+            default:
+                throw FormatError(description: "unknown record \(buffer[at]) at byte \(offset + at) of the segment")
+            }
         }
     }
 

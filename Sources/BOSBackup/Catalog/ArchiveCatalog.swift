@@ -48,6 +48,8 @@ public struct WALSegmentRecord: Equatable, Sendable {
     /// Of the gzip stream (before encryption), like a snapshot's.
     public var sha256: String
     public var shippedAt: Date
+    /// A `BOSWAL03` segment's index (nil: an older format, read whole).
+    public var index: SegmentIndexRef? = nil
 }
 
 extension Catalog {
@@ -115,12 +117,14 @@ extension Catalog {
     public func insert(_ s: WALSegmentRecord) throws {
         try db.run("""
             INSERT INTO wal_segments (generation, target, object_key, first_txid, last_txid, first_seen, last_seen, salt1, salt2, last_frame,
-              checksum_s0, checksum_s1, page_count, bytes, sha256, shipped_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+              checksum_s0, checksum_s1, page_count, bytes, sha256, shipped_at, index_offset, index_length, index_sha256)
+              VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
             """, .text(s.generation), .text(s.target), .text(s.objectKey), .integer(s.firstTxid), .integer(s.lastTxid),
                  .real(s.firstSeen.timeIntervalSince1970), .real(s.lastSeen.timeIntervalSince1970),
                  .integer(Int64(s.position.salt1)), .integer(Int64(s.position.salt2)), .integer(Int64(s.position.frame)),
                  .integer(Int64(s.position.checksum.s0)), .integer(Int64(s.position.checksum.s1)), .integer(s.pageCount), .integer(s.bytes),
-                 .text(s.sha256), .real(s.shippedAt.timeIntervalSince1970))
+                 .text(s.sha256), .real(s.shippedAt.timeIntervalSince1970),
+                 SQLValue(s.index?.offset), SQLValue(s.index?.length), SQLValue(s.index?.sha256))
     }
 
     /// `target` holds every commit of the generation the WAL held at `at`.
@@ -153,7 +157,7 @@ extension Catalog {
     private func segmentRows(_ filter: String, _ values: SQLValue...) throws -> [WALSegmentRecord] {
         try db.rows("""
             SELECT generation, target, object_key, first_txid, last_txid, first_seen, last_seen, salt1, salt2, last_frame, checksum_s0, checksum_s1,
-              page_count, bytes, sha256, shipped_at FROM wal_segments
+              page_count, bytes, sha256, shipped_at, index_offset, index_length, index_sha256 FROM wal_segments
             """ + " " + filter, arguments: values).map { r in
             WALSegmentRecord(generation: r[0].string ?? "", target: r[1].string ?? "", objectKey: r[2].string ?? "",
                              firstTxid: r[3].int ?? 0, lastTxid: r[4].int ?? 0,
@@ -162,7 +166,9 @@ extension Catalog {
                                                    frame: Int(r[9].int ?? 0),
                                                    checksum: WALChecksum(s0: UInt32(truncatingIfNeeded: r[10].int ?? 0), s1: UInt32(truncatingIfNeeded: r[11].int ?? 0))),
                              pageCount: r[12].int ?? 0, bytes: r[13].int ?? 0, sha256: r[14].string ?? "",
-                             shippedAt: Date(timeIntervalSince1970: r[15].double ?? 0))
+                             shippedAt: Date(timeIntervalSince1970: r[15].double ?? 0),
+                             index: r[16].int.flatMap { offset in r[17].int.flatMap { length in r[18].string.map {
+                                 SegmentIndexRef(offset: offset, length: length, sha256: $0) } } })
         }
     }
 

@@ -30,7 +30,11 @@ extension CatalogRebuild {
             let segments = keys.compactMap { key in namespace.parseSegmentKey(key).flatMap { $0.generation == marker.generation ? (key, $0.first) : nil } }
             for (key, _) in segments.sorted(by: { $0.1 < $1.1 }) where try !catalog.containsSegment(objectKey: key, target: targetName) {
                 let read: ReadSegment
-                do { read = try await repository.readSegment(key: key) } catch let error as PointInTimeError {
+                let index: SegmentIndexRef?
+                do {
+                    read = try await repository.readSegment(key: key)
+                    index = read.indexed ? try await repository.segmentIndexRef(key: key, size: read.storedBytes) : nil
+                } catch let error as PointInTimeError {
                     outcome.skipped.append((key, error.reason))
                     continue
                 }
@@ -41,7 +45,7 @@ extension CatalogRebuild {
                 try catalog.insert(WALSegmentRecord(generation: marker.generation, target: targetName, objectKey: key,
                                                     firstTxid: first.txid, lastTxid: last.txid, firstSeen: first.seenAt, lastSeen: last.seenAt,
                                                     position: link.to, pageCount: Int64(last.pageCount), bytes: read.storedBytes,
-                                                    sha256: read.storedSHA256, shippedAt: last.seenAt))
+                                                    sha256: read.storedSHA256, shippedAt: last.seenAt, index: index))
                 outcome.archiveSegments += 1
             }
         }

@@ -200,10 +200,11 @@ public final class Catalog {
         return records
     }
 
-    /// Snapshots oldest first, optionally of one job only.
+    /// Snapshots oldest first, optionally of one job only; two taken in the same second
+    /// (`taken_at` is kept to the second) in the order they were cataloged.
     public func snapshots(job: String? = nil) throws -> [SnapshotRecord] {
-        if let job { return try loadSnapshots(where: "job = ?", [.text(job)], suffix: "ORDER BY taken_at, name") }
-        return try loadSnapshots(where: "1", [], suffix: "ORDER BY taken_at, name")
+        if let job { return try loadSnapshots(where: "job = ?", [.text(job)], suffix: "ORDER BY taken_at, rowid") }
+        return try loadSnapshots(where: "1", [], suffix: "ORDER BY taken_at, rowid")
     }
 
     /// A job's snapshots in the order they were cataloged (rowid), oldest first. This,

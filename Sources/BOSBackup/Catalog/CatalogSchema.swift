@@ -212,6 +212,13 @@ enum CatalogSchema {
             targets     TEXT NOT NULL
         );
         """,
+        // 11: a BOSWAL03 segment's index (docs/DESIGN.md "WAL segments"): where it lies in the
+        // object and the SHA-256 of its bytes; NULL for the older formats, read whole.
+        """
+        ALTER TABLE wal_segments ADD COLUMN index_offset INTEGER;
+        ALTER TABLE wal_segments ADD COLUMN index_length INTEGER;
+        ALTER TABLE wal_segments ADD COLUMN index_sha256 TEXT;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

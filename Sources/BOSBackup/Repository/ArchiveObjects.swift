@@ -76,6 +76,8 @@ struct ReadSegment {
     var commits: [ArchivedCommit]
     var storedSHA256: String
     var storedBytes: Int64
+    /// `BOSWAL03`: the segment has an index (`segmentIndexRef` finds it).
+    var indexed = false
 }
 
 extension Repository {
@@ -120,7 +122,8 @@ extension Repository {
         } catch let error as WALSegment.FormatError {
             throw PointInTimeError.segmentDamaged(key: key, why: "\(error)")
         }
-        return ReadSegment(pageSize: stream.pageSize ?? 0, link: stream.link, commits: kept, storedSHA256: stored.hex(), storedBytes: size)
+        return ReadSegment(pageSize: stream.pageSize ?? 0, link: stream.link, commits: kept, storedSHA256: stored.hex(), storedBytes: size,
+                           indexed: stream.tagged)
     }
 
     /// A cataloged segment, refused unless its stored bytes are the ones shipped. With
