@@ -79,6 +79,10 @@ struct Context {
         }
     }
 
+    /// A dry run opens an existing catalog to read only (an auditor may ask), and creates
+    /// a missing one as any first run would.
+    var catalogExists: Bool { catalogPath.map(DurableFile.exists) ?? false }
+
     /// The catalog, created if missing; `readOnly` for commands that only look
     /// (status, snapshots, schedule show): those never create or change it.
     func openCatalog(readOnly: Bool = false) throws -> Catalog {

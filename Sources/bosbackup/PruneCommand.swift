@@ -25,7 +25,7 @@ struct PruneCommand: AsyncParsableCommand {
             let context = try Context(common)
             try context.authorize(dryRun ? .auditor : .admin, dryRun ? "prune --dry-run" : "prune")
             let policy = try context.requirePolicy()
-            let catalog = try context.openCatalog(readOnly: dryRun)   // a dry run changes nothing: an auditor may ask
+            let catalog = try context.openCatalog(readOnly: dryRun && context.catalogExists)   // a dry run changes nothing: an auditor may ask
             let scheduled = try context.scheduler(catalog)
             let jobs = try policy.jobs.filter { job == nil || $0.name == job }.nonEmpty(or: UsageError("no job \"\(job ?? "")\" in the policy"))
             let lock = dryRun ? nil : try context.lock()

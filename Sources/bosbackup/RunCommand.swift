@@ -52,7 +52,7 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     private func runPolicy(_ context: Context, output: RunOutput) async throws -> Int32 {
-        let catalog = try context.openCatalog(readOnly: dryRun)   // a dry run changes nothing: an auditor may ask
+        let catalog = try context.openCatalog(readOnly: dryRun && context.catalogExists)   // a dry run changes nothing: an auditor may ask
         let scheduled = try context.scheduler(catalog)
         if dryRun {
             let decisions = try scheduled.decide()

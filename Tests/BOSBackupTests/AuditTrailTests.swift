@@ -155,7 +155,9 @@ final class AuditTrailTests: XCTestCase {
         for i in 1...4 { try catalog.addAudit(action: "old", snapshotID: nil, detail: "row \(i)") }
         try Database(path: catalogPath).execute("""
             ALTER TABLE audit DROP COLUMN prev_sha256; ALTER TABLE audit DROP COLUMN sha256;
-            DROP TABLE audit_trail; DROP TABLE audit_seals; PRAGMA user_version = 9;
+            DROP TABLE audit_trail; DROP TABLE audit_seals;
+            ALTER TABLE wal_segments DROP COLUMN index_offset; ALTER TABLE wal_segments DROP COLUMN index_length;
+            ALTER TABLE wal_segments DROP COLUMN index_sha256; PRAGMA user_version = 9;
             """)
         let upgraded = try Catalog(path: catalogPath)
         let rows = try upgraded.auditChain()

@@ -37,6 +37,9 @@ public struct CatalogRebuild {
         for key in listed {
             if adopts(key) { manifests.append(key) } else { outcome.otherHosts += 1 }
         }
+        // In name order ("job-<time>" before "job-<time>-<id>", its same-second successor): the
+        // catalog lists snapshots of one second in the order they were cataloged.
+        manifests.sort { $0.replacingOccurrences(of: ".manifest.json", with: "") < $1.replacingOccurrences(of: ".manifest.json", with: "") }
         for (done, manifestKey) in manifests.enumerated() {
             progress?(ProgressUpdate(phase: "reading manifests on \(targetName)", done: Int64(done), total: Int64(manifests.count), unit: .items))
             // A manifest that cannot be fetched fails the rebuild (try again); one that is no
