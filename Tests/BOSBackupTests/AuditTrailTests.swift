@@ -66,7 +66,7 @@ final class AuditTrailTests: XCTestCase {
             ("edited", "UPDATE audit SET detail = 'nothing happened' WHERE id = 4", 4, "does not match its hash"),
             ("removed", "DELETE FROM audit WHERE id = 6", 7, "does not follow row 5"),
             ("swapped", swap, 3, "does not follow row 2"),
-            ("cut", "DELETE FROM audit WHERE id > 7", 8, "rows were cut off"),
+            ("last 5 deleted", "DELETE FROM audit WHERE id > (SELECT max(id) - 5 FROM audit)", 9, "rows were cut off"),
             ("truncated", "DELETE FROM audit", 1, "the trail ends at row 0"),
         ]
         for (name, sql, firstBad, says) in cases {

@@ -7,9 +7,9 @@ import XCTest
 /// same commits read forward, and an index whose every entry points at a gzip
 /// member holding exactly that page.
 final class SegmentFormatTests: XCTestCase {
-    func commits() -> [ArchivedCommit] {
+    func commits(_ count: Int = 7) -> [ArchivedCommit] {
         var rng = SystemRandomNumberGenerator()
-        return (1...7).map { txid in
+        return (1...count).map { txid in
             let pages = (0..<(txid % 3 + 1)).map { i -> (number: UInt32, bytes: [UInt8]) in
                 // Half random, half text: members of different sizes.
                 let random = (0..<2_048).map { _ in UInt8.random(in: 0...255, using: &rng) }
@@ -59,5 +59,27 @@ final class SegmentFormatTests: XCTestCase {
         let expected = Dictionary(written.flatMap(\.pages).map { ($0.number, $0.bytes) }, uniquingKeysWith: { $1 })
         XCTAssertEqual(read, expected)
         XCTAssertEqual(try runAsync { try await repository.segmentIndexRef(key: "s.wal.gz", size: Int64(bytes.count)) }, encoded.index)
+    }
+
+    /// A busy second's segment: an index (and so its member) far larger than a page. The
+    /// archiver's first version sized its compressor for pages and failed on such a segment.
+    func testASegmentOfThousandsOfCommitsHasItsIndex() throws {
+        let link = SegmentLink(generation: "g1", previousSHA256: nil,
+                               from: WALPosition(salt1: 1, salt2: 2, frame: 0, checksum: WALChecksum(s0: 0, s1: 0)),
+                               to: WALPosition(salt1: 1, salt2: 2, frame: 9, checksum: WALChecksum(s0: 0, s1: 0)))
+        let written = commits(3_000)
+        let encoded = try SegmentFormatV3.encode(written, pageSize: 4_096, link: link, level: 1)
+        XCTAssertGreaterThan(encoded.index.length, 100_000)
+        let raw = try WALSegment.decode(try gunzip(encoded.data))
+        XCTAssertEqual(raw.commits.count, 3_000)
+        let place = try SegmentFormatV3.indexPlace(trailer: Array(encoded.data.suffix(SegmentFormatV3.trailerSize)))
+        XCTAssertEqual(place.length, encoded.index.length)
+    }
+
+    func gunzip(_ data: Data) throws -> Data {
+        let dir = TempDir()
+        try data.write(to: URL(fileURLWithPath: dir.file("s.gz")))
+        XCTAssertEqual(try runProcess("/bin/sh", ["-c", "gunzip -c '\(dir.file("s.gz"))' > '\(dir.file("raw"))'"]).status, 0)
+        return try Data(contentsOf: URL(fileURLWithPath: dir.file("raw")))
     }
 }

@@ -53,7 +53,10 @@ enum SegmentFormatV3 {
     }
 
     static func encode(_ commits: [ArchivedCommit], pageSize: Int, link: SegmentLink, level: Int) throws -> Encoded {
-        let compressor = try GzipBlockCompressor(level: level, blockSize: max(pageSize, 1 << 16))
+        // Bound for the largest member: a page, a commit's header, or the index (all its entries).
+        let pages = commits.reduce(0) { $0 + $1.pages.count }
+        let largest = max(pageSize, 1 + 24 + 4 * (commits.map(\.pages.count).max() ?? 0), 5 + 24 * commits.count + 48 * pages, 1 << 12)
+        let compressor = try GzipBlockCompressor(level: level, blockSize: largest)
         var data = Data()
         func member(_ raw: [UInt8]) throws -> (offset: Int64, length: UInt32) {
             let offset = Int64(data.count)
