@@ -119,7 +119,8 @@ final class ArchiveRotationTests: ArchiveTestCase {
         let pinnedGeneration = try XCTUnwrap(rotated.dropLast().last { try !catalog.checks(generation: $0.id).isEmpty })
         let pin = try XCTUnwrap(try catalog.checks(generation: pinnedGeneration.id).first)
         let segment = try XCTUnwrap(try catalog.segments(generation: pinnedGeneration.id, target: "nas").first { $0.firstTxid <= pin.txid && pin.txid <= $0.lastTxid })
-        // Re-written: one byte of a page the pinned commit wrote, gzip again, the catalog told its new SHA-256.
+        // Re-written: one byte of a page the pinned commit wrote, gzip again (as BOSWAL02, whole: no
+        // index), the catalog told its new SHA-256 and that it has no index.
         let path = dir.file("nas") + "/" + segment.objectKey
         let gunzip = try runProcess("/bin/sh", ["-c", "gzip -dc < '\(path)' > '\(path).raw'"])
         XCTAssertEqual(gunzip.status, 0, gunzip.stderr)
@@ -129,7 +130,9 @@ final class ArchiveRotationTests: ArchiveTestCase {
         try WALSegment.encode(decoded.commits, pageSize: decoded.pageSize, link: try XCTUnwrap(decoded.link))
             .write(to: URL(fileURLWithPath: path + ".raw"))
         XCTAssertEqual(try runProcess("/bin/sh", ["-c", "gzip -c < '\(path).raw' > '\(path)' && rm '\(path).raw'"]).status, 0)
-        try catalog.db.run("UPDATE wal_segments SET sha256 = ? WHERE object_key = ? AND target = 'nas'", .text(try SHA256Stream.hex(ofFile: path)), .text(segment.objectKey))
+        try catalog.db.run("""
+            UPDATE wal_segments SET sha256 = ?, index_offset = NULL, index_length = NULL, index_sha256 = NULL WHERE object_key = ? AND target = 'nas'
+            """, .text(try SHA256Stream.hex(ofFile: path)), .text(segment.objectKey))
         let caught = try bosbackup("verify", "--chain", "--restore", "--config", config)
         XCTAssertEqual(caught.status, 4, caught.stdout + caught.stderr)
         XCTAssertTrue(caught.stdout.contains("FAILED") && caught.stdout.contains("rebuilt from nas"), caught.stdout)

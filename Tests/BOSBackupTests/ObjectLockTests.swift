@@ -243,6 +243,25 @@ final class ObjectLockTests: XCTestCase {
     static let writerSecret = "writer-secret-" + UUID().uuidString
     static let prunerSecret = "pruner-secret-" + UUID().uuidString
 
+    /// WAL segments are locked once, when written: `check` fails when the lock would run out
+    /// before the archive lets go of them, and says what to raise.
+    func testCheckSaysWhenArchiveSegmentsWouldOutliveTheirLock() throws {
+        let bucket = try makeBucket()
+        try writePolicy(bucket: bucket)
+        for (archive, ok, says) in [("{ targets: { cloud: 10s }, retain: 7d }", false, "object_lock lasts 3d, less than retain + base_every (8d)"),
+                                    ("{ targets: { cloud: 10s } }", false, "the archive is kept for ever (no retain)"),
+                                    ("{ targets: { cloud: 10s }, retain: 1d, base_every: 1d }", true, "segments locked 3d")] {
+            let policy = try String(contentsOfFile: config, encoding: .utf8).components(separatedBy: "\narchive:").first!
+            try (policy.trimmingCharacters(in: .newlines) + "\narchive:\n  bos: \(archive)\n")
+                .write(toFile: config, atomically: true, encoding: .utf8)
+            let check = try run("check", "--config", config)
+            let line = try XCTUnwrap(check.stdout.split(separator: "\n").first { $0.contains("archive bos on cloud:") }, check.stdout + check.stderr)
+            XCTAssertEqual(line.hasPrefix("ok"), ok, String(line))
+            XCTAssertTrue(line.contains(says), String(line))
+            if !ok { XCTAssertEqual(check.status, 1, check.stdout) }
+        }
+    }
+
     /// `check` names the credentials each command opens the target with (file, profile, key
     /// id with its middle hidden, never a secret). moto enforces no IAM, so which key signed
     /// each request is read from the Authorization header the proxy saw: backups are signed

@@ -46,6 +46,7 @@ public struct Preflight {
         for target in policy.targets {
             checks.append(await self.target(target, needs: sizes.stored[target.name] ?? 0))
             if let credentials = credentials(target) { checks.append(credentials) }
+            checks += archiveLocks(on: target)
         }
         return checks
     }
@@ -110,6 +111,27 @@ public struct Preflight {
             return PreflightCheck(subject: subject, ok: true, detail: detail)
         } catch {
             return PreflightCheck(subject: subject, ok: false, detail: "\(error)")
+        }
+    }
+
+    /// WAL segments are locked once, when written (one request per segment per day to extend
+    /// them all would be far too many): the lock must outlast the archive kept there, else an
+    /// attacker with the writer's key deletes the older segments once their lock ran out.
+    private func archiveLocks(on target: Policy.TargetConfig) -> [PreflightCheck] {
+        guard let lock = target.objectLock else { return [] }
+        return policy.archives.filter { $0.targets.contains { $0.target == target.name } }.map { archive in
+            let subject = "archive \(archive.database) on \(target.name)"
+            let days = TimeInterval(lock.days) * 86_400
+            guard let retain = archive.retain else {
+                return PreflightCheck(subject: subject, ok: false, detail: "object_lock lasts \(lock.days)d but the archive is kept for ever (no retain): "
+                                      + "segments older than \(lock.days)d are unlocked; set archive.\(archive.database).retain")
+            }
+            let needed = retain + archive.baseEvery
+            guard days >= needed else {
+                return PreflightCheck(subject: subject, ok: false, detail: "object_lock lasts \(lock.days)d, less than retain + base_every "
+                                      + "(\(Duration.format(needed))): the older kept segments would be unlocked; raise object_lock.days")
+            }
+            return PreflightCheck(subject: subject, ok: true, detail: "segments locked \(lock.days)d, as long as the archive keeps them (retain + base_every \(Duration.format(needed)))")
         }
     }
 

@@ -74,7 +74,7 @@ public struct ArchiveTimeline {
             let last = handOver ?? .max
             for segment in try catalog.segments(generation: generation.id, target: plan.target) where segment.lastTxid > after && segment.firstTxid <= last {
                 let id = generation.id
-                _ = try await repository.segment(segment) { commit in
+                try await repository.commits(of: segment, pageSize: plan.base.pageSize) { commit in
                     guard commit.txid > after, commit.txid <= last else { return }
                     let effect = try walk.apply(commit, generation: id)
                     after = commit.txid
