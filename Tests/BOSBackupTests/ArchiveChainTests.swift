@@ -78,6 +78,27 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertEqual(try restored(at: "2026-12-01T10:06:00Z").1, [1, 2, 3, 4, 5, 6])
     }
 
+    /// A byte no restore reads (a commit header member's CRC): `restore --at` is still exact,
+    /// every byte it used checked; the timeline, which reads the whole segment, refuses it by
+    /// its SHA-256, as verify --chain does.
+    func testDamageOnlyAWholeReadSeesStopsTheTimelineNotTheRestore() throws {
+        let segments = try archiveSixCommits()
+        let damaged = segments[2]
+        let index = try runAsync {
+            try await Repository(target: try TargetFactory.open(url: "file://" + self.dir.file("nas"))).segmentIndex(damaged, try XCTUnwrap(damaged.index))
+        }
+        let firstPage = try XCTUnwrap(index.first?.pages.first)
+        let path = dir.file("nas") + "/" + damaged.objectKey
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[Int(firstPage.offset) - 6] ^= 0x01   // the CRC-32 of the commit's header member, just before its first page
+        try bytes.write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(try restored(at: "2026-12-01T10:06:00Z").1, [1, 2, 3, 4, 5, 6])
+        let timeline = try bosbackup("timeline", "--table", "ledger", "--key", "6", "--config", config)
+        XCTAssertEqual(timeline.status, 4, timeline.stdout + timeline.stderr)
+        XCTAssertTrue(timeline.stderr.contains(damaged.objectKey) && timeline.stderr.contains("SHA-256"), timeline.stderr)
+        XCTAssertEqual(try verifyChain().status, 4)
+    }
+
     func testACatalogHoleAndAForeignSegmentAreDamageToo() throws {
         let segments = try archiveSixCommits()
         // A segment whose bytes are another segment's (renamed into place), and a row the catalog lost.

@@ -156,20 +156,24 @@ enum WALSegment {
             return true
         }
 
-        private mutating func parseCommit() throws -> ArchivedCommit? {
-            if tagged { return try parseTagged() }
-            guard let pageSize, has(24, from: at) else { return nil }
-            var position = at
+        /// A commit whose bytes start at `position`: its head (txid, seen-at, page count, n), then
+        /// its pages, either each after its number (`BOSWAL02`) or the n numbers first (`BOSWAL03`).
+        /// Nil while the buffer does not hold it whole yet.
+        private mutating func parseCommit(at start: Int, numbersFirst: Bool) throws -> ArchivedCommit? {
+            guard let pageSize, has(24, from: start) else { return nil }
+            var position = start
             let txid = read(Int64.self, &position)
             let seenAt = Date(timeIntervalSince1970: Double(bitPattern: read(UInt64.self, &position)))
             let pageCount = read(UInt32.self, &position)
             let count = Int(read(UInt32.self, &position))
             guard count <= 1 << 24 else { throw FormatError(description: "segment claims \(count) pages in txid \(txid)") }
             guard has(count * (4 + pageSize), from: position) else { return nil }
+            var numbers: [UInt32] = []
+            if numbersFirst { for _ in 0..<count { numbers.append(read(UInt32.self, &position)) } }
             var pages: [(number: UInt32, bytes: [UInt8])] = []
             if keepPages { pages.reserveCapacity(count) }
-            for _ in 0..<count {
-                let number = read(UInt32.self, &position)
+            for i in 0..<count {
+                let number = numbersFirst ? numbers[i] : read(UInt32.self, &position)
                 if keepPages { pages.append((number, Array(buffer[position..<position + pageSize]))) }
                 position += pageSize
             }
@@ -177,34 +181,21 @@ enum WALSegment {
             return ArchivedCommit(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages)
         }
 
+        private mutating func parseCommit() throws -> ArchivedCommit? {
+            tagged ? try parseTagged() : try parseCommit(at: at, numbersFirst: false)
+        }
+
         /// A `BOSWAL03` record: a commit is returned; the index and trailer are checked for
         /// their shape and passed over (the index is read on its own by restores).
         private mutating func parseTagged() throws -> ArchivedCommit? {
-            guard let pageSize, has(1, from: at), !sawTrailer else {
+            guard pageSize != nil, has(1, from: at), !sawTrailer else {
                 if sawTrailer, at < buffer.count { throw FormatError(description: "bytes after the segment's trailer") }
                 return nil
             }
             var position = at + 1
             switch buffer[at] {
             case UInt8(ascii: "C"):
-                guard has(24, from: position) else { return nil }
-                let txid = read(Int64.self, &position)
-                let seenAt = Date(timeIntervalSince1970: Double(bitPattern: read(UInt64.self, &position)))
-                let pageCount = read(UInt32.self, &position)
-                let count = Int(read(UInt32.self, &position))
-                guard count <= 1 << 24 else { throw FormatError(description: "segment claims \(count) pages in txid \(txid)") }
-                guard has(count * (4 + pageSize), from: position) else { return nil }
-                var numbers: [UInt32] = []
-                numbers.reserveCapacity(count)
-                for _ in 0..<count { numbers.append(read(UInt32.self, &position)) }
-                var pages: [(number: UInt32, bytes: [UInt8])] = []
-                if keepPages { pages.reserveCapacity(count) }
-                for number in numbers {
-                    if keepPages { pages.append((number, Array(buffer[position..<position + pageSize]))) }
-                    position += pageSize
-                }
-                at = position
-                return ArchivedCommit(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages)
+                return try parseCommit(at: position, numbersFirst: true)
             case UInt8(ascii: "I"):
                 guard has(4, from: position) else { return nil }
                 let count = Int(read(UInt32.self, &position))

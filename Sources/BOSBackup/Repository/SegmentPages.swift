@@ -58,10 +58,10 @@ extension Repository {
     }
 
     /// Every commit of a segment, in order, with its pages (the timeline's walk). A
-    /// `BOSWAL03` segment is read by its index: each page member where the index says,
-    /// inflated and checked against its SHA-256, with no search for where members
-    /// end (which made forward reading of many small members twice as slow); older
-    /// formats are read whole and checked against their stored SHA-256.
+    /// `BOSWAL03` segment is read by its index: each page member inflated where the index
+    /// says, with no search for where members end (which made forward reading of many
+    /// small members twice as slow), the whole object checked against its stored SHA-256,
+    /// as the older formats are read.
     func commits(of record: WALSegmentRecord, pageSize: Int, _ commit: @escaping (ArchivedCommit) throws -> Void) async throws {
         guard let ref = record.index else {
             _ = try await segment(record, commit: commit)
@@ -79,7 +79,7 @@ extension Repository {
             }
         }
         try emitWhole()   // commits that wrote no page
-        try await segmentPages(record, index.flatMap(\.pages), pageSize: pageSize) { number, bytes in
+        try await segmentPages(record, index.flatMap(\.pages), pageSize: pageSize, wholeObject: true) { number, bytes in
             pages.append((number, Array(bytes)))
             try emitWhole()
         }
@@ -91,18 +91,25 @@ extension Repository {
     /// Hands over the pages `wanted` (any order) of a segment, each inflated and
     /// checked. Members close together are fetched in one ranged read, streamed:
     /// memory holds a read chunk and one member, not the run.
-    func segmentPages(_ record: WALSegmentRecord, _ wanted: [IndexedCommit.Page], pageSize: Int,
+    ///
+    /// `wholeObject`: for reading every page (the timeline), the object is read from its first
+    /// byte to its last in one request and its SHA-256 checked against the one shipped, at the
+    /// end, instead of each page's: hashing the compressed object costs a fraction of hashing
+    /// every page inflated. Pages are handed over before that check: a caller throws its work
+    /// away when this throws.
+    func segmentPages(_ record: WALSegmentRecord, _ wanted: [IndexedCommit.Page], pageSize: Int, wholeObject: Bool = false,
                       _ consume: (UInt32, UnsafeRawBufferPointer) throws -> Void) async throws {
         let pages = wanted.sorted { $0.offset < $1.offset }
+        var stored = SHA256Stream()
         let decompressor = try GzipBlockDecompressor()
         var page = [UInt8](repeating: 0, count: pageSize)
         var start = 0
         while start < pages.count {
             // One request for a run of members with gaps under 256 KiB between them.
             var end = start + 1
-            while end < pages.count, pages[end].offset - (pages[end - 1].offset + Int64(pages[end - 1].length)) < 256 << 10 { end += 1 }
+            while end < pages.count, wholeObject || pages[end].offset - (pages[end - 1].offset + Int64(pages[end - 1].length)) < 256 << 10 { end += 1 }
             let run = pages[start..<end]
-            let from = run.first!.offset
+            let from = wholeObject ? 0 : run.first!.offset
             var pending: [UInt8] = []
             var pendingStart = from
             var next = run.startIndex
@@ -119,7 +126,7 @@ extension Repository {
                     } catch let error as CompressionError {
                         throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "page \(member.number) at byte \(member.offset): \(error)")
                     }
-                    guard produced == pageSize, Array(SHA256.hash(data: page)) == member.sha256 else {
+                    guard produced == pageSize, wholeObject || Array(SHA256.hash(data: page)) == member.sha256 else {
                         throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "page \(member.number) at byte \(member.offset) is not the page shipped")
                     }
                     try page.withUnsafeBytes { try consume(member.number, $0) }
@@ -133,12 +140,16 @@ extension Repository {
                     pendingStart += Int64(drop)
                 }
             }
-            let length = run.last!.offset + Int64(run.last!.length) - from
+            let length = wholeObject ? record.bytes : run.last!.offset + Int64(run.last!.length) - from
             try await damagedWhenMissing(record) {
                 try await target.read(key: record.objectKey, offset: from, length: length) { chunk in
+                    if wholeObject { stored.update(chunk) }
                     pending.append(contentsOf: chunk)
                     try take()
                 }
+            }
+            if wholeObject, stored.count != record.bytes || stored.hex() != record.sha256 {
+                throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its SHA-256 is not the one recorded when it was shipped")
             }
             guard next == run.endIndex else {
                 throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "it ends before its page \(run[next].number) (cut short)")
