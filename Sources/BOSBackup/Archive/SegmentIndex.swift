@@ -64,16 +64,16 @@ enum SegmentFormatV3 {
             return (offset, UInt32(Int64(data.count) - offset))
         }
         _ = try member(Array(WALSegment.encode([], pageSize: pageSize, link: link, magic: magic)))
-        var index = Writer()
+        var index = LittleEndianWriter()
         index.bytes.append(UInt8(ascii: "I"))
         index.put(UInt32(commits.count))
         for commit in commits {
-            var head = Writer()
+            var head = LittleEndianWriter()
             head.bytes.append(UInt8(ascii: "C"))
-            head.putCommit(commit)
+            head.putCommitHead(commit)
             for page in commit.pages { head.put(page.number) }
             _ = try member(head.bytes)
-            index.putCommit(commit)
+            index.putCommitHead(commit)
             for page in commit.pages {
                 let stored = try member(page.bytes)
                 index.put(page.number)
@@ -85,7 +85,7 @@ enum SegmentFormatV3 {
         let indexAt = try member(index.bytes)
         let indexRef = SegmentIndexRef(offset: indexAt.offset, length: Int64(indexAt.length),
                                        sha256: SHA256Stream.hex(of: data.subdata(in: Int(indexAt.offset)..<data.count)))
-        var trailer = Writer()
+        var trailer = LittleEndianWriter()
         trailer.bytes.append(UInt8(ascii: "T"))
         trailer.put(UInt64(indexAt.offset))
         trailer.put(UInt64(indexAt.length))
@@ -101,7 +101,7 @@ enum SegmentFormatV3 {
         let length = UInt16(payload.count)
         out += [UInt8(length & 0xff), UInt8(length >> 8), UInt8(~length & 0xff), UInt8(~length >> 8)]
         out += payload
-        var writer = Writer()
+        var writer = LittleEndianWriter()
         writer.put(crc32(payload))
         writer.put(UInt32(payload.count))
         return out + writer.bytes
@@ -147,17 +147,6 @@ enum SegmentFormatV3 {
         return commits
     }
 
-    struct Writer {
-        var bytes: [UInt8] = []
-        mutating func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
-        mutating func putCommit(_ commit: ArchivedCommit) {
-            put(commit.txid)
-            put(commit.seenAt.timeIntervalSince1970.bitPattern)
-            put(commit.pageCount)
-            put(UInt32(commit.pages.count))
-        }
-    }
-
     struct Reader {
         let bytes: [UInt8]
         var at = 0
@@ -176,4 +165,17 @@ enum SegmentFormatV3 {
 
 private func crc32(_ bytes: [UInt8]) -> UInt32 {
     bytes.withUnsafeBytes { UInt32(libdeflate_crc32(0, $0.baseAddress, $0.count)) }
+}
+
+/// Bytes of the segment formats, little-endian (`BOSWAL02` and `BOSWAL03` alike).
+struct LittleEndianWriter {
+    var bytes: [UInt8] = []
+    mutating func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+    /// A commit's head in both formats: txid, seen-at (Float64 bits), page count after it, number of pages.
+    mutating func putCommitHead(_ commit: ArchivedCommit) {
+        put(commit.txid)
+        put(commit.seenAt.timeIntervalSince1970.bitPattern)
+        put(commit.pageCount)
+        put(UInt32(commit.pages.count))
+    }
 }

@@ -41,29 +41,26 @@ enum WALSegment {
     }
 
     static func encode(_ commits: [ArchivedCommit], pageSize: Int, link: SegmentLink, magic: [UInt8] = WALSegment.magic) -> Data {
-        var data = Data(magic)
-        func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        var out = LittleEndianWriter(bytes: magic)
         func put(_ position: WALPosition) {
-            put(position.salt1); put(position.salt2); put(UInt64(position.frame)); put(position.checksum.s0); put(position.checksum.s1)
+            out.put(position.salt1); out.put(position.salt2); out.put(UInt64(position.frame))
+            out.put(position.checksum.s0); out.put(position.checksum.s1)
         }
-        put(UInt32(pageSize))
+        out.put(UInt32(pageSize))
         let generation = Array(link.generation.utf8.prefix(255))
-        put(UInt8(generation.count))
-        data.append(contentsOf: generation)
-        data.append(contentsOf: link.previousSHA256.flatMap(bytes(ofHex:)) ?? [UInt8](repeating: 0, count: 32))
+        out.put(UInt8(generation.count))
+        out.bytes.append(contentsOf: generation)
+        out.bytes.append(contentsOf: link.previousSHA256.flatMap(bytes(ofHex:)) ?? [UInt8](repeating: 0, count: 32))
         put(link.from)
         put(link.to)
         for commit in commits {
-            put(commit.txid)
-            put(commit.seenAt.timeIntervalSince1970.bitPattern)
-            put(commit.pageCount)
-            put(UInt32(commit.pages.count))
+            out.putCommitHead(commit)
             for page in commit.pages {
-                put(page.number)
-                data.append(contentsOf: page.bytes)
+                out.put(page.number)
+                out.bytes.append(contentsOf: page.bytes)
             }
         }
-        return data
+        return Data(out.bytes)
     }
 
     struct FormatError: Error, CustomStringConvertible {

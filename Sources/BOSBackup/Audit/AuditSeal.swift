@@ -82,9 +82,8 @@ public struct AuditSealKey: @unchecked Sendable /* swift-crypto's keys are immut
 
     /// The trusted public key: `audit-seal.pub` of the policy folder, or an auditor's own copy.
     public static func loadPublic(path: String) throws -> Curve25519.Signing.PublicKey {
-        guard let data = FileManager.default.contents(atPath: path), data.count < 4096 else {
-            throw AuditKeyMissing(path: path)
-        }
+        guard let data = FileManager.default.contents(atPath: path) else { throw AuditKeyMissing(path: path) }
+        guard data.count < 4096 else { throw EncryptionKeyError.badFormat(path: path, reason: "file is \(data.count) bytes, far too large") }
         return try Curve25519.Signing.PublicKey(rawRepresentation: try decode(Array(data), tag: publicTag, path: path))
     }
 
