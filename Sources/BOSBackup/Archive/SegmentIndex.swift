@@ -52,46 +52,107 @@ enum SegmentFormatV3 {
         var index: SegmentIndexRef
     }
 
+    /// A whole segment in memory (tests; `archive --once` and the follower build theirs
+    /// with `Builder` from members compressed once, as they read the WAL).
     static func encode(_ commits: [ArchivedCommit], pageSize: Int, link: SegmentLink, level: Int) throws -> Encoded {
-        // Bound for the largest member: a page, a commit's header, or the index (all its entries).
-        let pages = commits.reduce(0) { $0 + $1.pages.count }
-        let largest = max(pageSize, 1 + 24 + 4 * (commits.map(\.pages.count).max() ?? 0), 5 + 24 * commits.count + 48 * pages, 1 << 12)
-        let compressor = try GzipBlockCompressor(level: level, blockSize: largest)
-        var data = Data()
-        func member(_ raw: [UInt8]) throws -> (offset: Int64, length: UInt32) {
-            let offset = Int64(data.count)
-            try raw.withUnsafeBytes { data.append(contentsOf: try compressor.compress($0)) }
-            return (offset, UInt32(Int64(data.count) - offset))
-        }
-        _ = try member(Array(WALSegment.encode([], pageSize: pageSize, link: link, magic: magic)))
-        var index = LittleEndianWriter()
-        index.bytes.append(UInt8(ascii: "I"))
-        index.put(UInt32(commits.count))
+        var builder = try Builder(pageSize: pageSize, link: link, level: level)
+        let pages = try PageCompressor(pageSize: pageSize, level: level)
+        var data = Data(builder.take())
         for commit in commits {
-            var head = LittleEndianWriter()
-            head.bytes.append(UInt8(ascii: "C"))
-            head.putCommitHead(commit)
-            for page in commit.pages { head.put(page.number) }
-            _ = try member(head.bytes)
-            index.putCommitHead(commit)
+            data.append(contentsOf: try builder.commit(txid: commit.txid, seenAt: commit.seenAt, pageCount: commit.pageCount,
+                                                       pages: commit.pages.map(\.number)))
             for page in commit.pages {
-                let stored = try member(page.bytes)
-                index.put(page.number)
-                index.put(UInt64(stored.offset))
-                index.put(stored.length)
-                index.bytes.append(contentsOf: SHA256.hash(data: page.bytes))
+                let member = try pages.compress(page.bytes)
+                builder.page(page.number, length: UInt32(member.bytes.count), sha256: member.sha256)
+                data.append(contentsOf: member.bytes)
             }
         }
-        let indexAt = try member(index.bytes)
-        let indexRef = SegmentIndexRef(offset: indexAt.offset, length: Int64(indexAt.length),
-                                       sha256: SHA256Stream.hex(of: data.subdata(in: Int(indexAt.offset)..<data.count)))
-        var trailer = LittleEndianWriter()
-        trailer.bytes.append(UInt8(ascii: "T"))
-        trailer.put(UInt64(indexAt.offset))
-        trailer.put(UInt64(indexAt.length))
-        trailer.bytes.append(contentsOf: trailerMagic)
-        data.append(contentsOf: storedMember(trailer.bytes))
-        return Encoded(data: data, index: indexRef)
+        let end = try builder.finish()
+        data.append(contentsOf: end.bytes)
+        return Encoded(data: data, index: end.index)
+    }
+
+    /// Lays out a segment member by member: the caller appends what each call
+    /// returns (and each page's member, compressed elsewhere, right after it is
+    /// announced with `page`), in order; the builder keeps the offsets and the index.
+    struct Builder {
+        private let level: Int
+        private var offset: Int64 = 0
+        private var index = LittleEndianWriter()
+        private var commits: UInt32 = 0
+        private var pending: [UInt8] = []
+        /// Compresses the members the builder makes (header, commit heads, index), sized
+        /// for the largest so far: a busy segment's index is far larger than a page.
+        private var heads: GzipBlockCompressor
+        private var headBound: Int
+
+        init(pageSize: Int, link: SegmentLink, level: Int) throws {
+            self.level = level
+            headBound = max(pageSize, 1 << 12)
+            heads = try GzipBlockCompressor(level: level, blockSize: headBound)
+            index.bytes.append(UInt8(ascii: "I"))
+            index.put(UInt32(0))   // the commit count, set at the end
+            pending = try member(Array(WALSegment.encode([], pageSize: pageSize, link: link, magic: magic)))
+        }
+
+        /// The header member (once, first).
+        mutating func take() -> [UInt8] { defer { pending = [] }; return pending }
+
+        private mutating func member(_ raw: [UInt8]) throws -> [UInt8] {
+            if raw.count > headBound {
+                heads = try GzipBlockCompressor(level: level, blockSize: raw.count)
+                headBound = raw.count
+            }
+            let bytes = try raw.withUnsafeBytes { Array(try heads.compress($0)) }
+            offset += Int64(bytes.count)
+            return bytes
+        }
+
+        /// A commit's head member; its pages follow, each announced with `page`.
+        mutating func commit(txid: Int64, seenAt: Date, pageCount: UInt32, pages: [UInt32]) throws -> [UInt8] {
+            var head = LittleEndianWriter()
+            head.bytes.append(UInt8(ascii: "C"))
+            head.putCommitHead(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages.count)
+            for number in pages { head.put(number) }
+            index.putCommitHead(txid: txid, seenAt: seenAt, pageCount: pageCount, pages: pages.count)
+            commits += 1
+            return try member(head.bytes)
+        }
+
+        /// A page member of `length` bytes goes next, at the current offset.
+        mutating func page(_ number: UInt32, length: UInt32, sha256: [UInt8]) {
+            index.put(number)
+            index.put(UInt64(offset))
+            index.put(length)
+            index.bytes.append(contentsOf: sha256)
+            offset += Int64(length)
+        }
+
+        /// The index member and the trailer, and where the index lies.
+        mutating func finish() throws -> (bytes: [UInt8], index: SegmentIndexRef) {
+            withUnsafeBytes(of: commits.littleEndian) { index.bytes.replaceSubrange(1..<5, with: $0) }
+            let at = offset
+            let stored = try member(index.bytes)
+            let ref = SegmentIndexRef(offset: at, length: Int64(stored.count), sha256: SHA256.hash(data: stored).hex)
+            var trailer = LittleEndianWriter()
+            trailer.bytes.append(UInt8(ascii: "T"))
+            trailer.put(UInt64(at))
+            trailer.put(UInt64(stored.count))
+            trailer.bytes.append(contentsOf: trailerMagic)
+            return (stored + storedMember(trailer.bytes), ref)
+        }
+    }
+
+    /// A page as its gzip member, and the SHA-256 of the page (what the index keeps).
+    final class PageCompressor {
+        private let compressor: GzipBlockCompressor
+        init(pageSize: Int, level: Int) throws { compressor = try GzipBlockCompressor(level: level, blockSize: pageSize) }
+        func compress(_ page: [UInt8]) throws -> (bytes: [UInt8], sha256: [UInt8]) {
+            try page.withUnsafeBytes { try compress($0) }
+        }
+        func compress(_ page: UnsafeRawBufferPointer) throws -> (bytes: [UInt8], sha256: [UInt8]) {
+            (Array(try compressor.compress(page)), Array(SHA256.hash(data: page)))
+        }
     }
 
     /// A gzip member holding `payload` in one stored deflate block: its size is
@@ -173,9 +234,12 @@ struct LittleEndianWriter {
     mutating func put<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
     /// A commit's head in both formats: txid, seen-at (Float64 bits), page count after it, number of pages.
     mutating func putCommitHead(_ commit: ArchivedCommit) {
-        put(commit.txid)
-        put(commit.seenAt.timeIntervalSince1970.bitPattern)
-        put(commit.pageCount)
-        put(UInt32(commit.pages.count))
+        putCommitHead(txid: commit.txid, seenAt: commit.seenAt, pageCount: commit.pageCount, pages: commit.pages.count)
+    }
+    mutating func putCommitHead(txid: Int64, seenAt: Date, pageCount: UInt32, pages: Int) {
+        put(txid)
+        put(seenAt.timeIntervalSince1970.bitPattern)
+        put(pageCount)
+        put(UInt32(pages))
     }
 }

@@ -16,35 +16,71 @@ actor SegmentShipper {
         self.level = level
     }
 
-    /// Writes one segment (`BOSWAL03`, a gzip member per page); returns its stored size,
-    /// SHA-256 and index (the object is durable when this returns).
+    /// Writes one segment (`BOSWAL03`) streamed: the members the builder makes around
+    /// the page members copied from the spool, compressed when they were read. Returns
+    /// its stored size, SHA-256 and index (the object is durable when this returns).
     func upload(_ segment: PreparedSegment) async throws -> (bytes: Int64, sha256: String, index: SegmentIndexRef) {
-        let encoded = try SegmentFormatV3.encode(segment.commits.map(\.commit), pageSize: segment.pageSize, link: segment.link, level: level)
+        var builder = try SegmentFormatV3.Builder(pageSize: segment.pageSize, link: segment.link, level: level)
+        var stored = SHA256Stream()
         // Through a writer, not `put`: an encrypting target encrypts what goes through its writers.
-        try await Repository(target: target).writeObject(key: segment.key) { writer in
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: encoded.data.count, alignment: 16)
-            defer { buffer.deallocate() }
-            encoded.data.copyBytes(to: buffer)
-            try await writer.write(UnsafeRawBufferPointer(buffer))
+        let index = try await Repository(target: target).writeObject(key: segment.key) { writer in
+            var out = OutBuffer(writer: writer)
+            try await out.append(builder.take(), &stored)
+            for commit in segment.commits {
+                try await out.append(try builder.commit(txid: commit.txid, seenAt: commit.seenAt, pageCount: commit.pageCount,
+                                                        pages: commit.pages.map(\.number)), &stored)
+                for page in commit.pages { builder.page(page.number, length: page.length, sha256: page.sha256) }
+                var at = commit.offset
+                while at < commit.end {
+                    let length = Int(min(commit.end - at, 1 << 20))
+                    try await out.append(try commit.file.read(at, length), &stored)
+                    at += Int64(length)
+                }
+            }
+            let end = try builder.finish()
+            try await out.append(end.bytes, &stored)
+            try await out.flush()
+            return end.index
         }
-        return (Int64(encoded.data.count), SHA256Stream.hex(of: encoded.data), encoded.index)
+        return (stored.count, stored.hex(), index)
     }
 }
 
-/// A segment ready to upload: its key, its commits and its link.
+/// Gathers small writes into about a megabyte per `write`.
+private struct OutBuffer {
+    let writer: ObjectWriter
+    var bytes: [UInt8] = []
+
+    mutating func append(_ more: [UInt8], _ hash: inout SHA256Stream) async throws {
+        more.withUnsafeBytes { hash.update($0) }
+        bytes += more
+        if bytes.count >= 1 << 20 { try await flush() }
+    }
+
+    mutating func flush() async throws {
+        guard !bytes.isEmpty else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 16)
+        defer { buffer.deallocate() }
+        bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+        try await writer.write(UnsafeRawBufferPointer(buffer))
+        bytes.removeAll(keepingCapacity: true)
+    }
+}
+
+/// A segment ready to upload: its key, its commits (their pages in the spool) and its link.
 struct PreparedSegment: Sendable {
     var target: String
     var key: String
     var generation: String
-    var commits: [QueuedCommit]
+    var commits: [SpooledCommit]
     var pageSize: Int
     var link: SegmentLink
 
     /// Its catalog row, once stored.
     func record(bytes: Int64, sha256: String, index: SegmentIndexRef?, shippedAt: Date) -> WALSegmentRecord {
-        let first = commits[0].commit, last = commits[commits.count - 1]
-        return WALSegmentRecord(generation: generation, target: target, objectKey: key, firstTxid: first.txid, lastTxid: last.commit.txid,
-                                firstSeen: first.seenAt, lastSeen: last.commit.seenAt, position: last.after,
-                                pageCount: Int64(last.commit.pageCount), bytes: bytes, sha256: sha256, shippedAt: shippedAt, index: index)
+        let first = commits[0], last = commits[commits.count - 1]
+        return WALSegmentRecord(generation: generation, target: target, objectKey: key, firstTxid: first.txid, lastTxid: last.txid,
+                                firstSeen: first.seenAt, lastSeen: last.seenAt, position: last.after,
+                                pageCount: Int64(last.pageCount), bytes: bytes, sha256: sha256, shippedAt: shippedAt, index: index)
     }
 }

@@ -78,6 +78,7 @@ public struct WALArchiver {
         try source.execute("BEGIN DEFERRED")
         _ = try source.int("SELECT count(*) FROM sqlite_schema")
         defer { try? source.execute("ROLLBACK") }
+        let spool = try makeSpool()
         for destination in archive.targets where targets?.contains(destination.target) ?? true {
             guard let current = generation else { break }
             let (position, nextTxid) = try resumePoint(current, target: destination.target, walPath: walPath)
@@ -93,12 +94,12 @@ public struct WALArchiver {
             // Everything committed before this read is on the target after it; what it reads
             // is stamped with the time after the read (a commit in the WAL then was made before).
             let checked = clock.now()
-            let commits = try WALFile.commits(path: walPath, header: header, after: position)
+            let commits = try spool.read(wal: walPath, header: header, after: position, firstTxid: nextTxid, clock: clock)
             // Idle: no request to the target at all, and the archive still covers up to now.
             if !commits.isEmpty {
-                let archived = QueuedCommit.stamped(commits, header: header, from: position, firstTxid: nextTxid, clock: clock)
-                outcome.shipped.append(try await ship(archived, pageSize: header.pageSize, generation: current, target: destination.target))
+                outcome.shipped.append(try await ship(commits, pageSize: header.pageSize, generation: current, target: destination.target))
             }
+            try spool.startOver()
             try catalog.recordArchiveCheck(generation: current.id, target: destination.target, at: checked)
         }
         return outcome
@@ -187,7 +188,7 @@ public struct WALArchiver {
     }
 
     /// One segment of whole commits to one target, durable before it is cataloged.
-    func ship(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String) async throws -> WALSegmentRecord {
+    func ship(_ commits: [SpooledCommit], pageSize: Int, generation: WALGeneration, target name: String) async throws -> WALSegmentRecord {
         let shipper = try shipper(for: name)
         let segment = try prepare(commits, pageSize: pageSize, generation: generation, target: name, encrypted: shipper.encrypts)
         let stored = try await shipper.upload(segment)
@@ -197,39 +198,22 @@ public struct WALArchiver {
     }
 
     /// The key and link of the next segment to `name` (it follows the last cataloged one there).
-    func prepare(_ commits: [QueuedCommit], pageSize: Int, generation: WALGeneration, target name: String, encrypted: Bool) throws -> PreparedSegment {
-        let first = commits[0].commit, last = commits[commits.count - 1]
+    func prepare(_ commits: [SpooledCommit], pageSize: Int, generation: WALGeneration, target name: String, encrypted: Bool) throws -> PreparedSegment {
+        let first = commits[0], last = commits[commits.count - 1]
         let key = RepositoryNamespace(host: policy.host, database: generation.database)
-            .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.commit.txid, encrypted: encrypted)
+            .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.txid, encrypted: encrypted)
         let previous = try catalog.lastSegment(generation: generation.id, target: name)
-        let link = SegmentLink(generation: generation.id, previousSHA256: previous?.sha256, from: previous?.position ?? commits[0].before, to: last.after)
+        let link = SegmentLink(generation: generation.id, previousSHA256: previous?.sha256, from: previous?.position ?? first.before, to: last.after)
         return PreparedSegment(target: name, key: key, generation: generation.id, commits: commits, pageSize: pageSize, link: link)
+    }
+
+    /// Where the commits read wait for the targets: on disk in scratch, not in memory.
+    func makeSpool() throws -> SegmentSpool {
+        try SegmentSpool(folder: scratch, level: policy.compressionLevel)
     }
 
     /// An uploader that owns a target of its own.
     func shipper(for name: String) throws -> SegmentShipper {
         SegmentShipper(target: try openTarget(name), level: policy.compressionLevel)
-    }
-}
-
-/// A commit read from the WAL, and the WAL positions before and after it
-/// (where a segment starting with it resumes from, and one ending with it ends).
-struct QueuedCommit: Sendable {
-    var commit: ArchivedCommit
-    var before: WALPosition
-    var after: WALPosition
-
-    /// Commits just read after `from`, numbered from `firstTxid` and stamped with
-    /// the time *after* the read: a commit in the WAL when we read it was made
-    /// before, so a restore at T never gets a later commit.
-    static func stamped(_ commits: [WALCommit], header: WALHeader, from: WALPosition, firstTxid: Int64, clock: Clock) -> [QueuedCommit] {
-        let seen = clock.now()
-        var before = from
-        return commits.enumerated().map { index, commit in
-            let after = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: commit.lastFrame, checksum: commit.checksum)
-            defer { before = after }
-            return QueuedCommit(commit: ArchivedCommit(txid: firstTxid + Int64(index), seenAt: seen, pageCount: commit.pageCount, pages: commit.pages),
-                                before: before, after: after)
-        }
     }
 }

@@ -139,13 +139,29 @@ enum WALFile {
     /// empty): a WAL of any size walked in constant memory.
     private static func walk(path: String, header: WALHeader, after position: WALPosition, limit: Int, keepPages: Bool,
                              _ commit: (WALCommit) throws -> Void) throws {
+        var pending: [(number: UInt32, bytes: [UInt8])] = []
+        try frames(path: path, header: header, after: position, limit: limit) { number, page in
+            if keepPages { pending.append((number, Array(page))) }
+        } commit: { pageCount, after in
+            try commit(WALCommit(pages: pending, pageCount: pageCount, lastFrame: after.frame, checksum: after.checksum))
+            pending = []
+        }
+    }
+
+    /// Hands over each valid frame after `position` (at most `limit`), in order: `page`
+    /// its page (the bytes valid for the call only), and after a transaction's last
+    /// frame `commit` the database's size then and the position after it. The frames
+    /// after the last commit (a transaction still being written, or leftovers of an
+    /// earlier log) go to `page` with no `commit` after them: the caller drops them.
+    static func frames(path: String, header: WALHeader, after position: WALPosition, limit: Int,
+                       page: (UInt32, UnsafeRawBufferPointer) throws -> Void,
+                       commit: (UInt32, WALPosition) throws -> Void) throws {
         precondition(position.salt1 == header.salt1 && position.salt2 == header.salt2, "the position belongs to another WAL")
         let file = try FileHandleFD(readingFrom: path)
         let frameSize = 24 + header.pageSize
         var buffer = [UInt8](repeating: 0, count: frameSize)
         var checksum = position.checksum
         var frame = position.frame
-        var pending: [(number: UInt32, bytes: [UInt8])] = []
         var read = 0
         while read < limit {
             let offset = Int64(WALHeader.size) + Int64(frame) * Int64(frameSize)
@@ -157,11 +173,10 @@ enum WALFile {
             checksum = next
             frame += 1
             read += 1
-            if keepPages { pending.append((bigEndian(buffer, 0), Array(buffer[24..<frameSize]))) }
+            try buffer.withUnsafeBytes { try page(bigEndian(buffer, 0), UnsafeRawBufferPointer(rebasing: $0[24..<frameSize])) }
             let commitSize = bigEndian(buffer, 4)
             if commitSize != 0 {
-                try commit(WALCommit(pages: pending, pageCount: commitSize, lastFrame: frame, checksum: checksum))
-                pending = []
+                try commit(commitSize, WALPosition(salt1: header.salt1, salt2: header.salt2, frame: frame, checksum: checksum))
             }
         }
     }

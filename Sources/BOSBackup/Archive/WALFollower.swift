@@ -24,9 +24,11 @@ import Foundation
 /// the barrier holds the write lock for its whole length (Litestream holds a
 /// write transaction around its checkpoints for the same reason).
 ///
-/// Commits are queued in memory until every target has shipped them (their
-/// frames may leave the WAL before the slowest target's interval comes), up
-/// to `queueLimit`; past it every target is shipped to at once.
+/// Commits are queued until every target has shipped them (their frames may
+/// leave the WAL before the slowest target's interval comes): their pages in
+/// the spool on disk (`SegmentSpool`), compressed once as they are read; in
+/// memory only where they lie. Past `spoolLimit` every target is shipped to at
+/// once.
 public final class WALFollower {
     public let archiver: WALArchiver
     /// The WAL may not grow past this while we hold our reader: beyond it the
@@ -35,11 +37,15 @@ public final class WALFollower {
     public var walLimit: Int64 = 256 << 20
     /// WAL size at which the follower checkpoints under its barrier (SQLite's auto-checkpoint: 1000 pages).
     public var checkpointAt: Int64 = 4 << 20
-    /// Page bytes the queue may hold for a target whose interval has not come: past
-    /// it, every target is shipped to at once (more requests, but memory stays flat
-    /// whatever the intervals); past twice it, the follower stops reading until the
-    /// targets catch up (the WAL waits on disk, up to `walLimit`).
-    public var queueLimit = 16 << 20
+    /// Spooled bytes the queue may hold for a target whose interval has not come: past
+    /// it, every target is shipped to at once (more requests, but the spool stays
+    /// bounded whatever the intervals); past twice it, the follower stops reading until
+    /// the targets catch up (the WAL waits on disk, up to `walLimit`). On disk, so a
+    /// cloud target's 10 s at a busy hour (40 MB at 200 tx/s) keeps its interval.
+    public var spoolLimit = 256 << 20
+    /// Log bytes one read takes at most: a WAL that grew while the follower was busy is
+    /// read over several polls, so a poll never takes long.
+    public var readLimit = 16 << 20
 
     private var reader: Database?
     private var barrier: Database?
@@ -48,7 +54,10 @@ public final class WALFollower {
     private var position: WALPosition?
     private var frameAtSwap = -1
     private var pageSize = 4096
-    private var queue: [QueuedCommit] = []
+    private var queue: [SpooledCommit] = [] {
+        didSet { queuedBytes = queue.reduce(0) { $0 + Int($1.length) } }
+    }
+    private var spool: SegmentSpool?
     private var nextTxid: Int64 = 1
     private var shipped: [String: Int64] = [:]
     /// Per target: its uploader, and the segment on its way there (one at a time, so
@@ -64,8 +73,8 @@ public final class WALFollower {
     /// Why this follower last let go of the WAL itself (said when the generation then ends).
     private var letGo: String?
 
-    /// Page bytes in the queue (what memory holds for the targets).
-    private var queuedBytes: Int { queue.reduce(0) { $0 + $1.commit.pages.count } * pageSize }
+    /// Spooled bytes of the queue (what the spool holds for the targets).
+    private var queuedBytes = 0
 
     /// How long the log in the WAL file is while we do not read it (its frames past our
     /// position included). Not the file's size: SQLite keeps a file that was once long,
@@ -100,7 +109,7 @@ public final class WALFollower {
         try await harvest(&outcome, waiting: false)
         if reader == nil { try await attach(&outcome) }
         guard reader != nil, generation != nil else { return outcome }
-        if queuedBytes <= 2 * queueLimit {
+        if queuedBytes <= 2 * spoolLimit {
             try await read(&outcome)
             if reader != nil { try await rotateIfDue(&outcome) }
             if reader != nil { try await swap(&outcome) }
@@ -111,11 +120,11 @@ public final class WALFollower {
             letGo = "the targets fell behind the BOS (\(ByteCount.format(Int64(queuedBytes))) queued) and the WAL passed \(ByteCount.format(walLimit))"
         }
         // Over the limit, or just let go of the WAL: every target now, not at its interval.
-        let due = queuedBytes > queueLimit || reader == nil ? archiver.archive.targets.map(\.target) : targets
+        let due = queuedBytes > spoolLimit || reader == nil ? archiver.archive.targets.map(\.target) : targets
         for target in due where inflight[target] == nil {
             if try startUpload(to: target) { outcome.uploadsStarted.append(target) }
         }
-        trim()
+        try trim()
         try recordChecks()
         return outcome
     }
@@ -124,7 +133,7 @@ public final class WALFollower {
     public func settle() async throws -> ArchivePass {
         var outcome = ArchivePass()
         try await harvest(&outcome, waiting: true)
-        trim()
+        try trim()
         try recordChecks()
         return outcome
     }
@@ -133,7 +142,7 @@ public final class WALFollower {
     public func flush() async throws -> ArchivePass {
         var outcome = try await step(shipTo: [])
         for destination in archiver.archive.targets { try await ship(to: destination.target, &outcome) }
-        trim()
+        try trim()
         try recordChecks()
         return outcome
     }
@@ -199,7 +208,7 @@ public final class WALFollower {
         try checkpoints.execute("PRAGMA wal_autocheckpoint = 0")
         checkpointer = checkpoints
         shipped = [:]
-        queue = []
+        try dropQueue()
         if let open = try archiver.catalog.generations(database: db.name, host: archiver.policy.host).last(where: { $0.endedAt == nil }),
            try resume(open) {
             letGo = nil
@@ -270,11 +279,11 @@ public final class WALFollower {
         let began = archiver.clock.now()
         // At most about `queueLimit` of log per read (a WAL that grew while we were busy is
         // read over several polls, not into memory at once); under the barrier, to its end.
-        let frames = limited ? max(64, queueLimit / (24 + header.pageSize)) : .max
-        let read = QueuedCommit.stamped(try WALFile.commits(path: walPath, header: header, after: at, limit: frames), header: header,
-                                        from: at, firstTxid: nextTxid, clock: archiver.clock)
+        let frames = limited ? max(64, readLimit / (24 + header.pageSize)) : .max
+        if spool == nil { spool = try archiver.makeSpool() }
+        let read = try spool!.read(wal: walPath, header: header, after: at, firstTxid: nextTxid, limit: frames, clock: archiver.clock)
         queue += read
-        readStamp = read.first?.commit.seenAt ?? archiver.clock.now()
+        readStamp = read.first?.seenAt ?? archiver.clock.now()
         nextTxid += Int64(read.count)
         position = read.last?.after ?? at
         pageSize = header.pageSize
@@ -350,7 +359,7 @@ public final class WALFollower {
         generation = next
         queue = tail.enumerated().map { index, queued in
             var renumbered = queued
-            renumbered.commit.txid = Int64(index) + 1
+            renumbered.txid = Int64(index) + 1
             return renumbered
         }
         nextTxid = Int64(tail.count) + 1
@@ -366,7 +375,7 @@ public final class WALFollower {
         }
         detach()
         generation = nil
-        queue = []
+        try dropQueue()
     }
 
     /// Ships to `target` now and waits (after the upload on its way there, if any).
@@ -379,11 +388,12 @@ public final class WALFollower {
     /// False when `target` has everything already.
     private func startUpload(to target: String) throws -> Bool {
         guard let generation else { return false }
-        let pending = queue.filter { $0.commit.txid > shipped[target] ?? 0 }
+        let pending = queue.filter { $0.txid > shipped[target] ?? 0 }
         guard !pending.isEmpty else { return false }
         let shipper = try shippers[target] ?? archiver.shipper(for: target)
         shippers[target] = shipper
-        let segment = try archiver.prepare(pending, pageSize: pageSize, generation: generation, target: target, encrypted: shipper.encrypts)
+        let segment = try archiver.prepare(pending, pageSize: pageSize, generation: generation, target: target,
+                                           encrypted: shipper.encrypts)
         let done = DoneFlag()
         let task = Task {
             defer { done.set() }
@@ -407,9 +417,16 @@ public final class WALFollower {
         }
     }
 
-    private func trim() {
+    /// Drops what every target has, and gives its spool space back.
+    private func trim() throws {
         let everywhere = archiver.archive.targets.map { shipped[$0.target] ?? 0 }.min() ?? 0
-        queue.removeAll { $0.commit.txid <= everywhere }
+        queue.removeAll { $0.txid <= everywhere }
+        if queue.isEmpty && inflight.isEmpty { try spool?.startOver() }
+    }
+
+    private func dropQueue() throws {
+        queue = []
+        try trim()
     }
 }
 
