@@ -46,10 +46,17 @@ struct ArchiveLoop {
             let now = Date()
             for follower in followers {
                 let name = follower.archiver.archive.database
-                let ready = follower.archiver.archive.targets.filter { due[name + "/" + $0.target, default: now] <= now }
+                // A target with no price per request (a folder) is shipped to by the age of what
+                // it waits for: no commit waits there longer than its interval. One that charges
+                // per request (S3) gets at most one segment per interval.
+                let targets = follower.archiver.archive.targets
+                let paced = targets.filter { context.policy?.target(named: $0.target)?.chargesPerRequest ?? true }
+                let byAge = targets.filter { !paced.contains($0) }
+                let ready = paced.filter { due[name + "/" + $0.target, default: now] <= now }
+                let deadlines = Dictionary(uniqueKeysWithValues: byAge.map { ($0.target, max(0, $0.interval - Self.poll)) })
                 var shipping: Set<String> = []
                 do {
-                    let pass = try await follower.step(shipTo: ready.map(\.target))
+                    let pass = try await follower.step(shipTo: ready.map(\.target), deadlines: deadlines)
                     shipping = Set(pass.uploadsStarted)
                     report(pass, name)
                     // A new generation may leave an old one past retain:.

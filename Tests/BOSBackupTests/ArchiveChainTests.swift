@@ -265,6 +265,40 @@ final class ArchiveChainTests: ArchiveTestCase {
         }
     }
 
+    /// A folder target is shipped to by the age of what it waits for (its interval bounds
+    /// how long a commit waits, not how often it is sent to): nothing goes while the oldest
+    /// waiting commit is young, a segment goes once it may be as old as the deadline, an
+    /// idle follower sends nothing, and a target the loop paces is not touched by it.
+    func testAFolderTargetIsShippedToOnceItsOldestCommitMayReachTheDeadline() async throws {
+        try writePolicy(archiveTargets: "nas: 1s, far: 1h")
+        try commit(1)
+        let clock = SteppedClock(Date())
+        let (follower, catalog) = try makeFollower(clock: clock)
+        defer { follower.detach() }
+        _ = try await follower.step(shipTo: ["nas", "far"])
+        _ = try await follower.settle()
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        func segments(_ target: String) throws -> [Int64] { try catalog.segments(generation: generation.id, target: target).map(\.lastTxid) }
+        let (nas, far) = (try segments("nas"), try segments("far"))
+        func step(after seconds: TimeInterval) async throws {
+            clock.advance(seconds)
+            _ = try await follower.step(shipTo: [], deadlines: ["nas": 0.8])
+            _ = try await follower.settle()
+        }
+        try await step(after: 0.2)
+        XCTAssertEqual(try segments("nas"), nas, "nothing waits: nothing is sent")
+        try commit(2)
+        try await step(after: 0.2)   // read: made after the read 0.2 s ago began
+        try await step(after: 0.4)   // at most 0.6 s old
+        XCTAssertEqual(try segments("nas"), nas, "young: it waits for more")
+        try await step(after: 0.2)   // may be 0.8 s old
+        // Commit 2 is the generation's txid 1: its base snapshot holds commit 1.
+        XCTAssertEqual(try segments("nas"), nas + [1], "as old as the deadline: sent")
+        try await step(after: 5)
+        XCTAssertEqual(try segments("nas"), nas + [1], "idle: nothing more")
+        XCTAssertEqual(try segments("far"), far, "far is paced by the loop, not by age")
+    }
+
     /// SIGTERM: `archive` (and the daemon) ships what it read to every target, then exits 0;
     /// a target whose hour has not come still gets the commits queued for it.
     func testStoppingShipsWhatWasReadToEveryTarget() throws {

@@ -82,10 +82,10 @@ class ArchiveTestCase: XCTestCase {
     }
 
     /// The long-running archiver in this process, on the test's policy and catalog.
-    func makeFollower() throws -> (WALFollower, Catalog) {
+    func makeFollower(clock: Clock = SystemClock()) throws -> (WALFollower, Catalog) {
         let policy = try PolicyLoader.load(path: config)
         let catalog = try Catalog(path: dir.file("catalog.db"))
-        let archiver = WALArchiver(catalog: catalog, clock: SystemClock(), policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
+        let archiver = WALArchiver(catalog: catalog, clock: clock, policy: policy, archive: try XCTUnwrap(policy.archive(of: "bos")),
                                    scratch: dir.file("scratch")) { try TargetFactory.open(try XCTUnwrap(policy.target(named: $0))) }
         return (WALFollower(archiver), catalog)
     }
@@ -148,4 +148,13 @@ class ArchiveTestCase: XCTestCase {
         }
         return (exact, refused)
     }
+}
+
+/// A clock a test moves by hand.
+final class SteppedClock: Clock, @unchecked Sendable {
+    private let lock = NSLock()
+    private var date: Date
+    init(_ date: Date) { self.date = date }
+    func now() -> Date { lock.withLock { date } }
+    func advance(_ seconds: TimeInterval) { lock.withLock { date += seconds } }
 }

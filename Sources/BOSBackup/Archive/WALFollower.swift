@@ -66,6 +66,13 @@ public final class WALFollower {
     private var inflight: [String: Upload] = [:]
     /// When the last read began: everything committed before it is queued.
     private var readFrom: Date?
+    /// When the last read of any length began (the commits the next read finds were made after it).
+    private var lastReadBegan: Date?
+    /// Per target: the earliest moment the oldest commit it still waits for can have been made
+    /// (set by the read that found it: after the read before began), nil when it waits for none.
+    private var waitingSince: [String: Date] = [:]
+    /// Per target: how long its last upload took, from start to durable.
+    private var uploadSeconds: [String: TimeInterval] = [:]
     /// The last read reached the end of the log (a limited read may not have).
     private var caughtUp = true
     /// The seen-at stamp of the last read's commits.
@@ -104,7 +111,12 @@ public final class WALFollower {
     /// Reads what is new, then starts shipping to `targets` what they lack. Uploads run
     /// beside the loop (a slow target does not hold up reading, the WAL's bound or the
     /// other targets); a finished one is cataloged by the next step.
-    public func step(shipTo targets: [String]) async throws -> ArchivePass {
+    ///
+    /// `deadlines`: targets shipped to by the age of what they wait for, not by the loop:
+    /// one whose oldest waiting commit may, by the time an upload like its last one ends,
+    /// be older than its deadline gets a segment now (the loop gives its interval less a
+    /// poll, so no commit waits longer than the interval).
+    public func step(shipTo targets: [String], deadlines: [String: TimeInterval] = [:]) async throws -> ArchivePass {
         var outcome = ArchivePass()
         try await harvest(&outcome, waiting: false)
         if reader == nil { try await attach(&outcome) }
@@ -120,8 +132,13 @@ public final class WALFollower {
             letGo = "the targets fell behind the BOS (\(ByteCount.format(Int64(queuedBytes))) queued) and the WAL passed \(ByteCount.format(walLimit))"
         }
         // Over the limit, or just let go of the WAL: every target now, not at its interval.
-        let due = queuedBytes > spoolLimit || reader == nil ? archiver.archive.targets.map(\.target) : targets
-        for target in due where inflight[target] == nil {
+        let now = archiver.clock.now()
+        let pressed = deadlines.filter { target, deadline in
+            guard let since = waitingSince[target] else { return false }
+            return now.timeIntervalSince(since) + (uploadSeconds[target] ?? 0) >= deadline
+        }
+        let due = queuedBytes > spoolLimit || reader == nil ? archiver.archive.targets.map(\.target) : targets + pressed.keys.sorted()
+        for target in Set(due) where inflight[target] == nil {
             if try startUpload(to: target) { outcome.uploadsStarted.append(target) }
         }
         try trim()
@@ -209,6 +226,7 @@ public final class WALFollower {
         checkpointer = checkpoints
         shipped = [:]
         try dropQueue()
+        (waitingSince, lastReadBegan) = ([:], nil)
         if let open = try archiver.catalog.generations(database: db.name, host: archiver.policy.host).last(where: { $0.endedAt == nil }),
            try resume(open) {
             letGo = nil
@@ -277,12 +295,21 @@ public final class WALFollower {
             at = WALPosition(salt1: header.salt1, salt2: header.salt2, frame: 0, checksum: header.checksum)
         }
         let began = archiver.clock.now()
+        // The first read after attaching finds commits of any age (a backlog from while no
+        // reader ran): they may be as old as can be.
+        let previous = lastReadBegan ?? .distantPast
+        lastReadBegan = began
         // At most about `queueLimit` of log per read (a WAL that grew while we were busy is
         // read over several polls, not into memory at once); under the barrier, to its end.
         let frames = limited ? max(64, readLimit / (24 + header.pageSize)) : .max
         if spool == nil { spool = try archiver.makeSpool() }
         let read = try spool!.read(wal: walPath, header: header, after: at, firstTxid: nextTxid, limit: frames, clock: archiver.clock)
         queue += read
+        if !read.isEmpty {
+            for destination in archiver.archive.targets where waitingSince[destination.target] == nil {
+                waitingSince[destination.target] = previous
+            }
+        }
         readStamp = read.first?.seenAt ?? archiver.clock.now()
         nextTxid += Int64(read.count)
         position = read.last?.after ?? at
@@ -395,11 +422,13 @@ public final class WALFollower {
         let segment = try archiver.prepare(pending, pageSize: pageSize, generation: generation, target: target,
                                            encrypted: shipper.encrypts)
         let done = DoneFlag()
+        let clock = archiver.clock
         let task = Task {
-            defer { done.set() }
+            defer { done.set(clock.now()) }
             return try await shipper.upload(segment)
         }
-        inflight[target] = Upload(segment: segment, task: task, done: done)
+        inflight[target] = Upload(segment: segment, task: task, done: done, started: clock.now())
+        waitingSince[target] = nil   // everything it waited for is on its way
         return true
     }
 
@@ -410,6 +439,7 @@ public final class WALFollower {
             guard waiting || upload.done.value else { continue }
             inflight[target] = nil
             let stored = try await upload.task.value
+            if let ended = upload.done.ended { uploadSeconds[target] = ended.timeIntervalSince(upload.started) }
             let record = upload.segment.record(bytes: stored.bytes, sha256: stored.sha256, index: stored.index, shippedAt: archiver.clock.now())
             try archiver.catalog.insert(record)
             shipped[target] = record.lastTxid
@@ -435,12 +465,14 @@ private struct Upload {
     var segment: PreparedSegment
     var task: Task<(bytes: Int64, sha256: String, index: SegmentIndexRef), Error>
     var done: DoneFlag
+    var started: Date
 }
 
-/// Set by an upload's task when it ends; read by the follower without waiting.
+/// Set by an upload's task when it ends (and when); read by the follower without waiting.
 private final class DoneFlag: @unchecked Sendable {
     private let lock = NSLock()
-    private var done = false
-    var value: Bool { lock.withLock { done } }
-    func set() { lock.withLock { done = true } }
+    private var at: Date?
+    var value: Bool { lock.withLock { at != nil } }
+    var ended: Date? { lock.withLock { at } }
+    func set(_ now: Date) { lock.withLock { at = now } }
 }

@@ -15,6 +15,10 @@ public struct Policy: Sendable {
         /// deletes with; without them, pruning uses the writer's credentials.
         public var pruneCredentialsFile: String? = nil
         public var pruneProfile: String? = nil
+        /// Whether each request costs (an S3 bucket): the archive then sends it at most one
+        /// segment per interval. A folder is sent one whenever a commit would otherwise wait
+        /// longer than the interval.
+        public var chargesPerRequest: Bool { !url.hasPrefix("file:") && !url.hasPrefix("/") }
 
         public var hasPruneCredentials: Bool { pruneCredentialsFile != nil || pruneProfile != nil }
     }
