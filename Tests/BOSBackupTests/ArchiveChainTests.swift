@@ -78,25 +78,42 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertEqual(try restored(at: "2026-12-01T10:06:00Z").1, [1, 2, 3, 4, 5, 6])
     }
 
-    /// A byte no restore reads (a commit header member's CRC): `restore --at` is still exact,
-    /// every byte it used checked; the timeline, which reads the whole segment, refuses it by
-    /// its SHA-256, as verify --chain does.
-    func testDamageOnlyAWholeReadSeesStopsTheTimelineNotTheRestore() throws {
+    /// A byte no restore or timeline reads (a commit header member's CRC): `restore --at` and
+    /// the timeline, which read a folder's segments by their indexes, are still exact, every
+    /// byte they used checked; `verify --chain`, which reads every byte, names it. A flipped
+    /// byte in a page the timeline reads stops it (exit 4), naming the segment.
+    func testDamageOnlyAWholeReadSeesStopsVerifyChainNotTheRestoreOrTheTimeline() throws {
         let segments = try archiveSixCommits()
-        let damaged = segments[2]
-        let index = try runAsync {
-            try await Repository(target: try TargetFactory.open(url: "file://" + self.dir.file("nas"))).segmentIndex(damaged, try XCTUnwrap(damaged.index))
+        let clean = try bosbackup("timeline", "--table", "ledger", "--key", "6", "--config", config)
+        XCTAssertEqual(clean.status, 0, clean.stdout + clean.stderr)
+        XCTAssertTrue(clean.stdout.contains("inserted"), clean.stdout)
+        func pages(_ segment: WALSegmentRecord) throws -> [IndexedCommit] {
+            try runAsync {
+                try await Repository(target: try TargetFactory.open(url: "file://" + self.dir.file("nas"))).segmentIndex(segment, try XCTUnwrap(segment.index))
+            }
         }
-        let firstPage = try XCTUnwrap(index.first?.pages.first)
+        let damaged = segments[2]
+        let firstPage = try XCTUnwrap(try pages(damaged).first?.pages.first)
         let path = dir.file("nas") + "/" + damaged.objectKey
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[Int(firstPage.offset) - 6] ^= 0x01   // the CRC-32 of the commit's header member, just before its first page
         try bytes.write(to: URL(fileURLWithPath: path))
         XCTAssertEqual(try restored(at: "2026-12-01T10:06:00Z").1, [1, 2, 3, 4, 5, 6])
         let timeline = try bosbackup("timeline", "--table", "ledger", "--key", "6", "--config", config)
-        XCTAssertEqual(timeline.status, 4, timeline.stdout + timeline.stderr)
-        XCTAssertTrue(timeline.stderr.contains(damaged.objectKey) && timeline.stderr.contains("SHA-256"), timeline.stderr)
-        XCTAssertEqual(try verifyChain().status, 4)
+        XCTAssertEqual(timeline.status, 0, timeline.stdout + timeline.stderr)
+        XCTAssertEqual(timeline.stdout, clean.stdout, "the same answer: no byte it used was damaged")
+        let verify = try verifyChain()
+        XCTAssertEqual(verify.status, 4)
+        XCTAssertTrue(verify.stdout.contains(damaged.objectKey) || verify.stderr.contains(damaged.objectKey), verify.stdout + verify.stderr)
+        // Commit 6's own segment: a byte in the middle of every page member it holds.
+        let sixth = segments[4]
+        let sixthPath = dir.file("nas") + "/" + sixth.objectKey
+        var six = try Data(contentsOf: URL(fileURLWithPath: sixthPath))
+        for page in try pages(sixth).flatMap(\.pages) { six[Int(page.offset) + Int(page.length) / 2] ^= 0x40 }
+        try six.write(to: URL(fileURLWithPath: sixthPath))
+        let stopped = try bosbackup("timeline", "--table", "ledger", "--key", "6", "--config", config)
+        XCTAssertEqual(stopped.status, 4, stopped.stdout + stopped.stderr)
+        XCTAssertTrue(stopped.stderr.contains(sixth.objectKey), stopped.stderr)
     }
 
     func testACatalogHoleAndAForeignSegmentAreDamageToo() throws {

@@ -18,7 +18,7 @@ struct IndexedCommit: Sendable {
         var number: UInt32
         var offset: Int64
         var length: UInt32
-        var sha256: [UInt8]
+        var sha256: PageDigest
     }
     var txid: Int64
     var seenAt: Date
@@ -120,11 +120,11 @@ enum SegmentFormatV3 {
         }
 
         /// A page member of `length` bytes goes next, at the current offset.
-        mutating func page(_ number: UInt32, length: UInt32, sha256: [UInt8]) {
+        mutating func page(_ number: UInt32, length: UInt32, sha256: PageDigest) {
             index.put(number)
             index.put(UInt64(offset))
             index.put(length)
-            index.bytes.append(contentsOf: sha256)
+            sha256.append(to: &index.bytes)
             offset += Int64(length)
         }
 
@@ -147,11 +147,11 @@ enum SegmentFormatV3 {
     final class PageCompressor {
         private let compressor: GzipBlockCompressor
         init(pageSize: Int, level: Int) throws { compressor = try GzipBlockCompressor(level: level, blockSize: pageSize) }
-        func compress(_ page: [UInt8]) throws -> (bytes: [UInt8], sha256: [UInt8]) {
+        func compress(_ page: [UInt8]) throws -> (bytes: [UInt8], sha256: PageDigest) {
             try page.withUnsafeBytes { try compress($0) }
         }
-        func compress(_ page: UnsafeRawBufferPointer) throws -> (bytes: [UInt8], sha256: [UInt8]) {
-            (Array(try compressor.compress(page)), Array(SHA256.hash(data: page)))
+        func compress(_ page: UnsafeRawBufferPointer) throws -> (bytes: [UInt8], sha256: PageDigest) {
+            (Array(try compressor.compress(page)), PageDigest(of: page))
         }
     }
 
@@ -200,7 +200,7 @@ enum SegmentFormatV3 {
             var pages: [IndexedCommit.Page] = []
             pages.reserveCapacity(n)
             for _ in 0..<n {
-                pages.append(.init(number: reader.uint32(), offset: Int64(reader.uint64()), length: reader.uint32(), sha256: reader.bytes(32)))
+                pages.append(.init(number: reader.uint32(), offset: Int64(reader.uint64()), length: reader.uint32(), sha256: reader.digest()))
             }
             commits.append(IndexedCommit(txid: txid, seenAt: seen, pageCount: pageCount, pages: pages))
         }
@@ -215,11 +215,19 @@ enum SegmentFormatV3 {
         var remaining: Int { bytes.count - at }
         mutating func byte() -> UInt8 { defer { at += 1 }; return bytes[at] }
         mutating func bytes(_ n: Int) -> [UInt8] { defer { at += n }; return Array(bytes[at..<at + n]) }
+        mutating func digest() -> PageDigest {
+            defer { at += 32 }
+            return bytes.withUnsafeBytes { PageDigest(UnsafeRawBufferPointer(rebasing: $0[at..<at + 32])) }
+        }
         mutating func uint32() -> UInt32 { defer { at += 4 }; return peekUInt32() }
-        func peekUInt32() -> UInt32 { (0..<4).reduce(0) { $0 | UInt32(bytes[at + $1]) << (8 * $1) } }
+        func peekUInt32() -> UInt32 {
+            precondition(at + 4 <= bytes.count)
+            return bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+        }
         mutating func uint64() -> UInt64 {
+            precondition(at + 8 <= bytes.count)
             defer { at += 8 }
-            return (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * $1) }
+            return bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
         }
     }
 }
@@ -241,5 +249,30 @@ struct LittleEndianWriter {
         put(seenAt.timeIntervalSince1970.bitPattern)
         put(pageCount)
         put(UInt32(pages))
+    }
+}
+
+/// A page's SHA-256 as the index keeps it: 32 bytes by value (an index holds
+/// one per page version, a day's archive millions; an array each was an
+/// allocation each).
+struct PageDigest: Equatable, Sendable {
+    private var words: (UInt64, UInt64, UInt64, UInt64)
+
+    init(_ bytes: UnsafeRawBufferPointer) {
+        precondition(bytes.count == 32)
+        words = (bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+    }
+
+    init(of page: UnsafeRawBufferPointer) {
+        self = SHA256.hash(data: page).withUnsafeBytes { PageDigest($0) }
+    }
+
+    func append(to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: words) { bytes.append(contentsOf: $0) }
+    }
+
+    static func == (a: PageDigest, b: PageDigest) -> Bool {
+        a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
     }
 }

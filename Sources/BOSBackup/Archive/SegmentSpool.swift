@@ -12,7 +12,7 @@ struct SpooledCommit: Sendable {
     struct Page: Sendable {
         var number: UInt32
         var length: UInt32
-        var sha256: [UInt8]
+        var sha256: PageDigest
     }
     var txid: Int64
     var seenAt: Date

@@ -12,10 +12,15 @@ extension Repository {
         try await damagedWhenMissing(record) {
             try await target.read(key: record.objectKey, offset: ref.offset, length: ref.length) { stored.append(contentsOf: $0) }
         }
-        let found = SHA256.hash(data: stored).hex
         if stored.count != ref.length, let size = try await target.head(key: record.objectKey)?.size, size != record.bytes {
             throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "it is \(size) bytes, not the \(record.bytes) shipped")
         }
+        return try segmentIndex(record, ref, stored: stored)
+    }
+
+    /// The index from its stored bytes, checked against the SHA-256 the catalog keeps.
+    func segmentIndex(_ record: WALSegmentRecord, _ ref: SegmentIndexRef, stored: [UInt8]) throws -> [IndexedCommit] {
+        let found = SHA256.hash(data: stored).hex
         guard stored.count == ref.length, found == ref.sha256 else {
             throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index is not the one shipped (\(stored.count) of \(ref.length) bytes "
                                                   + "at byte \(ref.offset), SHA-256 \(found.prefix(12)) where \(ref.sha256.prefix(12)) was shipped)")
@@ -58,58 +63,81 @@ extension Repository {
     }
 
     /// Every commit of a segment, in order, with its pages (the timeline's walk). A
-    /// `BOSWAL03` segment is read by its index: each page member inflated where the index
-    /// says, with no search for where members end (which made forward reading of many
-    /// small members twice as slow), the whole object checked against its stored SHA-256,
-    /// as the older formats are read.
-    func commits(of record: WALSegmentRecord, pageSize: Int, _ commit: @escaping (ArchivedCommit) throws -> Void) async throws {
-        guard let ref = record.index else {
-            _ = try await segment(record, commit: commit)
+    /// `BOSWAL03` segment is read whole in one request and checked against the SHA-256
+    /// recorded when it was shipped before anything of it is used (hashing the stored
+    /// object costs a fraction of hashing every page inflated); its pages are handed over
+    /// as the members they are, by its index: the walk inflates only those it reads.
+    /// Older segments are read as they are (their pages inflated).
+    ///
+    /// `stored`: on a target that reads ranges without waiting (a folder), only the index
+    /// is read here, and each page is handed over as its place (`.stored`): the walk reads
+    /// a member when it reads that page, checked against the index's SHA-256.
+    func timelineCommits(of record: WALSegmentRecord, pageSize: Int, stored: StoredPages? = nil,
+                         _ commit: @escaping (TimelineCommit) throws -> Void) async throws {
+        if let ref = record.index, let stored {
+            let index = try await segmentIndex(record, ref)
+            let segment = stored.add(record)
+            for c in index {
+                var pages: [(number: UInt32, version: PageVersion)] = []
+                pages.reserveCapacity(c.pages.count)
+                for page in c.pages {
+                    guard page.offset >= 0, page.offset + Int64(page.length) <= ref.offset else {
+                        throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index puts page \(page.number) outside its pages")
+                    }
+                    pages.append((page.number, .stored(StoredPage(segment: segment, offset: page.offset, length: page.length, digest: page.sha256))))
+                }
+                try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: pages))
+            }
             return
         }
-        let index = try await segmentIndex(record, ref)
-        var next = 0
-        var pages: [(number: UInt32, bytes: [UInt8])] = []
-        func emitWhole() throws {
-            while next < index.count, pages.count == index[next].pages.count {
-                let c = index[next]
-                try commit(ArchivedCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: pages))
-                pages.removeAll(keepingCapacity: true)
-                next += 1
+        guard let ref = record.index else {
+            _ = try await segment(record) { c in
+                try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: c.pages.map { ($0.number, .bytes($0.bytes)) }))
+            }
+            return
+        }
+        var object: [UInt8] = []
+        object.reserveCapacity(Int(max(0, min(record.bytes, 1 << 30))))
+        var stored = SHA256Stream()
+        try await damagedWhenMissing(record) {
+            try await target.read(key: record.objectKey, offset: 0, length: record.bytes) { chunk in
+                stored.update(chunk)
+                object.append(contentsOf: chunk)
             }
         }
-        try emitWhole()   // commits that wrote no page
-        try await segmentPages(record, index.flatMap(\.pages), pageSize: pageSize, wholeObject: true) { number, bytes in
-            pages.append((number, Array(bytes)))
-            try emitWhole()
+        guard stored.count == record.bytes, stored.hex() == record.sha256 else {
+            throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its SHA-256 is not the one recorded when it was shipped")
         }
-        guard next == index.count else {
-            throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index lists pages the segment does not hold")
+        let index = try segmentIndex(record, ref, stored: Array(object[Int(ref.offset)..<Int(ref.offset + ref.length)]))
+        for c in index {
+            var pages: [(number: UInt32, version: PageVersion)] = []
+            pages.reserveCapacity(c.pages.count)
+            for page in c.pages {
+                let start = Int(page.offset), end = start + Int(page.length)
+                guard start >= 0, end <= Int(ref.offset) else {
+                    throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index puts page \(page.number) outside its pages")
+                }
+                pages.append((page.number, .member(Array(object[start..<end]))))
+            }
+            try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: pages))
         }
     }
 
     /// Hands over the pages `wanted` (any order) of a segment, each inflated and
     /// checked. Members close together are fetched in one ranged read, streamed:
     /// memory holds a read chunk and one member, not the run.
-    ///
-    /// `wholeObject`: for reading every page (the timeline), the object is read from its first
-    /// byte to its last in one request and its SHA-256 checked against the one shipped, at the
-    /// end, instead of each page's: hashing the compressed object costs a fraction of hashing
-    /// every page inflated. Pages are handed over before that check: a caller throws its work
-    /// away when this throws.
-    func segmentPages(_ record: WALSegmentRecord, _ wanted: [IndexedCommit.Page], pageSize: Int, wholeObject: Bool = false,
+    func segmentPages(_ record: WALSegmentRecord, _ wanted: [IndexedCommit.Page], pageSize: Int,
                       _ consume: (UInt32, UnsafeRawBufferPointer) throws -> Void) async throws {
         let pages = wanted.sorted { $0.offset < $1.offset }
-        var stored = SHA256Stream()
         let decompressor = try GzipBlockDecompressor()
         var page = [UInt8](repeating: 0, count: pageSize)
         var start = 0
         while start < pages.count {
             // One request for a run of members with gaps under 256 KiB between them.
             var end = start + 1
-            while end < pages.count, wholeObject || pages[end].offset - (pages[end - 1].offset + Int64(pages[end - 1].length)) < 256 << 10 { end += 1 }
+            while end < pages.count, pages[end].offset - (pages[end - 1].offset + Int64(pages[end - 1].length)) < 256 << 10 { end += 1 }
             let run = pages[start..<end]
-            let from = wholeObject ? 0 : run.first!.offset
+            let from = run.first!.offset
             var pending: [UInt8] = []
             var pendingStart = from
             var next = run.startIndex
@@ -126,7 +154,7 @@ extension Repository {
                     } catch let error as CompressionError {
                         throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "page \(member.number) at byte \(member.offset): \(error)")
                     }
-                    guard produced == pageSize, wholeObject || Array(SHA256.hash(data: page)) == member.sha256 else {
+                    guard produced == pageSize, page.withUnsafeBytes({ PageDigest(of: $0) }) == member.sha256 else {
                         throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "page \(member.number) at byte \(member.offset) is not the page shipped")
                     }
                     try page.withUnsafeBytes { try consume(member.number, $0) }
@@ -140,16 +168,12 @@ extension Repository {
                     pendingStart += Int64(drop)
                 }
             }
-            let length = wholeObject ? record.bytes : run.last!.offset + Int64(run.last!.length) - from
+            let length = run.last!.offset + Int64(run.last!.length) - from
             try await damagedWhenMissing(record) {
                 try await target.read(key: record.objectKey, offset: from, length: length) { chunk in
-                    if wholeObject { stored.update(chunk) }
                     pending.append(contentsOf: chunk)
                     try take()
                 }
-            }
-            if wholeObject, stored.count != record.bytes || stored.hex() != record.sha256 {
-                throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its SHA-256 is not the one recorded when it was shipped")
             }
             guard next == run.endIndex else {
                 throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "it ends before its page \(run[next].number) (cut short)")

@@ -40,6 +40,12 @@ public protocol ObjectWriter: AnyObject {
 /// Where snapshots live: a folder (NAS, mounted disk) or an S3 bucket, seen as a blob
 /// store. The rest of bosbackup knows only this interface (like Litestream's ReplicaClient):
 /// what differs between backends is told by traits (`isLocal`, `encrypts`), never by casts.
+/// A target that reads a byte range without waiting (a folder, unencrypted): the
+/// timeline reads single page members in the middle of work that is not async.
+public protocol ReadsRangesNow: AnyObject {
+    func readNow(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws
+}
+
 public protocol Target: AnyObject {
     /// The URL as it may be shown: no credentials in it.
     var displayURL: String { get }

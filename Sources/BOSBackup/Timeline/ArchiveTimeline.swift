@@ -60,7 +60,11 @@ public struct ArchiveTimeline {
         let walking = DispatchTime.now().uptimeNanoseconds
         let walk = try TimelineWalk(imagePath: path, startSeen: span.fromSeen)
         try begin(walk)
-        let repository = Repository(target: try segmentsOn(plan.target))
+        let segmentTarget = try segmentsOn(plan.target)
+        let repository = Repository(target: segmentTarget)
+        // A folder's segments are read by their indexes, a page when the walk reads it.
+        let stored = (segmentTarget as? ReadsRangesNow).map(StoredPages.init)
+        walk.image.stored = stored
         let generations = try catalog.generations(database: plan.generation.database, host: plan.generation.host)
         var generation = plan.generation
         var after = restored.applied.txid
@@ -74,7 +78,7 @@ public struct ArchiveTimeline {
             let last = handOver ?? .max
             for segment in try catalog.segments(generation: generation.id, target: plan.target) where segment.lastTxid > after && segment.firstTxid <= last {
                 let id = generation.id
-                try await repository.commits(of: segment, pageSize: plan.base.pageSize) { commit in
+                try await repository.timelineCommits(of: segment, pageSize: plan.base.pageSize, stored: stored) { commit in
                     guard commit.txid > after, commit.txid <= last else { return }
                     let effect = try walk.apply(commit, generation: id)
                     after = commit.txid

@@ -67,6 +67,19 @@ struct BTreePage {
         return offset
     }
 
+    /// The child of a table interior page whose subtree holds `rowid`: the left child of the
+    /// first cell whose key is at least it (a left child holds the keys up to its cell's),
+    /// else the right-most pointer.
+    func child(forRowid rowid: Int64) throws -> UInt32 {
+        var (low, high) = (0, cellCount)
+        while low < high {
+            let middle = (low + high) / 2
+            var at = try cellStart(middle) + 4
+            if Int64(bitPattern: varint(&at)) >= rowid { high = middle } else { low = middle + 1 }
+        }
+        return low < cellCount ? u32(try cellStart(low)) : u32(header + 8)
+    }
+
     /// The rowid of a table leaf's cell.
     func rowid(_ index: Int) throws -> Int64 {
         var at = try cellStart(index)

@@ -27,6 +27,12 @@ public struct KeyTimeline: Sendable {
                              segmentsOn: (String) throws -> Target, baseOn: (SnapshotRecord) throws -> Target) async throws -> KeyTimeline {
         var result = KeyTimeline(table: name, key: key)
         var known = false
+        // A row named by its rowid: only the commits that write its way down from the root.
+        var path: RowidPath?
+        func follow(_ walk: TimelineWalk) throws {
+            guard let table = walk.tables[name], table.keyPositions.isEmpty, let rowid = Int64(key[0]) else { return path = nil }
+            path = try RowidPath(rowid: rowid, root: table.root, in: walk.image)
+        }
         func learn(_ tables: [String: TrackedTable]) throws {
             guard !known, let table = tables[name] else { return }
             guard key.count == table.keyNames.count else {
@@ -40,8 +46,11 @@ public struct KeyTimeline: Sendable {
         let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { walk in
             try learn(walk.tables)
             if let table = walk.tables[name] { result.atStart = try table.row(key, in: walk.image.path) }
+            try follow(walk)
         }, visit: { walk, effect in
             try learn(walk.tables)
+            if let path, path.root == walk.tables[name]?.root, !path.crosses(effect.before.old.keys) { return }
+            try follow(walk)   // the image is after this commit already: the path the next one may cross
             guard let touch = effect.touched[name], let table = touch.new ?? touch.old else { return }
             // A row named by its rowid is found by it alone; others by their decoded key.
             let onlyRowid = table.keyPositions.isEmpty ? Int64(key[0]) : nil

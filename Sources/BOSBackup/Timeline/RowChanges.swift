@@ -46,8 +46,8 @@ struct RowComparison {
 
     /// Counts only: by rowid (or WITHOUT ROWID key), nothing decoded but those keys.
     func count() throws -> TableCount {
-        let old = try cells(oldPages, before, only: nil)
-        let new = try cells(newPages, after, only: nil)
+        let old = try cells(oldPages, before, only: nil, hashed: true)
+        let new = try cells(newPages, after, only: nil, hashed: true)
         var count = TableCount(table: table.name)
         for (slot, cell) in old {
             if let now = new[slot] { if now.hash != cell.hash { count.changed += 1 } } else { count.deleted += 1 }
@@ -57,23 +57,14 @@ struct RowComparison {
     }
 
     /// Every row the commit inserted, changed or deleted, decoded. `onlyRowid`: just that row.
-    func changes(onlyRowid: Int64? = nil) throws -> [RowChange] {
-        let old = try cells(oldPages, before, only: onlyRowid)
-        let new = try cells(newPages, after, only: onlyRowid)
+    /// `withChanged: false`: inserted and deleted only (no row's bytes hashed: `timeline --lost`
+    /// follows keys, and hashing every row of every page a commit wrote was much of its walk).
+    func changes(onlyRowid: Int64? = nil, withChanged: Bool = true) throws -> [RowChange] {
         var deleted: [RowChange] = [], inserted: [RowChange] = [], changed: [RowChange] = []
-        for (slot, cell) in old {
-            if let now = new[slot] {
-                guard now.hash != cell.hash else { continue }
-                let (before, after) = (try decode(cell, before), try decode(now, after))
-                if before.values != after.values { changed.append(RowChange(kind: .changed, key: after.key, old: before.values, new: after.values)) }
-            } else {
-                let row = try decode(cell, before)
-                deleted.append(RowChange(kind: .deleted, key: row.key, old: row.values, new: nil))
-            }
-        }
-        for (slot, cell) in new where old[slot] == nil {
-            let row = try decode(cell, after)
-            inserted.append(RowChange(kind: .inserted, key: row.key, old: nil, new: row.values))
+        if !withChanged && !table.withoutRowid {
+            try rowidsGoneAndCome(only: onlyRowid, &deleted, &inserted)
+        } else {
+            try compared(onlyRowid: onlyRowid, hashed: withChanged, &deleted, &changed, &inserted)
         }
         // A row that kept its key but moved to another rowid (a text key deleted and
         // inserted again in one commit) is one change, not a delete and an insert.
@@ -92,7 +83,61 @@ struct RowComparison {
         return deleted + changed + inserted
     }
 
-    private func cells(_ pages: Set<UInt32>, _ source: PageSource, only: Int64?) throws -> [Slot: Cell] {
+    /// Rows by their stored bytes' hash (or by key alone, `hashed: false`) on both sides.
+    private func compared(onlyRowid: Int64?, hashed: Bool, _ deleted: inout [RowChange], _ changed: inout [RowChange],
+                          _ inserted: inout [RowChange]) throws {
+        let old = try cells(oldPages, before, only: onlyRowid, hashed: hashed)
+        let new = try cells(newPages, after, only: onlyRowid, hashed: hashed)
+        for (slot, cell) in old {
+            if let now = new[slot] {
+                guard now.hash != cell.hash else { continue }
+                let (before, after) = (try decode(cell, before), try decode(now, after))
+                if before.values != after.values { changed.append(RowChange(kind: .changed, key: after.key, old: before.values, new: after.values)) }
+            } else {
+                let row = try decode(cell, before)
+                deleted.append(RowChange(kind: .deleted, key: row.key, old: row.values, new: nil))
+            }
+        }
+        for (slot, cell) in new where old[slot] == nil {
+            let row = try decode(cell, after)
+            inserted.append(RowChange(kind: .inserted, key: row.key, old: nil, new: row.values))
+        }
+    }
+
+    /// The rowids that went and came, by a merge of the rowids on both sides, sorted (a
+    /// leaf keeps its cells in rowid order): no row hashed, no dictionary, only the rows
+    /// that went or came decoded. `timeline --lost` asks this of every commit.
+    private func rowidsGoneAndCome(only: Int64?, _ deleted: inout [RowChange], _ inserted: inout [RowChange]) throws {
+        func rowids(_ pages: Set<UInt32>, _ source: PageSource) throws -> [(rowid: Int64, cell: Cell)] {
+            var result: [(rowid: Int64, cell: Cell)] = []
+            for number in pages {
+                guard let page = BTreePage(number: number, bytes: try source.page(number)), page.kind == .leafTable else { continue }
+                for index in 0..<page.cellCount {
+                    let rowid = try page.rowid(index)
+                    if let only, rowid != only { continue }
+                    result.append((rowid, Cell(page: page, index: index, rowid: rowid, hash: 0)))
+                }
+            }
+            return pages.count > 1 ? result.sorted { $0.rowid < $1.rowid } : result
+        }
+        let old = try rowids(oldPages, before), new = try rowids(newPages, after)
+        var (i, j) = (0, 0)
+        while i < old.count || j < new.count {
+            if j == new.count || (i < old.count && old[i].rowid < new[j].rowid) {
+                let row = try decode(old[i].cell, before)
+                deleted.append(RowChange(kind: .deleted, key: row.key, old: row.values, new: nil))
+                i += 1
+            } else if i == old.count || new[j].rowid < old[i].rowid {
+                let row = try decode(new[j].cell, after)
+                inserted.append(RowChange(kind: .inserted, key: row.key, old: nil, new: row.values))
+                j += 1
+            } else {
+                (i, j) = (i + 1, j + 1)
+            }
+        }
+    }
+
+    private func cells(_ pages: Set<UInt32>, _ source: PageSource, only: Int64?, hashed: Bool) throws -> [Slot: Cell] {
         var result: [Slot: Cell] = [:]
         for number in pages {
             guard let page = BTreePage(number: number, bytes: try source.page(number)) else { continue }
@@ -101,11 +146,15 @@ struct RowComparison {
             for index in 0..<page.cellCount {
                 let rowid = page.isTable ? try page.rowid(index) : nil
                 if let only, rowid != only { continue }
-                let payload = try page.payload(index, usableSize: source.usableSize)
-                var hasher = Hasher()
-                page.bytes.withUnsafeBytes { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0[payload.local])) }
-                hasher.combine(payload.size)
-                hasher.combine(payload.overflow)
+                var hash = 0
+                if hashed {
+                    let payload = try page.payload(index, usableSize: source.usableSize)
+                    var hasher = Hasher()
+                    page.bytes.withUnsafeBytes { hasher.combine(bytes: UnsafeRawBufferPointer(rebasing: $0[payload.local])) }
+                    hasher.combine(payload.size)
+                    hasher.combine(payload.overflow)
+                    hash = hasher.finalize()
+                }
                 let slot: Slot
                 if let rowid {
                     slot = .rowid(rowid)
@@ -113,7 +162,7 @@ struct RowComparison {
                     let record = try SQLiteRecord.values(try page.fullPayload(index, from: source), limit: table.keyPositions.count)
                     slot = .key(table.key(table.row(record, rowid: nil), rowid: nil))
                 }
-                result[slot] = Cell(page: page, index: index, rowid: rowid, hash: hasher.finalize())
+                result[slot] = Cell(page: page, index: index, rowid: rowid, hash: hash)
             }
         }
         return result

@@ -5,10 +5,11 @@ import Glibc
 
 /// The scratch image the timeline walks forward: a restored database file
 /// that archived commits are written onto, page by page, one commit at a time.
-/// Before a commit's pages are written their old bytes are kept
+/// Before a commit's pages are written their old versions are kept
 /// (`PagesBefore`), so both sides of every commit can be read. Written pages
 /// are held in memory up to 32 MiB (`HeldPages`: writing each through to the
-/// file was a third of the walk); `flush()` before anyone else reads the file.
+/// file was a third of the walk), as the members they were shipped as until
+/// somebody reads them (`PageVersion`); `flush()` before anyone else reads the file.
 final class TimelineImage: PageSource {
     let path: String
     let pageSize: Int
@@ -37,7 +38,7 @@ final class TimelineImage: PageSource {
     }
 
     func page(_ number: UInt32) throws -> [UInt8] {
-        if let bytes = held[number] { return bytes }
+        if let bytes = try held.bytes(number) { return bytes }
         var bytes = [UInt8](repeating: 0, count: pageSize)
         guard number >= 1, number <= pageCount else { return bytes }   // past the end: as SQLite sees it, nothing
         let read = bytes.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, pageSize, off_t(number - 1) * off_t(pageSize)) }
@@ -46,12 +47,14 @@ final class TimelineImage: PageSource {
     }
 
     /// Writes one commit: its pages, then the size it left. Returns the pages as they were.
-    func apply(_ commit: ArchivedCommit) throws -> PagesBefore {
-        var old: [UInt32: [UInt8]] = [:]
+    func apply(_ commit: TimelineCommit) throws -> PagesBefore {
+        var old: [UInt32: PageVersion] = [:]
         old.reserveCapacity(commit.pages.count)
-        for page in commit.pages where old[page.number] == nil { old[page.number] = try self.page(page.number) }
+        for page in commit.pages where old[page.number] == nil {
+            old[page.number] = try held.version(page.number) ?? .bytes(try self.page(page.number))
+        }
         let before = PagesBefore(image: self, old: old, pageCount: pageCount)
-        for page in commit.pages { held.put(page.number, page.bytes) }
+        for page in commit.pages { held.put(page.number, page.version) }
         pageCount = max(pageCount, commit.pages.map(\.number).max() ?? 0)
         if commit.pageCount < pageCount { try held.cut(to: commit.pageCount) }
         pageCount = commit.pageCount
@@ -61,19 +64,35 @@ final class TimelineImage: PageSource {
 
     /// Writes the pages held in memory to the file (before SQLite or anyone else reads it).
     func flush() throws { try held.flush() }
+
+    func inflate(_ version: PageVersion, page number: UInt32) throws -> [UInt8] { try held.inflater.bytes(version, page: number) }
+
+    /// Where `.stored` pages are read from (the walk's segments on a folder target).
+    var stored: StoredPages? {
+        get { held.inflater.stored }
+        set { held.inflater.stored = newValue }
+    }
+}
+
+/// An archived commit as the timeline applies it: its pages as they were shipped.
+struct TimelineCommit {
+    var txid: Int64
+    var seenAt: Date
+    var pageCount: UInt32
+    var pages: [(number: UInt32, version: PageVersion)]
 }
 
 /// The image as it was before a commit: the commit's pages from their kept
 /// old bytes, every other page from the file (the commit did not touch it).
 struct PagesBefore: PageSource {
     let image: TimelineImage
-    let old: [UInt32: [UInt8]]
+    let old: [UInt32: PageVersion]
     let pageCount: UInt32
     var pageSize: Int { image.pageSize }
     var usableSize: Int { image.usableSize }
 
     func page(_ number: UInt32) throws -> [UInt8] {
-        if let bytes = old[number] { return bytes }
+        if let version = old[number] { return try image.inflate(version, page: number) }
         guard number <= pageCount else { return [UInt8](repeating: 0, count: pageSize) }
         return try image.page(number)
     }

@@ -70,7 +70,7 @@ final class TimelineWalk {
     }
 
     /// Writes one commit onto the image and keeps each table's shape current.
-    func apply(_ commit: ArchivedCommit, generation: String) throws -> Effect {
+    func apply(_ commit: TimelineCommit, generation: String) throws -> Effect {
         let before = try image.apply(commit)
         let changed = Set(before.old.keys)
         var touched: [String: Touch] = [:]
@@ -82,20 +82,24 @@ final class TimelineWalk {
                 touched[name] = Self.touch(old[name], tables[name], changed: changed)
             }
         } else {
-            for name in tables.keys {
-                // Only what is needed from the table before its shape changes in place
-                // (a copy kept across the update would copy the shape's sets).
-                let (root, wasRows) = tables[name].map { ($0.root, changed.filter($0.shape.rowPages.contains)) }!
-                var touch = Touch(old: nil, new: nil, oldPages: Set(wasRows), newPages: Set(wasRows))
-                let moved = try tables[name]!.shape.update(root: root, changed: changed, from: image)
+            // In place (a copy of a table would copy its shape's sets), and most tables are
+            // passed with two look-ups: a commit writes a few pages of a few tables.
+            for index in tables.values.indices {
+                let root = tables.values[index].root
+                // No copy of the shape held across the update below (it would copy its sets).
+                func rows(_ number: UInt32) -> Bool { tables.values[index].shape.rowPages.contains(number) }
+                guard changed.contains(where: { $0 == root || rows($0) || tables.values[index].shape.interior.contains($0) }) else { continue }
+                let wasRows = changed.filter(rows)
+                var touch = Touch(old: nil, new: nil, oldPages: wasRows, newPages: wasRows)
+                let moved = try tables.values[index].shape.update(root: root, changed: changed, from: image)
                 if !moved.departed.isEmpty || !moved.joined.isEmpty || changed.contains(root) {
                     touch.oldPages.formUnion(moved.departed)
-                    touch.newPages = Set(changed.filter(tables[name]!.shape.rowPages.contains)).union(moved.joined)
+                    touch.newPages = changed.filter(rows).union(moved.joined)
                 }
                 guard !touch.oldPages.isEmpty || !touch.newPages.isEmpty else { continue }
-                let schema = tables[name]!.schemaOnly
+                let schema = tables.values[index].schemaOnly
                 (touch.old, touch.new) = (schema, schema)
-                touched[name] = touch
+                touched[tables.keys[index]] = touch
             }
         }
         let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)

@@ -7,7 +7,7 @@ import Glibc
 /// under the root; every write goes to a hidden temporary name, is fsynced,
 /// renamed into place and the folder fsynced, so a crash never leaves a
 /// half-written file under a real name.
-public final class FileTarget: Target {
+public final class FileTarget: Target, ReadsRangesNow {
     public let root: String
     public var displayURL: String { "file://" + root }
     public var isLocal: Bool { true }
@@ -72,6 +72,10 @@ public final class FileTarget: Target {
     }
 
     public func read(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
+        try readNow(key: key, offset: offset, length: length, consume: consume)
+    }
+
+    public func readNow(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
         let range = try ByteRange(offset: offset, length: length, key: key)
         let file: FileHandleFD
         do { file = try FileHandleFD(readingFrom: path(for: key)) } catch let error as FileError where error.errno == ENOENT {
