@@ -25,6 +25,8 @@ struct ArchiveLoop {
     /// How often the WAL is read: the resolution of a commit's time (each target is
     /// shipped to at its own interval from what was read).
     static let poll: TimeInterval = 0.2
+    /// How often while the WAL nears its checkpoint size (`WALFollower.wantsSoonerPoll`).
+    static let busyPoll: TimeInterval = 0.05
 
     /// Until cancelled, or until `stop` says so: then every target gets what was
     /// read (the commits queued for a slow target's interval) before it returns.
@@ -53,7 +55,7 @@ struct ArchiveLoop {
                 let paced = targets.filter { context.policy?.target(named: $0.target)?.chargesPerRequest ?? true }
                 let byAge = targets.filter { !paced.contains($0) }
                 let ready = paced.filter { due[name + "/" + $0.target, default: now] <= now }
-                let deadlines = Dictionary(uniqueKeysWithValues: byAge.map { ($0.target, max(0, $0.interval - Self.poll)) })
+                let deadlines = Dictionary(uniqueKeysWithValues: byAge.map { ($0.target, $0.interval) })
                 var shipping: Set<String> = []
                 do {
                     let pass = try await follower.step(shipTo: ready.map(\.target), deadlines: deadlines)
@@ -76,7 +78,8 @@ struct ArchiveLoop {
                     due[name + "/" + destination.target] = now.addingTimeInterval(destination.interval)
                 }
             }
-            try await Task.sleep(nanoseconds: UInt64(Self.poll * 1e9))
+            let soon = followers.contains { $0.wantsSoonerPoll }
+            try await Task.sleep(nanoseconds: UInt64((soon ? Self.busyPoll : Self.poll) * 1e9))
         }
     }
 

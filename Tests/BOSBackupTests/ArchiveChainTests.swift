@@ -284,8 +284,8 @@ final class ArchiveChainTests: ArchiveTestCase {
 
     /// A folder target is shipped to by the age of what it waits for (its interval bounds
     /// how long a commit waits, not how often it is sent to): nothing goes while the oldest
-    /// waiting commit is young, a segment goes once it may be as old as the deadline, an
-    /// idle follower sends nothing, and a target the loop paces is not touched by it.
+    /// waiting commit is young, a segment goes once it would pass the deadline before the
+    /// next step, an idle follower sends nothing, and a target the loop paces is not touched.
     func testAFolderTargetIsShippedToOnceItsOldestCommitMayReachTheDeadline() async throws {
         try writePolicy(archiveTargets: "nas: 1s, far: 1h")
         try commit(1)
@@ -306,9 +306,9 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertEqual(try segments("nas"), nas, "nothing waits: nothing is sent")
         try commit(2)
         try await step(after: 0.2)   // read: made after the read 0.2 s ago began
-        try await step(after: 0.4)   // at most 0.6 s old
+        try await step(after: 0.2)   // at most 0.4 s old, and 0.6 s by the next step (steps 0.2 s apart)
         XCTAssertEqual(try segments("nas"), nas, "young: it waits for more")
-        try await step(after: 0.2)   // may be 0.8 s old
+        try await step(after: 0.2)   // 0.6 s old: 0.8 s by the next step
         // Commit 2 is the generation's txid 1: its base snapshot holds commit 1.
         XCTAssertEqual(try segments("nas"), nas + [1], "as old as the deadline: sent")
         try await step(after: 5)

@@ -40,6 +40,8 @@ struct StoredPage: Sendable {
 final class StoredPages {
     private let target: ReadsRangesNow
     private var keys: [String] = []
+    /// The segments read from lately, open (a walk reads mostly from the one it is in).
+    private var open: [Int32: RangeReader] = [:]
 
     init(_ target: ReadsRangesNow) { self.target = target }
 
@@ -49,11 +51,14 @@ final class StoredPages {
     }
 
     func member(_ page: StoredPage) throws -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(Int(page.length))
         let key = keys[Int(page.segment)]
+        let bytes: [UInt8]
         do {
-            try target.readNow(key: key, offset: page.offset, length: Int64(page.length)) { bytes.append(contentsOf: $0) }
+            if open[page.segment] == nil {
+                if open.count >= 16 { open.removeAll() }
+                open[page.segment] = try target.rangeReader(key: key)
+            }
+            bytes = try open[page.segment]!.read(page.offset, Int(page.length))
         } catch TargetError.notFound {
             throw PointInTimeError.segmentDamaged(key: key, why: "it is missing")
         }

@@ -40,10 +40,17 @@ public protocol ObjectWriter: AnyObject {
 /// Where snapshots live: a folder (NAS, mounted disk) or an S3 bucket, seen as a blob
 /// store. The rest of bosbackup knows only this interface (like Litestream's ReplicaClient):
 /// what differs between backends is told by traits (`isLocal`, `encrypts`), never by casts.
-/// A target that reads a byte range without waiting (a folder, unencrypted): the
+/// A target that reads byte ranges without waiting (a folder, unencrypted): the
 /// timeline reads single page members in the middle of work that is not async.
 public protocol ReadsRangesNow: AnyObject {
-    func readNow(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws
+    /// The object at `key`, open for ranged reads until the reader goes.
+    func rangeReader(key: String) throws -> RangeReader
+}
+
+/// One object open for positioned reads.
+public protocol RangeReader: AnyObject {
+    /// Up to `length` bytes from `offset` (fewer at the object's end).
+    func read(_ offset: Int64, _ length: Int) throws -> [UInt8]
 }
 
 public protocol Target: AnyObject {

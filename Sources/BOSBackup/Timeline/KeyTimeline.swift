@@ -49,7 +49,7 @@ public struct KeyTimeline: Sendable {
             try follow(walk)
         }, visit: { walk, effect in
             try learn(walk.tables)
-            if let path, path.root == walk.tables[name]?.root, !path.crosses(effect.before.old.keys) { return }
+            if let path, path.root == walk.tables[name]?.root, !path.crosses(effect.changed) { return }
             try follow(walk)   // the image is after this commit already: the path the next one may cross
             guard let touch = effect.touched[name], let table = touch.new ?? touch.old else { return }
             // A row named by its rowid is found by it alone; others by their decoded key.

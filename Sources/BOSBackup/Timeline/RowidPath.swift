@@ -23,7 +23,7 @@ struct RowidPath {
     }
 
     /// Whether a commit that wrote `changed` may have touched the row.
-    func crosses(_ changed: Dictionary<UInt32, PageVersion>.Keys) -> Bool {
-        changed.contains { pages.contains($0) }
+    func crosses(_ changed: Set<UInt32>) -> Bool {
+        !pages.isDisjoint(with: changed)
     }
 }

@@ -39,6 +39,11 @@ final class TimelineImage: PageSource {
 
     func page(_ number: UInt32) throws -> [UInt8] {
         if let bytes = try held.bytes(number) { return bytes }
+        return try filePage(number)
+    }
+
+    /// The page as the file has it (not what is held).
+    fileprivate func filePage(_ number: UInt32) throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: pageSize)
         guard number >= 1, number <= pageCount else { return bytes }   // past the end: as SQLite sees it, nothing
         let read = bytes.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, pageSize, off_t(number - 1) * off_t(pageSize)) }
@@ -48,17 +53,27 @@ final class TimelineImage: PageSource {
 
     /// Writes one commit: its pages, then the size it left. Returns the pages as they were.
     func apply(_ commit: TimelineCommit) throws -> PagesBefore {
+        // Written out before, not after: while this commit's old side is read, the file still
+        // holds every page it wrote that was not held (read from there only if asked for).
+        try held.flushIfFull()
         var old: [UInt32: PageVersion] = [:]
+        var inFile = Set<UInt32>()
         old.reserveCapacity(commit.pages.count)
-        for page in commit.pages where old[page.number] == nil {
-            old[page.number] = try held.version(page.number) ?? .bytes(try self.page(page.number))
+        let shrinks = commit.pageCount < max(pageCount, commit.pages.map(\.number).max() ?? 0)
+        for page in commit.pages where old[page.number] == nil && !inFile.contains(page.number) {
+            if let version = held.version(page.number) {
+                old[page.number] = version
+            } else if shrinks {
+                old[page.number] = .bytes(try filePage(page.number))   // the file is cut below
+            } else {
+                inFile.insert(page.number)
+            }
         }
-        let before = PagesBefore(image: self, old: old, pageCount: pageCount)
+        let before = PagesBefore(image: self, old: old, inFile: inFile, pageCount: pageCount)
         for page in commit.pages { held.put(page.number, page.version) }
         pageCount = max(pageCount, commit.pages.map(\.number).max() ?? 0)
         if commit.pageCount < pageCount { try held.cut(to: commit.pageCount) }
         pageCount = commit.pageCount
-        try held.flushIfFull()
         return before
     }
 
@@ -82,18 +97,33 @@ struct TimelineCommit {
     var pages: [(number: UInt32, version: PageVersion)]
 }
 
-/// The image as it was before a commit: the commit's pages from their kept
-/// old bytes, every other page from the file (the commit did not touch it).
+/// The image as it was before a commit: the commit's pages from their kept old
+/// versions (or, for those not held, from the file, which is not written while
+/// the commit is looked at), every other page as the image has it (the commit
+/// did not touch it).
 struct PagesBefore: PageSource {
     let image: TimelineImage
-    let old: [UInt32: PageVersion]
+    private(set) var old: [UInt32: PageVersion]
+    /// Pages the commit wrote whose old version is the file's.
+    private(set) var inFile: Set<UInt32>
     let pageCount: UInt32
     var pageSize: Int { image.pageSize }
     var usableSize: Int { image.usableSize }
+    /// The pages the commit wrote.
+    var written: Set<UInt32> { inFile.union(old.keys) }
 
     func page(_ number: UInt32) throws -> [UInt8] {
         if let version = old[number] { return try image.inflate(version, page: number) }
+        if inFile.contains(number) { return try image.filePage(number) }
         guard number <= pageCount else { return [UInt8](repeating: 0, count: pageSize) }
         return try image.page(number)
     }
+
+    /// Reads the old versions the file holds now, before the image is written out (a
+    /// commit that changed the schema has the schema read through the file).
+    mutating func keepFilePages() throws {
+        for number in inFile { old[number] = .bytes(try image.filePage(number)) }
+        inFile = []
+    }
+
 }

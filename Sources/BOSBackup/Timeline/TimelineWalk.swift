@@ -56,6 +56,8 @@ final class TimelineWalk {
         let before: PagesBefore
         let after: TimelineImage
         let touched: [String: Touch]
+        /// The pages it wrote.
+        let changed: Set<UInt32>
 
         /// The rows of `table` the commit touched, compared on both sides (nil: none).
         func comparison(_ table: String) -> RowComparison? {
@@ -71,11 +73,12 @@ final class TimelineWalk {
 
     /// Writes one commit onto the image and keeps each table's shape current.
     func apply(_ commit: TimelineCommit, generation: String) throws -> Effect {
-        let before = try image.apply(commit)
-        let changed = Set(before.old.keys)
+        var before = try image.apply(commit)
+        let changed = before.written
         var touched: [String: Touch] = [:]
         if changed.contains(1), let cookie = Optional(Array(try image.page(1)[40..<44])), cookie != schemaCookie {
             schemaCookie = cookie
+            try before.keepFilePages()   // the schema is read through the file, written out now
             let old = tables
             tables = try Self.tables(of: image)
             for name in Set(old.keys).union(tables.keys) {
@@ -104,7 +107,7 @@ final class TimelineWalk {
         }
         let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
-        return Effect(moment: moment, before: before, after: image, touched: touched)
+        return Effect(moment: moment, before: before, after: image, touched: touched, changed: changed)
     }
 
     /// A table's pages on both sides of a commit that changed the schema (rare: whole sets).

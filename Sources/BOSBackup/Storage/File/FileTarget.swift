@@ -7,7 +7,7 @@ import Glibc
 /// under the root; every write goes to a hidden temporary name, is fsynced,
 /// renamed into place and the folder fsynced, so a crash never leaves a
 /// half-written file under a real name.
-public final class FileTarget: Target, ReadsRangesNow {
+public final class FileTarget: Target {
     public let root: String
     public var displayURL: String { "file://" + root }
     public var isLocal: Bool { true }
@@ -72,10 +72,6 @@ public final class FileTarget: Target, ReadsRangesNow {
     }
 
     public func read(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) async throws {
-        try readNow(key: key, offset: offset, length: length, consume: consume)
-    }
-
-    public func readNow(key: String, offset: Int64, length: Int64, consume: (UnsafeRawBufferPointer) throws -> Void) throws {
         let range = try ByteRange(offset: offset, length: length, key: key)
         let file: FileHandleFD
         do { file = try FileHandleFD(readingFrom: path(for: key)) } catch let error as FileError where error.errno == ENOENT {
@@ -297,5 +293,24 @@ final class FileObjectWriter: ObjectWriter {
     deinit {
         // A writer dropped without commit leaves nothing behind.
         if file != nil { unlink(temporaryPath) }
+    }
+}
+
+extension FileTarget: ReadsRangesNow {
+    public func rangeReader(key: String) throws -> RangeReader {
+        do { return FileRangeReader(file: try FileHandleFD(readingFrom: path(for: key))) } catch let error as FileError where error.errno == ENOENT {
+            throw TargetError.notFound(key: key, target: displayURL)
+        }
+    }
+}
+
+private final class FileRangeReader: RangeReader {
+    let file: FileHandleFD
+    init(file: FileHandleFD) { self.file = file }
+
+    func read(_ offset: Int64, _ length: Int) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: length)
+        let n = try bytes.withUnsafeMutableBytes { try BlockGzipWriter.pread(fd: file.fd, path: file.path, into: $0, at: offset) }
+        return n == length ? bytes : Array(bytes[..<n])
     }
 }

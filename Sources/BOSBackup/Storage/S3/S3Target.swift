@@ -58,7 +58,8 @@ public final class S3Target: Target {
     }
 
     public let location: S3Location
-    public let options: Options
+    /// Set before use (the archive's shipper, which owns its target, asks for small parts).
+    public var options: Options
     let credentials: AWSCredentials
     let signer: SigV4Signer
     let client: HTTPClient
