@@ -11,9 +11,7 @@ actor SegmentShipper {
     nonisolated let encrypts: Bool
 
     init(target: sending Target, level: Int) {
-        // A segment is a few megabytes, shipped again and again: the smallest parts S3 takes
-        // (two are held at once) keep the archiver's memory near that of a folder target.
-        (target.backend as? S3Target)?.options.partSize = S3Target.Options.minimumPartSize
+        target.useSmallestParts()
         encrypts = target.encrypts
         self.target = target
         self.level = level

@@ -43,6 +43,7 @@ public struct ArchiveTimeline {
     func walk(_ plans: [PointInTimePlan], using restorer: SnapshotRestorer, segmentsOn: (String) throws -> Target,
               baseOn: (SnapshotRecord) throws -> Target,
               begin: (TimelineWalk) throws -> Void = { _ in },
+              watching: String? = nil,
               visit: @escaping (TimelineWalk, TimelineWalk.Effect) throws -> Void,
               end: (TimelineWalk) throws -> Void = { _ in }) async throws -> TimelineSpan {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -58,7 +59,7 @@ public struct ArchiveTimeline {
                                 fromTxid: restored.applied.txid, fromSeen: restored.applied.seenAt ?? plan.generation.startedAt)
         span.restoreSeconds = since(started)
         let walking = DispatchTime.now().uptimeNanoseconds
-        let walk = try TimelineWalk(imagePath: path, startSeen: span.fromSeen)
+        let walk = try TimelineWalk(imagePath: path, startSeen: span.fromSeen, watching: watching)
         try begin(walk)
         let segmentTarget = try segmentsOn(plan.target)
         let repository = Repository(target: segmentTarget)

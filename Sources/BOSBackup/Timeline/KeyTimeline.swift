@@ -47,7 +47,7 @@ public struct KeyTimeline: Sendable {
             try learn(walk.tables)
             if let table = walk.tables[name] { result.atStart = try table.row(key, in: walk.image.path) }
             try follow(walk)
-        }, visit: { walk, effect in
+        }, watching: name, visit: { walk, effect in
             try learn(walk.tables)
             if let path, path.root == walk.tables[name]?.root, !path.crosses(effect.changed) { return }
             try follow(walk)   // the image is after this commit already: the path the next one may cross

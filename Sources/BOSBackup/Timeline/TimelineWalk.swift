@@ -18,28 +18,40 @@ public struct CommitMoment: Sendable, Hashable {
 /// brought up to date from the interior pages a commit wrote (`TreeShape`);
 /// the schema is read again (through SQLite) only when a commit changed the
 /// schema cookie.
+///
+/// `watching`: the one table whose shape is kept commit by commit (the one a
+/// timeline asks about); every other table's is read whole only at the few
+/// commits whose counts are asked for (`Effect.counts`). Keeping every table's
+/// shape was a cost at every commit.
 final class TimelineWalk {
     let image: TimelineImage
     private(set) var tables: [String: TrackedTable] = [:]
+    private let watching: String?
     private var schemaCookie: [UInt8]
     private var lastSeen: Date?
 
-    init(imagePath: String, startSeen: Date?) throws {
+    init(imagePath: String, startSeen: Date?, watching: String? = nil) throws {
         image = try TimelineImage(path: imagePath)
+        self.watching = watching
         schemaCookie = Array(try image.page(1)[40..<44])
         lastSeen = startSeen
-        tables = try Self.tables(of: image)
+        tables = try Self.tables(of: image, watching: watching)
     }
 
-    private static func tables(of image: TimelineImage) throws -> [String: TrackedTable] {
+    /// The tables, with the shape of those kept (every table's when `watching` is nil).
+    private static func tables(of image: TimelineImage, watching: String?) throws -> [String: TrackedTable] {
         try image.flush()   // SQLite reads the schema from the file
         var tables: [String: TrackedTable] = [:]
         for var table in try TrackedTable.all(in: image.path) {
-            table.shape = try TreeShape.read(root: table.root, withoutRowid: table.withoutRowid, from: image)
+            if watching == nil || watching == table.name {
+                table.shape = try TreeShape.read(root: table.root, withoutRowid: table.withoutRowid, from: image)
+            }
             tables[table.name] = table
         }
         return tables
     }
+
+    private func kept(_ name: String) -> Bool { watching == nil || watching == name }
 
     /// The pages of one table a commit touched: those holding its rows before (the ones it
     /// wrote, and those that left the tree) and after (written, and those that joined).
@@ -58,6 +70,17 @@ final class TimelineWalk {
         let touched: [String: Touch]
         /// The pages it wrote.
         let changed: Set<UInt32>
+        /// The tables whose shapes the walk does not keep, as they were before and are after
+        /// (only a commit that changed the schema has them differ).
+        let schemaChange: [String: (old: TrackedTable?, new: TrackedTable?)]?
+        let tables: [String: TrackedTable]
+        let watching: String?
+
+        private var others: [String: (old: TrackedTable?, new: TrackedTable?)] {
+            if let schemaChange { return schemaChange }
+            guard let watching else { return [:] }
+            return tables.filter { $0.key != watching }.mapValues { ($0.schemaOnly, $0.schemaOnly) }
+        }
 
         /// The rows of `table` the commit touched, compared on both sides (nil: none).
         func comparison(_ table: String) -> RowComparison? {
@@ -65,9 +88,25 @@ final class TimelineWalk {
             return RowComparison(table: subject, before: before, after: after, oldPages: touch.oldPages, newPages: touch.newPages)
         }
 
-        /// Rows inserted, changed and deleted per table, for every table the commit touched.
+        /// Rows inserted, changed and deleted per table, for every table the commit touched
+        /// (the shapes the walk does not keep read whole on both sides, here only).
         func counts() throws -> [TableCount] {
-            try touched.keys.sorted().compactMap { try comparison($0)?.count() }.filter { !$0.isEmpty }
+            var counts = try touched.keys.compactMap { try comparison($0)?.count() }
+            for (_, table) in others {
+                let was = try table.old.map { old in
+                    var full = old
+                    full.shape = try TreeShape.read(root: old.root, withoutRowid: old.withoutRowid, from: before)
+                    return full
+                }
+                let now = try table.new.map { new in
+                    var full = new
+                    full.shape = try TreeShape.read(root: new.root, withoutRowid: new.withoutRowid, from: after)
+                    return full
+                }
+                guard let touch = TimelineWalk.touch(was, now, changed: changed), let subject = touch.new ?? touch.old else { continue }
+                counts.append(try RowComparison(table: subject, before: before, after: after, oldPages: touch.oldPages, newPages: touch.newPages).count())
+            }
+            return counts.filter { !$0.isEmpty }.sorted { $0.table < $1.table }
         }
     }
 
@@ -76,18 +115,25 @@ final class TimelineWalk {
         var before = try image.apply(commit)
         let changed = before.written
         var touched: [String: Touch] = [:]
+        var schemaChange: [String: (old: TrackedTable?, new: TrackedTable?)]?
         if changed.contains(1), let cookie = Optional(Array(try image.page(1)[40..<44])), cookie != schemaCookie {
             schemaCookie = cookie
             try before.keepFilePages()   // the schema is read through the file, written out now
             let old = tables
-            tables = try Self.tables(of: image)
+            tables = try Self.tables(of: image, watching: watching)
             for name in Set(old.keys).union(tables.keys) {
-                touched[name] = Self.touch(old[name], tables[name], changed: changed)
+                if kept(name) {
+                    touched[name] = Self.touch(old[name], tables[name], changed: changed)
+                } else {
+                    schemaChange = schemaChange ?? [:]
+                    schemaChange?[name] = (old[name]?.schemaOnly, tables[name]?.schemaOnly)
+                }
             }
         } else {
             // In place (a copy of a table would copy its shape's sets), and most tables are
             // passed with two look-ups: a commit writes a few pages of a few tables.
             for index in tables.values.indices {
+                guard kept(tables.keys[index]) else { continue }
                 let root = tables.values[index].root
                 // No copy of the shape held across the update below (it would copy its sets).
                 func rows(_ number: UInt32) -> Bool { tables.values[index].shape.rowPages.contains(number) }
@@ -107,11 +153,12 @@ final class TimelineWalk {
         }
         let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
-        return Effect(moment: moment, before: before, after: image, touched: touched, changed: changed)
+        return Effect(moment: moment, before: before, after: image, touched: touched, changed: changed,
+                      schemaChange: schemaChange, tables: tables, watching: watching)
     }
 
     /// A table's pages on both sides of a commit that changed the schema (rare: whole sets).
-    private static func touch(_ was: TrackedTable?, _ now: TrackedTable?, changed: Set<UInt32>) -> Touch? {
+    fileprivate static func touch(_ was: TrackedTable?, _ now: TrackedTable?, changed: Set<UInt32>) -> Touch? {
         let oldRows = was?.shape.rowPages ?? [], newRows = now?.shape.rowPages ?? []
         var touch = Touch(old: was?.schemaOnly, new: now?.schemaOnly, oldPages: oldRows, newPages: newRows)
         if was?.root == now?.root && was?.withoutRowid == now?.withoutRowid {
