@@ -311,7 +311,7 @@ public final class WALFollower {
         // reader ran): they may be as old as can be.
         let previous = lastReadBegan ?? .distantPast
         lastReadBegan = began
-        // At most about `queueLimit` of log per read (a WAL that grew while we were busy is
+        // At most about `readLimit` of log per read (a WAL that grew while we were busy is
         // read over several polls, not into memory at once); under the barrier, to its end.
         let frames = limited ? max(64, readLimit / (24 + header.pageSize)) : .max
         if spool == nil { spool = try archiver.makeSpool() }
