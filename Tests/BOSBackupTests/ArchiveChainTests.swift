@@ -116,6 +116,48 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertTrue(stopped.stderr.contains(sixth.objectKey), stopped.stderr)
     }
 
+    /// The timeline's two ways into a `BOSWAL03` segment give the same pages: streamed
+    /// (a target that does not read ranges now: S3, an encrypted folder) or read by place
+    /// (a plain folder). A flipped byte in a page is damage naming the segment when that
+    /// page is read, either way; the segment's other pages still read.
+    func testTheTimelineReadsASegmentTheSameStreamedOrByPlace() throws {
+        let segments = try archiveSixCommits()
+        let target = try TargetFactory.open(url: "file://" + dir.file("nas"))
+        let pageSize = Int(try XCTUnwrap(try bos.int("PRAGMA page_size")))
+        final class Versions: @unchecked Sendable { var all: [(number: UInt32, version: PageVersion)] = [] }
+        func pages(_ record: WALSegmentRecord, streamed: Bool) throws -> [Result<[UInt8], Error>] {
+            let stored = streamed ? nil : StoredPages(try XCTUnwrap(target as? ReadsRangesNow))
+            let versions = Versions()
+            try runAsync {
+                try await Repository(target: target).timelineCommits(of: record, pageSize: pageSize, stored: stored) { versions.all += $0.pages }
+            }
+            let inflater = PageInflater(pageSize: pageSize)
+            inflater.stored = stored
+            return versions.all.map { page in Result { try inflater.bytes(page.version, page: page.number) } }
+        }
+        for record in segments {
+            let (streamed, byPlace) = (try pages(record, streamed: true).map { try $0.get() }, try pages(record, streamed: false).map { try $0.get() })
+            XCTAssertFalse(streamed.isEmpty)
+            XCTAssertEqual(streamed, byPlace, record.objectKey)
+        }
+        let damaged = segments[4]
+        let first = try XCTUnwrap(try runAsync {
+            try await Repository(target: target).segmentIndex(damaged, try XCTUnwrap(damaged.index))
+        }.first?.pages.first)
+        let path = dir.file("nas") + "/" + damaged.objectKey
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[Int(first.offset) + Int(first.length) / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: path))
+        for streamed in [true, false] {
+            let read = try pages(damaged, streamed: streamed)
+            XCTAssertThrowsError(try read[0].get()) { error in
+                guard case PointInTimeError.segmentDamaged(let key, _)? = error as? PointInTimeError else { return XCTFail("\(error)") }
+                XCTAssertEqual(key, damaged.objectKey)
+            }
+            for other in read.dropFirst() { XCTAssertNoThrow(try other.get(), "streamed: \(streamed)") }
+        }
+    }
+
     func testACatalogHoleAndAForeignSegmentAreDamageToo() throws {
         let segments = try archiveSixCommits()
         // A segment whose bytes are another segment's (renamed into place), and a row the catalog lost.

@@ -4,12 +4,14 @@ import Glibc
 #endif
 
 /// One version of a page: its bytes, or the gzip member it was shipped as in a
-/// `BOSWAL03` segment, inflated only when somebody reads it. The timeline passes
-/// every version of every page a commit wrote, and most are overwritten by the
-/// next commit unread (an index's right-most leaf, a busy table's last page).
+/// `BOSWAL03` segment, inflated (and checked against its index's SHA-256) only
+/// when somebody reads it. The timeline passes every version of every page a
+/// commit wrote, and most are overwritten by the next commit unread (an index's
+/// right-most leaf, a busy table's last page).
 enum PageVersion: Sendable {
     case bytes([UInt8])
-    case member([UInt8])
+    /// The member in memory (a segment streamed from a target that does not read ranges now).
+    case member(PageMember)
     /// Where its member lies in a segment read by ranges (`StoredPages`): nothing of it is
     /// read until somebody reads the page.
     case stored(StoredPage)
@@ -18,10 +20,19 @@ enum PageVersion: Sendable {
     var size: Int {
         switch self {
         case .bytes(let b): return b.count
-        case .member(let m): return m.count
+        case .member(let m): return m.bytes.count
         case .stored: return MemoryLayout<StoredPage>.stride
         }
     }
+}
+
+/// A page's gzip member, the SHA-256 its (checked) index gives for the page, and
+/// where it lies (named when it turns out damaged).
+struct PageMember: Sendable {
+    var bytes: [UInt8]
+    var digest: PageDigest
+    var key: String
+    var offset: Int64
 }
 
 /// A page member's place in one of the segments `StoredPages` reads, and the
@@ -50,7 +61,7 @@ final class StoredPages {
         return Int32(keys.count - 1)
     }
 
-    func member(_ page: StoredPage) throws -> [UInt8] {
+    func member(_ page: StoredPage) throws -> PageMember {
         let key = keys[Int(page.segment)]
         let bytes: [UInt8]
         do {
@@ -63,14 +74,12 @@ final class StoredPages {
             throw PointInTimeError.segmentDamaged(key: key, why: "it is missing")
         }
         guard bytes.count == page.length else { throw PointInTimeError.segmentDamaged(key: key, why: "it ends before byte \(page.offset + Int64(page.length)) (cut short)") }
-        return bytes
+        return PageMember(bytes: bytes, digest: page.digest, key: key, offset: page.offset)
     }
-
-    func key(_ page: StoredPage) -> String { keys[Int(page.segment)] }
 }
 
-/// Inflates page members: one decompressor, reused; a stored page is read first
-/// (`stored`) and checked against its index's SHA-256.
+/// Inflates page members, each checked against its index's SHA-256: one
+/// decompressor, reused; a stored page is read first (`stored`).
 final class PageInflater {
     let pageSize: Int
     var stored: StoredPages?
@@ -81,30 +90,26 @@ final class PageInflater {
     func bytes(_ version: PageVersion, page number: UInt32) throws -> [UInt8] {
         switch version {
         case .bytes(let bytes): return bytes
+        case .member(let member): return try inflate(member, page: number)
         case .stored(let place):
             guard let stored else { throw CompressionError("page \(number): a stored page with no segments to read it from") }
-            let page: [UInt8]
-            do {
-                page = try self.bytes(.member(try stored.member(place)), page: number)
-            } catch let error as CompressionError {
-                throw PointInTimeError.segmentDamaged(key: stored.key(place), why: "page \(number) at byte \(place.offset): \(error)")
-            }
-            guard page.withUnsafeBytes({ PageDigest(of: $0) }) == place.digest else {
-                throw PointInTimeError.segmentDamaged(key: stored.key(place), why: "page \(number) at byte \(place.offset) is not the page shipped")
-            }
-            return page
-        case .member(let member):
-            guard let decompressor else { throw CompressionError("libdeflate: out of memory") }
-            var page = [UInt8](repeating: 0, count: pageSize)
-            let produced: Int
-            do {
-                produced = try page.withUnsafeMutableBytes { out in try member.withUnsafeBytes { try decompressor.decompress($0, into: out) } }
-            } catch let error as CompressionError {
-                throw CompressionError("page \(number) of the archive: \(error)")
-            }
-            guard produced == pageSize else { throw CompressionError("page \(number) of the archive inflates to \(produced) bytes, not \(pageSize)") }
-            return page
+            return try inflate(try stored.member(place), page: number)
         }
+    }
+
+    private func inflate(_ member: PageMember, page number: UInt32) throws -> [UInt8] {
+        guard let decompressor else { throw CompressionError("libdeflate: out of memory") }
+        var page = [UInt8](repeating: 0, count: pageSize)
+        let produced: Int
+        do {
+            produced = try page.withUnsafeMutableBytes { out in try member.bytes.withUnsafeBytes { try decompressor.decompress($0, into: out) } }
+        } catch let error as CompressionError {
+            throw PointInTimeError.segmentDamaged(key: member.key, why: "page \(number) at byte \(member.offset): \(error)")
+        }
+        guard produced == pageSize, page.withUnsafeBytes({ PageDigest(of: $0) }) == member.digest else {
+            throw PointInTimeError.segmentDamaged(key: member.key, why: "page \(number) at byte \(member.offset) is not the page shipped")
+        }
+        return page
     }
 }
 

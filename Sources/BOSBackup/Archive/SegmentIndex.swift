@@ -12,7 +12,8 @@ public struct SegmentIndexRef: Equatable, Sendable {
 }
 
 /// One commit as the index of a `BOSWAL03` segment gives it: each page's
-/// number, where its gzip member lies in the object, and the SHA-256 of the page.
+/// number, where its gzip member lies in the object (in the archiver's spool:
+/// in the spool file), and the SHA-256 of the page.
 struct IndexedCommit: Sendable {
     struct Page: Sendable {
         var number: UInt32
@@ -184,7 +185,7 @@ enum SegmentFormatV3 {
     }
 
     /// The commits of an inflated index member.
-    static func decodeIndex(_ raw: [UInt8], pageSize: Int? = nil) throws -> [IndexedCommit] {
+    static func decodeIndex(_ raw: [UInt8]) throws -> [IndexedCommit] {
         var reader = Reader(raw)
         guard reader.remaining >= 5, reader.byte() == UInt8(ascii: "I") else { throw WALSegment.FormatError(description: "not a segment index") }
         let count = Int(reader.uint32())
@@ -214,7 +215,6 @@ enum SegmentFormatV3 {
         init(_ bytes: [UInt8]) { self.bytes = bytes }
         var remaining: Int { bytes.count - at }
         mutating func byte() -> UInt8 { defer { at += 1 }; return bytes[at] }
-        mutating func bytes(_ n: Int) -> [UInt8] { defer { at += n }; return Array(bytes[at..<at + n]) }
         mutating func digest() -> PageDigest {
             defer { at += 32 }
             return bytes.withUnsafeBytes { PageDigest(UnsafeRawBufferPointer(rebasing: $0[at..<at + 32])) }

@@ -27,14 +27,15 @@ actor SegmentShipper {
         let index = try await Repository(target: target).writeObject(key: segment.key) { writer in
             var out = OutBuffer(writer: writer)
             try await out.append(builder.take(), &stored)
-            for commit in segment.commits {
+            for spooled in segment.commits {
+                let commit = spooled.commit
                 try await out.append(try builder.commit(txid: commit.txid, seenAt: commit.seenAt, pageCount: commit.pageCount,
                                                         pages: commit.pages.map(\.number)), &stored)
                 for page in commit.pages { builder.page(page.number, length: page.length, sha256: page.sha256) }
-                var at = commit.offset
-                while at < commit.end {
-                    let length = Int(min(commit.end - at, 1 << 20))
-                    try await out.append(try commit.file.read(at, length), &stored)
+                var at = spooled.offset
+                while at < spooled.end {
+                    let length = Int(min(spooled.end - at, 1 << 20))
+                    try await out.append(try spooled.file.read(at, length), &stored)
                     at += Int64(length)
                 }
             }
@@ -79,9 +80,9 @@ struct PreparedSegment: Sendable {
 
     /// Its catalog row, once stored.
     func record(bytes: Int64, sha256: String, index: SegmentIndexRef?, shippedAt: Date) -> WALSegmentRecord {
-        let first = commits[0], last = commits[commits.count - 1]
-        return WALSegmentRecord(generation: generation, target: target, objectKey: key, firstTxid: first.txid, lastTxid: last.txid,
-                                firstSeen: first.seenAt, lastSeen: last.seenAt, position: last.after,
-                                pageCount: Int64(last.pageCount), bytes: bytes, sha256: sha256, shippedAt: shippedAt, index: index)
+        let first = commits[0].commit, last = commits[commits.count - 1]
+        return WALSegmentRecord(generation: generation, target: target, objectKey: key, firstTxid: first.txid, lastTxid: last.commit.txid,
+                                firstSeen: first.seenAt, lastSeen: last.commit.seenAt, position: last.after,
+                                pageCount: Int64(last.commit.pageCount), bytes: bytes, sha256: sha256, shippedAt: shippedAt, index: index)
     }
 }

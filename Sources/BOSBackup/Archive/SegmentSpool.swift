@@ -4,25 +4,16 @@ import Glibc
 #endif
 
 /// A commit read from the WAL, as the archiver keeps it until every target has
-/// it: its txid, when it was seen, the WAL positions before and after it (where
-/// a segment starting with it resumes from, and one ending with it ends), and
-/// where its pages lie in the spool — each already the gzip member a
-/// `BOSWAL03` segment carries, with the page's SHA-256.
+/// it: its txid, when it was seen and its pages (as a segment's index has them,
+/// each page's offset being where its gzip member lies in `file`, one after the
+/// other from `offset`), and the WAL positions before and after it (where a
+/// segment starting with it resumes from, and one ending with it ends).
 struct SpooledCommit: Sendable {
-    struct Page: Sendable {
-        var number: UInt32
-        var length: UInt32
-        var sha256: PageDigest
-    }
-    var txid: Int64
-    var seenAt: Date
-    var pageCount: UInt32
+    var commit: IndexedCommit
     var before: WALPosition
     var after: WALPosition
-    /// The commit's page members lie one after the other from `offset` in `file`.
     var file: SpoolFile
     var offset: Int64
-    var pages: [Page]
     /// The bytes of its page members.
     var length: Int64
     var end: Int64 { offset + length }
@@ -56,16 +47,19 @@ final class SegmentSpool {
     }
 
     /// Compresses one page onto the end.
-    private func append(_ number: UInt32, _ page: UnsafeRawBufferPointer) throws -> SpooledCommit.Page {
+    private func append(_ number: UInt32, _ page: UnsafeRawBufferPointer) throws -> IndexedCommit.Page {
         let member = try compressor.compress(page)
         try member.bytes.withUnsafeBytes { try file.fd.write($0, at: end) }
-        end += Int64(member.bytes.count)
-        return SpooledCommit.Page(number: number, length: UInt32(member.bytes.count), sha256: member.sha256)
+        defer { end += Int64(member.bytes.count) }
+        return IndexedCommit.Page(number: number, offset: end, length: UInt32(member.bytes.count), sha256: member.sha256)
     }
 
     /// Nothing is queued: the next commit starts a fresh file (the old one's space goes with it).
     func startOver() throws {
-        guard end > 0 else { return }
+        if end > 0 { try beginFile() }
+    }
+
+    private func beginFile() throws {
         (file, end) = (try SpoolFile(folder: folder), 0)
     }
 }
@@ -102,20 +96,20 @@ extension SegmentSpool {
     /// we read it was made before, so a restore at T never gets a later commit.
     func read(wal path: String, header: WALHeader, after from: WALPosition, firstTxid: Int64, limit: Int = .max,
               clock: Clock) throws -> [SpooledCommit] {
-        if end >= fileSize { (file, end) = (try SpoolFile(folder: folder), 0) }
+        if end >= fileSize { try beginFile() }
         var commits: [SpooledCommit] = []
-        var pages: [SpooledCommit.Page] = []
+        var pages: [IndexedCommit.Page] = []
         var start = end, before = from
         try WALFile.frames(path: path, header: header, after: from, limit: limit) { number, page in
             pages.append(try append(number, page))
         } commit: { pageCount, after in
-            commits.append(SpooledCommit(txid: firstTxid + Int64(commits.count), seenAt: .distantPast, pageCount: pageCount,
-                                         before: before, after: after, file: file, offset: start, pages: pages, length: end - start))
+            let commit = IndexedCommit(txid: firstTxid + Int64(commits.count), seenAt: .distantPast, pageCount: pageCount, pages: pages)
+            commits.append(SpooledCommit(commit: commit, before: before, after: after, file: file, offset: start, length: end - start))
             (before, pages, start) = (after, [], end)
         }
         end = start   // the frames of a transaction not committed yet
         let seen = clock.now()
-        for index in commits.indices { commits[index].seenAt = seen }
+        for index in commits.indices { commits[index].commit.seenAt = seen }
         return commits
     }
 }

@@ -202,7 +202,7 @@ public struct WALArchiver {
     func prepare(_ commits: [SpooledCommit], pageSize: Int, generation: WALGeneration, target name: String, encrypted: Bool) throws -> PreparedSegment {
         let first = commits[0], last = commits[commits.count - 1]
         let key = RepositoryNamespace(host: policy.host, database: generation.database)
-            .segmentKey(generation: generation.id, firstTxid: first.txid, lastTxid: last.txid, encrypted: encrypted)
+            .segmentKey(generation: generation.id, firstTxid: first.commit.txid, lastTxid: last.commit.txid, encrypted: encrypted)
         let previous = try catalog.lastSegment(generation: generation.id, target: name)
         let link = SegmentLink(generation: generation.id, previousSHA256: previous?.sha256, from: previous?.position ?? first.before, to: last.after)
         return PreparedSegment(target: name, key: key, generation: generation.id, commits: commits, pageSize: pageSize, link: link)

@@ -322,7 +322,7 @@ public final class WALFollower {
                 waitingSince[destination.target] = previous
             }
         }
-        readStamp = read.first?.seenAt ?? archiver.clock.now()
+        readStamp = read.first?.commit.seenAt ?? archiver.clock.now()
         nextTxid += Int64(read.count)
         position = read.last?.after ?? at
         pageSize = header.pageSize
@@ -398,7 +398,7 @@ public final class WALFollower {
         generation = next
         queue = tail.enumerated().map { index, queued in
             var renumbered = queued
-            renumbered.txid = Int64(index) + 1
+            renumbered.commit.txid = Int64(index) + 1
             return renumbered
         }
         nextTxid = Int64(tail.count) + 1
@@ -427,7 +427,7 @@ public final class WALFollower {
     /// False when `target` has everything already.
     private func startUpload(to target: String) throws -> Bool {
         guard let generation else { return false }
-        let pending = queue.filter { $0.txid > shipped[target] ?? 0 }
+        let pending = queue.filter { $0.commit.txid > shipped[target] ?? 0 }
         guard !pending.isEmpty else { return false }
         let shipper = try shippers[target] ?? archiver.shipper(for: target)
         shippers[target] = shipper
@@ -464,7 +464,7 @@ public final class WALFollower {
     /// Drops what every target has, and gives its spool space back.
     private func trim() throws {
         let everywhere = archiver.archive.targets.map { shipped[$0.target] ?? 0 }.min() ?? 0
-        queue.removeAll { $0.txid <= everywhere }
+        queue.removeAll { $0.commit.txid <= everywhere }
         if queue.isEmpty && inflight.isEmpty { try spool?.startOver() }
     }
 

@@ -63,63 +63,64 @@ extension Repository {
     }
 
     /// Every commit of a segment, in order, with its pages (the timeline's walk). A
-    /// `BOSWAL03` segment is read whole in one request and checked against the SHA-256
-    /// recorded when it was shipped before anything of it is used (hashing the stored
-    /// object costs a fraction of hashing every page inflated); its pages are handed over
-    /// as the members they are, by its index: the walk inflates only those it reads.
+    /// `BOSWAL03` segment's index is read first (checked against the catalog); each page
+    /// is handed over as its member with the index's SHA-256, inflated and checked only
+    /// when the walk reads that page, so every byte the walk uses is checked, as in a
+    /// restore. On a target that reads ranges without waiting (`stored`: a folder) the
+    /// members are not even read here, only their places (`.stored`); elsewhere the
+    /// segment's pages are streamed once, one commit's members in memory at a time.
     /// Older segments are read as they are (their pages inflated).
-    ///
-    /// `stored`: on a target that reads ranges without waiting (a folder), only the index
-    /// is read here, and each page is handed over as its place (`.stored`): the walk reads
-    /// a member when it reads that page, checked against the index's SHA-256.
     func timelineCommits(of record: WALSegmentRecord, pageSize: Int, stored: StoredPages? = nil,
                          _ commit: @escaping (TimelineCommit) throws -> Void) async throws {
-        if let ref = record.index, let stored {
-            let index = try await segmentIndex(record, ref)
-            let segment = stored.add(record)
-            for c in index {
-                var pages: [(number: UInt32, version: PageVersion)] = []
-                pages.reserveCapacity(c.pages.count)
-                for page in c.pages {
-                    guard page.offset >= 0, page.offset + Int64(page.length) <= ref.offset else {
-                        throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index puts page \(page.number) outside its pages")
-                    }
-                    pages.append((page.number, .stored(StoredPage(segment: segment, offset: page.offset, length: page.length, digest: page.sha256))))
-                }
-                try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: pages))
-            }
-            return
-        }
         guard let ref = record.index else {
             _ = try await segment(record) { c in
                 try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: c.pages.map { ($0.number, .bytes($0.bytes)) }))
             }
             return
         }
-        var object: [UInt8] = []
-        object.reserveCapacity(Int(max(0, min(record.bytes, 1 << 30))))
-        var stored = SHA256Stream()
-        try await damagedWhenMissing(record) {
-            try await target.read(key: record.objectKey, offset: 0, length: record.bytes) { chunk in
-                stored.update(chunk)
-                object.append(contentsOf: chunk)
-            }
-        }
-        guard stored.count == record.bytes, stored.hex() == record.sha256 else {
-            throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its SHA-256 is not the one recorded when it was shipped")
-        }
-        let index = try segmentIndex(record, ref, stored: Array(object[Int(ref.offset)..<Int(ref.offset + ref.length)]))
+        let index = try await segmentIndex(record, ref)
         for c in index {
-            var pages: [(number: UInt32, version: PageVersion)] = []
-            pages.reserveCapacity(c.pages.count)
-            for page in c.pages {
-                let start = Int(page.offset), end = start + Int(page.length)
-                guard start >= 0, end <= Int(ref.offset) else {
-                    throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index puts page \(page.number) outside its pages")
-                }
-                pages.append((page.number, .member(Array(object[start..<end]))))
+            for page in c.pages where page.offset < 0 || page.offset + Int64(page.length) > ref.offset {
+                throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index puts page \(page.number) outside its pages")
             }
-            try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: pages))
+        }
+        func emit(_ c: IndexedCommit, _ version: (IndexedCommit.Page) -> PageVersion) throws {
+            try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: c.pages.map { ($0.number, version($0)) }))
+        }
+        if let stored {
+            let segment = stored.add(record)
+            for c in index {
+                try emit(c) { .stored(StoredPage(segment: segment, offset: $0.offset, length: $0.length, digest: $0.sha256)) }
+            }
+            return
+        }
+        var pending: [UInt8] = []
+        var pendingStart: Int64 = 0   // the object's offset of pending[0]
+        var next = 0
+        try await damagedWhenMissing(record) {
+            try await target.read(key: record.objectKey, offset: 0, length: ref.offset) { chunk in
+                pending.append(contentsOf: chunk)
+                while next < index.count {
+                    let c = index[next]
+                    guard c.pages.allSatisfy({ $0.offset + Int64($0.length) <= pendingStart + Int64(pending.count) }) else { break }
+                    try emit(c) { page in
+                        let start = Int(page.offset - pendingStart)
+                        return .member(PageMember(bytes: Array(pending[start..<start + Int(page.length)]), digest: page.sha256,
+                                                  key: record.objectKey, offset: page.offset))
+                    }
+                    next += 1
+                }
+                // Keep from the next commit's first member on (a megabyte dropped at a time).
+                let keep = next < index.count ? index[next].pages.map(\.offset).min() ?? pendingStart : pendingStart + Int64(pending.count)
+                if keep - pendingStart >= 1 << 20 || next == index.count {
+                    let drop = Int(min(keep - pendingStart, Int64(pending.count)))
+                    pending.removeFirst(drop)
+                    pendingStart += Int64(drop)
+                }
+            }
+        }
+        guard next == index.count else {
+            throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "it ends before the pages of txid \(index[next].txid) (cut short)")
         }
     }
 
