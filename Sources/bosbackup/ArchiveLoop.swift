@@ -53,8 +53,9 @@ struct ArchiveLoop {
                 // per request (S3) gets at most one segment per interval.
                 let targets = follower.archiver.archive.targets
                 let paced = targets.filter { context.policy?.target(named: $0.target)?.chargesPerRequest ?? true }
-                let byAge = targets.filter { !paced.contains($0) }
-                let ready = paced.filter { due[name + "/" + $0.target, default: now] <= now }
+                let isDue = { (target: Policy.Archive.Destination) in due[name + "/" + target.target, default: now] <= now }
+                let byAge = targets.filter { !paced.contains($0) && isDue($0) }   // not due: after a failed pass
+                let ready = paced.filter(isDue)
                 let deadlines = Dictionary(uniqueKeysWithValues: byAge.map { ($0.target, $0.interval) })
                 var shipping: Set<String> = []
                 do {
@@ -69,12 +70,12 @@ struct ArchiveLoop {
                 } catch {
                     // Said once until it recovers, not at every poll; the next step starts over.
                     follower.detach(because: "a pass failed (\(error))")
-                    shipping = Set(ready.map(\.target))   // tried again after their intervals, not at every poll
+                    shipping = Set((ready + byAge).map(\.target))   // tried again after their intervals, not at every poll
                     if failing.insert(name).inserted { output.failure("\(name): archive pass failed: \(error)", priority: .error) }
                 }
                 // A target's next segment waits its interval after one was started; one with
                 // nothing to ship stays due, so the next commit goes out at the next poll.
-                for destination in ready where shipping.contains(destination.target) {
+                for destination in ready + (failing.contains(name) ? byAge : []) where shipping.contains(destination.target) {
                     due[name + "/" + destination.target] = now.addingTimeInterval(destination.interval)
                 }
             }

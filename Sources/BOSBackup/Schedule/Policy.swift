@@ -18,7 +18,7 @@ public struct Policy: Sendable {
         /// Whether each request costs (an S3 bucket): the archive then sends it at most one
         /// segment per interval. A folder is sent one whenever a commit would otherwise wait
         /// longer than the interval.
-        public var chargesPerRequest: Bool { !url.hasPrefix("file:") && !url.hasPrefix("/") }
+        public var chargesPerRequest: Bool { !TargetFactory.isFolder(url: url) }
 
         public var hasPruneCredentials: Bool { pruneCredentialsFile != nil || pruneProfile != nil }
     }

@@ -177,8 +177,13 @@ enum ObjectPages {
 /// Opens the right target for a URL, or for a policy's target (with its
 /// encryption key, when it has one).
 public enum TargetFactory {
+    /// Whether `url` names a folder (`file:///…` or an absolute path), not a bucket.
+    public static func isFolder(url: String) -> Bool {
+        url.lowercased().hasPrefix("file://") || url.hasPrefix("/")
+    }
+
     public static func open(url: String, environment: [String: String] = [:]) throws -> Target {
-        if url.lowercased().hasPrefix("file://") || url.hasPrefix("/") {
+        if isFolder(url: url) {
             return try FileTarget(url: url)
         }
         if url.lowercased().hasPrefix("s3://") {
