@@ -132,6 +132,10 @@ final class TargetBlobStoreTests: XCTestCase {
         XCTAssertTrue(EncryptedTarget(folder, key: key).encrypts)
         XCTAssertFalse(EncryptedTarget(bucket, key: key).isLocal)
         XCTAssertTrue(EncryptedTarget(bucket, key: key).encrypts)
+        // A folder's ranged read is a syscall, S3's a round trip, an encrypted one whole chunks.
+        XCTAssertLessThan(folder.readThroughGap, bucket.readThroughGap)
+        XCTAssertGreaterThanOrEqual(EncryptedTarget(folder, key: key).readThroughGap, Int64(EncryptedStreamFormat.defaultChunkSize))
+        XCTAssertGreaterThanOrEqual(EncryptedTarget(bucket, key: key).readThroughGap, bucket.readThroughGap)
     }
 
     // MARK: - Streaming listing

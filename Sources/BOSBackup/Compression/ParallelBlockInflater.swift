@@ -142,10 +142,14 @@ final class ParallelBlockInflater: @unchecked Sendable {
         slots.signal()
     }
 
+    /// Writes in pieces of at most 64 KiB. A restore --at overwrites pages here one by one
+    /// afterwards, and the kernel keeps a write's bytes in a page-cache folio as large as
+    /// the write: a 4 KiB overwrite into a 4 MiB folio cost 34 µs on ext4 (Linux 6.18),
+    /// into a 64 KiB one 4 µs, and writing the image in 64 KiB pieces costs no more.
     private func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws {
         var done = 0
         while done < bytes.count {
-            let n = pwrite(output.fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            let n = pwrite(output.fd, bytes.baseAddress! + done, min(bytes.count - done, 64 << 10), off_t(offset) + off_t(done))
             if n < 0 { if errno == EINTR { continue }; throw FileError("write", output.path) }
             done += n
         }

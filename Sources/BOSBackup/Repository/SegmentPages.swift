@@ -134,9 +134,10 @@ extension Repository {
         var page = [UInt8](repeating: 0, count: pageSize)
         var start = 0
         while start < pages.count {
-            // One request for a run of members with gaps under 256 KiB between them.
+            // One request for a run of members with gaps the target reads through cheaper than it
+            // asks again (a folder: a few members; S3: a quarter megabyte).
             var end = start + 1
-            while end < pages.count, pages[end].offset - (pages[end - 1].offset + Int64(pages[end - 1].length)) < 256 << 10 { end += 1 }
+            while end < pages.count, pages[end].offset - (pages[end - 1].offset + Int64(pages[end - 1].length)) < target.readThroughGap { end += 1 }
             let run = pages[start..<end]
             let from = run.first!.offset
             var pending: [UInt8] = []

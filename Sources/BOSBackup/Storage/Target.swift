@@ -60,6 +60,10 @@ public protocol Target: AnyObject {
     var isLocal: Bool { get }
     /// True when objects are encrypted on the way to this target.
     var encrypts: Bool { get }
+    /// Between two ranges of one object wanted together, a gap shorter than this many
+    /// bytes is read through rather than asked for separately: what one more ranged
+    /// read costs here (a syscall on a disk, a round trip to S3, a chunk to decrypt).
+    var readThroughGap: Int64 { get }
     /// Starts a streaming upload of a new object at `key`.
     func makeWriter(key: String) async throws -> ObjectWriter
     /// Stores a small object in one piece, durably.

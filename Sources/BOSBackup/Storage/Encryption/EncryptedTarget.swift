@@ -17,6 +17,8 @@ public final class EncryptedTarget: Target {
     public var displayURL: String { inner.displayURL }
     public var isLocal: Bool { inner.isLocal }
     public var encrypts: Bool { true }
+    /// Each ranged read reads the header and opens whole chunks: a gap inside one is free.
+    public var readThroughGap: Int64 { max(inner.readThroughGap, Int64(EncryptedStreamFormat.defaultChunkSize)) }
 
     public func makeWriter(key objectKey: String) async throws -> ObjectWriter {
         try EncryptingObjectWriter(wrapping: try await inner.makeWriter(key: objectKey), key: key)

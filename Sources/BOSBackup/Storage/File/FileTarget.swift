@@ -12,6 +12,8 @@ public final class FileTarget: Target {
     public var displayURL: String { "file://" + root }
     public var isLocal: Bool { true }
     public var encrypts: Bool { false }
+    /// A ranged read is a pread: only a few page members' worth is worth reading through.
+    public var readThroughGap: Int64 { 16 << 10 }
 
     public init(url: String) throws {
         var path = url

@@ -69,6 +69,8 @@ public final class S3Target: Target {
     public let displayURL: String
     public var isLocal: Bool { false }
     public var encrypts: Bool { false }
+    /// A request costs a round trip: a quarter megabyte read through is cheaper.
+    public var readThroughGap: Int64 { 256 << 10 }
     public var objectLock: ObjectLock? { options.objectLock }
 
     public init(location: S3Location, credentials: AWSCredentials, options: Options = Options()) {
