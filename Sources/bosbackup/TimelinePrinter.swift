@@ -67,7 +67,7 @@ struct TimelinePrinter {
         guard let span else { return [:] }
         return ["generation": span.generation, "last_generation": span.lastGeneration, "target": span.target, "base_snapshot": span.base, "from_txid": span.fromTxid, "to_txid": span.to?.txid as Any,
                 "commits": span.commits, "from": span.fromSeen.map(ISO8601.string) as Any, "to": span.to.map { ISO8601.string($0.seenAt) } as Any,
-                "restore_seconds": span.restoreSeconds, "walk_seconds": span.walkSeconds]
+                "restore_seconds": span.restoreSeconds, "walk_seconds": span.walkSeconds, "end_seconds": span.endSeconds]
     }
 
     static func momentJSON(_ moment: CommitMoment) -> [String: Any] {

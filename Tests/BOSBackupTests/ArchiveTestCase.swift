@@ -81,6 +81,17 @@ class ArchiveTestCase: XCTestCase {
         return segments
     }
 
+    /// The pages commit `txid` of the newest generation wrote, as the nas target's segment index has them.
+    func archivedPages(txid: Int64) throws -> Set<UInt32> {
+        let catalog = try Catalog(readingAt: dir.file("catalog.db"))
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        let segment = try XCTUnwrap(try catalog.segments(generation: generation.id, target: "nas").first { $0.firstTxid <= txid && txid <= $0.lastTxid })
+        let index = try runAsync {
+            try await Repository(target: try TargetFactory.open(url: "file://" + self.dir.file("nas"))).segmentIndex(segment, try XCTUnwrap(segment.index))
+        }
+        return Set(try XCTUnwrap(index.first { $0.txid == txid }).pages.map(\.number))
+    }
+
     /// The long-running archiver in this process, on the test's policy and catalog.
     func makeFollower(clock: Clock = SystemClock()) throws -> (WALFollower, Catalog) {
         let policy = try PolicyLoader.load(path: config)

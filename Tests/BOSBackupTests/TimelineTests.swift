@@ -178,6 +178,30 @@ final class TimelineTests: ArchiveTestCase {
         XCTAssertTrue(noLive.stderr.contains("nope.db does not exist"), noLive.stderr)
     }
 
+    /// SQLite rewrites a row of the same size in place and writes only the pages whose bytes
+    /// differ: a change in a long row's tail writes its overflow page alone, not its leaf.
+    /// `--key` follows the row's overflow pages too (it missed such a change before).
+    func testAChangeOnlyARowsOverflowPageHoldsIsFound() throws {
+        let head = String(repeating: "a", count: 9000)
+        try bos.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes VALUES (1, '\(head)x'), (2, 'short')")
+        try commit(1)
+        _ = try archive(at: 0)
+        let leaf = try bos.int("SELECT pageno FROM dbstat WHERE name = 'notes' AND pagetype = 'leaf'")
+        try bos.execute("UPDATE notes SET body = '\(head)y' WHERE id = 1")   // txid 1: the last overflow page only
+        _ = try archive(at: 1)
+        try bos.execute("UPDATE notes SET body = 'changed' WHERE id = 2")
+        _ = try archive(at: 2)
+        let written = try archivedPages(txid: 1)
+        XCTAssertFalse(written.contains(UInt32(leaf)), "the premise: SQLite rewrote the row without writing its leaf \(leaf) (wrote \(written.sorted()))")
+
+        let result = try timeline("--table", "notes", "--key", "1", "--json")
+        let events = try XCTUnwrap(try jsonObject(result.stdout)["events"] as? [[String: Any]])
+        XCTAssertEqual(events.map { $0["txid"] as? Int }, [1], result.stdout)
+        XCTAssertEqual(events.first?["kind"] as? String, "changed")
+        XCTAssertEqual(((events.first?["new"] as? [Any])?.last as? String)?.suffix(2), "ay", "the whole row, its tail from the overflow page")
+        XCTAssertEqual(events.first?["changed_columns"] as? [String], ["body"])
+    }
+
     /// Random commits (inserts, updates, deletes, bulk inserts that split pages, bulk deletes
     /// that free them, rows past a page, keys reused) on a rowid and a WITHOUT ROWID table:
     /// the timeline of every key and the lost rows are exactly what the test's own model of

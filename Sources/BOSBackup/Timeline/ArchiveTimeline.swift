@@ -21,9 +21,12 @@ public struct TimelineSpan: Sendable {
     /// The walk stopped before the newest generation: the next one does not continue
     /// the last walked (the archive lost its position in between), or it could not be read.
     public var endedBeforeNewest: Bool = false
-    /// How long restoring the starting state took, and walking the commits after it.
+    /// How long restoring the starting state took, walking the commits after it, and
+    /// (within the walk) what was done once at its end (`--lost`: the newest state set
+    /// against live): what grows with the commits is the walk without its end.
     public var restoreSeconds: Double = 0
     public var walkSeconds: Double = 0
+    public var endSeconds: Double = 0
 }
 
 /// `timeline`: the state at `--since` (a generation's base by default) is
@@ -43,7 +46,7 @@ public struct ArchiveTimeline {
     func walk(_ plans: [PointInTimePlan], using restorer: SnapshotRestorer, segmentsOn: (String) throws -> Target,
               baseOn: (SnapshotRecord) throws -> Target,
               begin: (TimelineWalk) throws -> Void = { _ in },
-              watching: String? = nil,
+              watching: TimelineWalk.Shapes = .every,
               visit: @escaping (TimelineWalk, TimelineWalk.Effect) throws -> Void,
               end: (TimelineWalk) throws -> Void = { _ in }) async throws -> TimelineSpan {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -93,8 +96,10 @@ public struct ArchiveTimeline {
             (generation, after) = (next, nextBase.baseTxid)
         }
         span.endedBeforeNewest = generations.last?.id != generation.id
+        let ending = DispatchTime.now().uptimeNanoseconds
         try walk.image.flush()   // the end sees the file as the walk left it
         try end(walk)
+        span.endSeconds = since(ending)
         span.walkSeconds = since(walking)
         return span
     }

@@ -87,6 +87,18 @@ struct BTreePage {
         return Int64(bitPattern: varint(&at))
     }
 
+    /// The cell of a table leaf that holds `rowid` (cells lie in rowid order), nil when none does.
+    func cell(forRowid rowid: Int64) throws -> Int? {
+        var (low, high) = (0, cellCount)
+        while low < high {
+            let middle = (low + high) / 2
+            let found = try self.rowid(middle)
+            if found == rowid { return middle }
+            if found < rowid { low = middle + 1 } else { high = middle }
+        }
+        return nil
+    }
+
     /// The payload of a leaf cell (table or index) or of an index interior cell.
     func payload(_ index: Int, usableSize: Int) throws -> Payload {
         var at = try cellStart(index)
@@ -112,18 +124,32 @@ struct BTreePage {
     func fullPayload(_ index: Int, from source: PageSource) throws -> [UInt8] {
         let payload = try payload(index, usableSize: source.usableSize)
         var result = Array(bytes[payload.local])
+        try overflow(payload, of: index, from: source) { _, page, take in result.append(contentsOf: page[4..<(4 + take)]) }
+        return result
+    }
+
+    /// The overflow pages a cell's payload continues on, in order (none for a cell that fits).
+    func overflowPages(_ index: Int, from source: PageSource) throws -> [UInt32] {
+        var pages: [UInt32] = []
+        try overflow(try payload(index, usableSize: source.usableSize), of: index, from: source) { number, _, _ in pages.append(number) }
+        return pages
+    }
+
+    /// Follows a payload's overflow chain: each page's number, bytes, and how many payload bytes it holds.
+    private func overflow(_ payload: Payload, of index: Int, from source: PageSource, _ visit: (UInt32, [UInt8], Int) throws -> Void) throws {
         var next = payload.overflow
+        var left = payload.size - payload.local.count
         var pages = 0
-        while let page = next, result.count < payload.size {
+        while let page = next, left > 0 {
             pages += 1
             guard page != 0, pages <= 1 << 20 else { throw BTreeFormatError(description: "page \(number): cell \(index) has a broken overflow chain") }
-            let overflow = try source.page(page)
-            let take = min(payload.size - result.count, source.usableSize - 4)
-            guard overflow.count >= 4 + take else { throw BTreeFormatError(description: "overflow page \(page) is short") }
-            result.append(contentsOf: overflow[4..<(4 + take)])
-            next = UInt32(overflow[0]) << 24 | UInt32(overflow[1]) << 16 | UInt32(overflow[2]) << 8 | UInt32(overflow[3])
+            let bytes = try source.page(page)
+            let take = min(left, source.usableSize - 4)
+            guard bytes.count >= 4 + take else { throw BTreeFormatError(description: "overflow page \(page) is short") }
+            try visit(page, bytes, take)
+            left -= take
+            next = UInt32(bytes[0]) << 24 | UInt32(bytes[1]) << 16 | UInt32(bytes[2]) << 8 | UInt32(bytes[3])
         }
-        return result
     }
 
     private func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1]) }

@@ -23,14 +23,20 @@ public struct KeyTimeline: Sendable {
 
     /// Walks the archive from `plans`' state (see `ArchiveTimeline`). The table may
     /// appear only later in the walk (created after its start).
+    ///
+    /// A row named by its rowid is followed by its own path (`RowidPath`): no table's
+    /// shape is kept, and only the commits that write a page of that path are looked
+    /// at, there only that row. Other keys (WITHOUT ROWID, a key that is not the rowid)
+    /// are found on the pages the commit wrote of the table's shape, kept commit by commit.
     public static func build(table name: String, key: [String], plans: [PointInTimePlan], timeline: ArchiveTimeline, using restorer: SnapshotRestorer,
                              segmentsOn: (String) throws -> Target, baseOn: (SnapshotRecord) throws -> Target) async throws -> KeyTimeline {
         var result = KeyTimeline(table: name, key: key)
         var known = false
-        // A row named by its rowid: only the commits that write its way down from the root.
+        let rowid = key.count == 1 ? Int64(key[0]) : nil
+        var byPath = false
         var path: RowidPath?
         func follow(_ walk: TimelineWalk) throws {
-            guard let table = walk.tables[name], table.keyPositions.isEmpty, let rowid = Int64(key[0]) else { return path = nil }
+            guard byPath, let rowid, let table = walk.tables[name], table.keyPositions.isEmpty else { return path = nil }
             path = try RowidPath(rowid: rowid, root: table.root, in: walk.image)
         }
         func learn(_ tables: [String: TrackedTable]) throws {
@@ -38,28 +44,61 @@ public struct KeyTimeline: Sendable {
             guard key.count == table.keyNames.count else {
                 throw TimelineInputError(description: "table \(name) is keyed by \(table.keyNames.joined(separator: ", ")): give --key once per column (\(table.keyNames.count))")
             }
-            if table.keyPositions.isEmpty && Int64(key[0]) == nil {
+            if table.keyPositions.isEmpty && rowid == nil {
                 throw TimelineInputError(description: "--key \(key[0]): \(name) is keyed by \(table.keyNames[0]), an integer")
             }
             (result.columns, result.keyNames, known) = (table.columns, table.keyNames, true)
         }
-        let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { walk in
-            try learn(walk.tables)
-            if let table = walk.tables[name] { result.atStart = try table.row(key, in: walk.image.path) }
-            try follow(walk)
-        }, watching: name, visit: { walk, effect in
-            try learn(walk.tables)
-            if let path, path.root == walk.tables[name]?.root, !path.crosses(effect.changed) { return }
-            try follow(walk)   // the image is after this commit already: the path the next one may cross
-            guard let touch = effect.touched[name], let table = touch.new ?? touch.old else { return }
-            // A row named by its rowid is found by it alone; others by their decoded key.
-            let onlyRowid = table.keyPositions.isEmpty ? Int64(key[0]) : nil
-            guard let changes = try effect.comparison(name)?.changes(onlyRowid: onlyRowid) else { return }
+        func record(_ changes: [RowChange], of table: TrackedTable, _ effect: TimelineWalk.Effect) throws {
             for change in changes where table.matches(change.key, key) {
                 let differ = zip(change.old ?? [], change.new ?? []).enumerated().filter { $0.element.0 != $0.element.1 }.map { table.columns[$0.offset] }
                 result.events.append(Event(moment: effect.moment, change: change, changedColumns: change.kind == .changed ? differ : [],
                                            commit: try effect.counts()))
             }
+        }
+        /// By the row's path: the row before (on the path as it was) and after (on the path as it is).
+        func visitByPath(_ walk: TimelineWalk, _ effect: TimelineWalk.Effect) throws {
+            if effect.schemaChanged {
+                // Rare: the table's shape read whole on both sides, then its path found again (or,
+                // re-created with another key, its shape kept from now on).
+                if let comparison = try effect.wholeComparison(name) {
+                    try record(try comparison.changes(onlyRowid: comparison.table.keyPositions.isEmpty ? rowid : nil), of: comparison.table, effect)
+                }
+                if walk.tables[name].map({ !$0.keyPositions.isEmpty }) == true {
+                    byPath = false
+                    try walk.watch(.only(name))
+                }
+                return try follow(walk)
+            }
+            guard let was = path, let table = walk.tables[name], was.root == table.root, was.crosses(effect.changed) else { return }
+            try follow(walk)
+            let old = try was.row(of: table, in: effect.before), new = try path?.row(of: table, in: effect.after)
+            let change: RowChange
+            switch (old, new) {
+            case (nil, let new?): change = RowChange(kind: .inserted, key: table.key(new, rowid: was.rowid), old: nil, new: new)
+            case (let old?, nil): change = RowChange(kind: .deleted, key: table.key(old, rowid: was.rowid), old: old, new: nil)
+            case (let old?, let new?) where old != new: change = RowChange(kind: .changed, key: table.key(new, rowid: was.rowid), old: old, new: new)
+            default: return
+            }
+            try record([change], of: table, effect)
+        }
+        let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { walk in
+            try learn(walk.tables)
+            if let table = walk.tables[name] {
+                result.atStart = try table.row(key, in: walk.image.path)
+                if table.keyPositions.isEmpty && rowid != nil {
+                    byPath = true
+                    try walk.watch(.none)
+                }
+            }
+            try follow(walk)
+        }, watching: .only(name), visit: { walk, effect in
+            try learn(walk.tables)
+            if byPath { return try visitByPath(walk, effect) }
+            guard let touch = effect.touched[name], let table = touch.new ?? touch.old else { return }
+            // A row named by its rowid is found by it alone; others by their decoded key.
+            guard let changes = try effect.comparison(name)?.changes(onlyRowid: table.keyPositions.isEmpty ? rowid : nil) else { return }
+            try record(changes, of: table, effect)
         }, end: { walk in
             guard known else {
                 throw TimelineInputError(description: "the archive's database has no table \(name) (tables: \(walk.tables.keys.sorted().joined(separator: ", ")))")

@@ -42,7 +42,7 @@ public struct LostRowsTimeline: Sendable {
         var order: [[SQLValue]] = []
         var commits: [CommitMoment: [TableCount]] = [:]
         var result = LostRowsTimeline(table: name, keyNames: [])
-        let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, watching: name, visit: { _, effect in
+        let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, watching: .only(name), visit: { _, effect in
             guard let changes = try effect.comparison(name)?.changes(withChanged: false) else { return }
             var deleted = false
             for change in changes {

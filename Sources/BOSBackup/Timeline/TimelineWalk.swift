@@ -19,18 +19,30 @@ public struct CommitMoment: Sendable, Hashable {
 /// the schema is read again (through SQLite) only when a commit changed the
 /// schema cookie.
 ///
-/// `watching`: the one table whose shape is kept commit by commit (the one a
-/// timeline asks about); every other table's is read whole only at the few
-/// commits whose counts are asked for (`Effect.counts`). Keeping every table's
-/// shape was a cost at every commit.
+/// `watching`: the tables whose shapes are kept commit by commit: one (the
+/// table a timeline asks about), or none (`timeline --key` on a rowid follows
+/// the row's own path instead, `RowidPath`). Every other table's shape is read
+/// whole only at the few commits whose counts are asked for (`Effect.counts`).
+/// Keeping every table's shape was a cost at every commit.
 final class TimelineWalk {
+    enum Shapes: Equatable {
+        case every, only(String), none
+        func keeps(_ name: String) -> Bool {
+            switch self {
+            case .every: return true
+            case .only(let table): return table == name
+            case .none: return false
+            }
+        }
+    }
+
     let image: TimelineImage
     private(set) var tables: [String: TrackedTable] = [:]
-    private let watching: String?
+    private(set) var watching: Shapes
     private var schemaCookie: [UInt8]
     private var lastSeen: Date?
 
-    init(imagePath: String, startSeen: Date?, watching: String? = nil) throws {
+    init(imagePath: String, startSeen: Date?, watching: Shapes = .every) throws {
         image = try TimelineImage(path: imagePath)
         self.watching = watching
         schemaCookie = Array(try image.page(1)[40..<44])
@@ -38,12 +50,25 @@ final class TimelineWalk {
         tables = try Self.tables(of: image, watching: watching)
     }
 
-    /// The tables, with the shape of those kept (every table's when `watching` is nil).
-    private static func tables(of image: TimelineImage, watching: String?) throws -> [String: TrackedTable] {
+    /// Keeps the shapes of other tables from the next commit on (read now, or dropped).
+    func watch(_ shapes: Shapes) throws {
+        guard shapes != watching else { return }
+        watching = shapes
+        for name in tables.keys {
+            if !shapes.keeps(name) {
+                tables[name]!.shape = TreeShape()
+            } else if tables[name]!.shape.isEmpty, let table = tables[name] {
+                tables[name]!.shape = try TreeShape.read(root: table.root, withoutRowid: table.withoutRowid, from: image)
+            }
+        }
+    }
+
+    /// The tables, with the shape of those kept.
+    private static func tables(of image: TimelineImage, watching: Shapes) throws -> [String: TrackedTable] {
         try image.flush()   // SQLite reads the schema from the file
         var tables: [String: TrackedTable] = [:]
         for var table in try TrackedTable.all(in: image.path) {
-            if watching == nil || watching == table.name {
+            if watching.keeps(table.name) {
                 table.shape = try TreeShape.read(root: table.root, withoutRowid: table.withoutRowid, from: image)
             }
             tables[table.name] = table
@@ -51,7 +76,7 @@ final class TimelineWalk {
         return tables
     }
 
-    private func kept(_ name: String) -> Bool { watching == nil || watching == name }
+    private func kept(_ name: String) -> Bool { watching.keeps(name) }
 
     /// The pages of one table a commit touched: those holding its rows before (the ones it
     /// wrote, and those that left the tree) and after (written, and those that joined).
@@ -73,13 +98,15 @@ final class TimelineWalk {
         /// The tables whose shapes the walk does not keep, as they were before and are after
         /// (only a commit that changed the schema has them differ).
         let schemaChange: [String: (old: TrackedTable?, new: TrackedTable?)]?
+        /// The commit changed the schema (the tables were read again after it).
+        let schemaChanged: Bool
         let tables: [String: TrackedTable]
-        let watching: String?
+        let watching: Shapes
 
+        /// The tables whose shapes the walk does not keep, on both sides.
         private var others: [String: (old: TrackedTable?, new: TrackedTable?)] {
             if let schemaChange { return schemaChange }
-            guard let watching else { return [:] }
-            return tables.filter { $0.key != watching }.mapValues { ($0.schemaOnly, $0.schemaOnly) }
+            return tables.filter { !watching.keeps($0.key) }.mapValues { ($0.schemaOnly, $0.schemaOnly) }
         }
 
         /// The rows of `table` the commit touched, compared on both sides (nil: none).
@@ -88,25 +115,30 @@ final class TimelineWalk {
             return RowComparison(table: subject, before: before, after: after, oldPages: touch.oldPages, newPages: touch.newPages)
         }
 
+        /// The same for a table whose shape the walk does not keep: its shape read whole on
+        /// both sides (a cost of its size, for the few commits somebody looks at so).
+        func wholeComparison(_ name: String) throws -> RowComparison? {
+            if let kept = comparison(name) { return kept }
+            guard let table = others[name] else { return nil }
+            let was = try table.old.map { old in
+                var full = old
+                full.shape = try TreeShape.read(root: old.root, withoutRowid: old.withoutRowid, from: before)
+                return full
+            }
+            let now = try table.new.map { new in
+                var full = new
+                full.shape = try TreeShape.read(root: new.root, withoutRowid: new.withoutRowid, from: after)
+                return full
+            }
+            guard let touch = TimelineWalk.touch(was, now, changed: changed), let subject = touch.new ?? touch.old else { return nil }
+            return RowComparison(table: subject, before: before, after: after, oldPages: touch.oldPages, newPages: touch.newPages)
+        }
+
         /// Rows inserted, changed and deleted per table, for every table the commit touched
         /// (the shapes the walk does not keep read whole on both sides, here only).
         func counts() throws -> [TableCount] {
-            var counts = try touched.keys.compactMap { try comparison($0)?.count() }
-            for (_, table) in others {
-                let was = try table.old.map { old in
-                    var full = old
-                    full.shape = try TreeShape.read(root: old.root, withoutRowid: old.withoutRowid, from: before)
-                    return full
-                }
-                let now = try table.new.map { new in
-                    var full = new
-                    full.shape = try TreeShape.read(root: new.root, withoutRowid: new.withoutRowid, from: after)
-                    return full
-                }
-                guard let touch = TimelineWalk.touch(was, now, changed: changed), let subject = touch.new ?? touch.old else { continue }
-                counts.append(try RowComparison(table: subject, before: before, after: after, oldPages: touch.oldPages, newPages: touch.newPages).count())
-            }
-            return counts.filter { !$0.isEmpty }.sorted { $0.table < $1.table }
+            let names = Set(touched.keys).union(others.keys)
+            return try names.compactMap { try wholeComparison($0)?.count() }.filter { !$0.isEmpty }.sorted { $0.table < $1.table }
         }
     }
 
@@ -116,8 +148,10 @@ final class TimelineWalk {
         let changed = before.written
         var touched: [String: Touch] = [:]
         var schemaChange: [String: (old: TrackedTable?, new: TrackedTable?)]?
+        var schemaChanged = false
         if changed.contains(1), let cookie = Optional(Array(try image.page(1)[40..<44])), cookie != schemaCookie {
             schemaCookie = cookie
+            schemaChanged = true
             try before.keepFilePages()   // the schema is read through the file, written out now
             let old = tables
             tables = try Self.tables(of: image, watching: watching)
@@ -154,7 +188,7 @@ final class TimelineWalk {
         let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
         return Effect(moment: moment, before: before, after: image, touched: touched, changed: changed,
-                      schemaChange: schemaChange, tables: tables, watching: watching)
+                      schemaChange: schemaChange, schemaChanged: schemaChanged, tables: tables, watching: watching)
     }
 
     /// A table's pages on both sides of a commit that changed the schema (rare: whole sets).

@@ -16,6 +16,9 @@ struct TreeShape {
     private var bottom: Set<UInt32> = []
     private var withoutRowid = false
 
+    /// Not read (the walk does not keep this table's shape).
+    var isEmpty: Bool { interior.isEmpty && rowPages.isEmpty }
+
     /// Reads the shape down from `root`. A b-tree's leaves are all at one depth, so each
     /// level's pages are read only until the first of them turns out to be a leaf.
     static func read(root: UInt32, withoutRowid: Bool, from source: PageSource) throws -> TreeShape {
