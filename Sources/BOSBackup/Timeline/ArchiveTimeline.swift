@@ -32,8 +32,9 @@ public struct TimelineSpan: Sendable {
 /// `timeline`: the state at `--since` (a generation's base by default) is
 /// restored once into scratch, then every later archived commit on the same
 /// target is applied to it in order — across rotations into the generations
-/// that continue it — and `visit` is told what each did (see `TimelineWalk`).
-/// The image is removed afterwards.
+/// that continue it — and `visit` is told what each did (see `TimelineWalk`),
+/// but for the commits `passes` says it would not look at (when no shape is
+/// kept): those are only written. The image is removed afterwards.
 public struct ArchiveTimeline {
     public let catalog: Catalog
     public let scratch: String
@@ -47,6 +48,7 @@ public struct ArchiveTimeline {
               baseOn: (SnapshotRecord) throws -> Target,
               begin: (TimelineWalk) throws -> Void = { _ in },
               watching: TimelineWalk.Shapes = .every,
+              passes: @escaping (TimelineCommit) -> Bool = { _ in false },
               visit: @escaping (TimelineWalk, TimelineWalk.Effect) throws -> Void,
               end: (TimelineWalk) throws -> Void = { _ in }) async throws -> TimelineSpan {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -84,10 +86,16 @@ public struct ArchiveTimeline {
                 let id = generation.id
                 try await repository.timelineCommits(of: segment, pageSize: plan.base.pageSize, stored: stored) { commit in
                     guard commit.txid > after, commit.txid <= last else { return }
-                    let effect = try walk.apply(commit, generation: id)
                     after = commit.txid
-                    span.to = effect.moment
                     span.commits += 1
+                    // A commit the visitor will not look at (no kept shape, and not one it follows)
+                    // that leaves the schema alone is only written.
+                    if walk.watching == .none, !commit.pages.contains(where: { $0.number == 1 }), passes(commit) {
+                        span.to = try walk.pass(commit, generation: id)
+                        return
+                    }
+                    let effect = try walk.apply(commit, generation: id)
+                    span.to = effect.moment
                     try visit(walk, effect)
                 }
             }

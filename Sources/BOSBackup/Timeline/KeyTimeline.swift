@@ -92,7 +92,13 @@ public struct KeyTimeline: Sendable {
                 }
             }
             try follow(walk)
-        }, watching: .only(name), visit: { walk, effect in
+        }, watching: .only(name), passes: { commit in
+            // By the row's path, a commit that writes none of its pages is not looked at (nor, while
+            // the table does not exist, any commit that leaves the schema alone).
+            guard byPath else { return false }
+            guard let path else { return true }
+            return !commit.pages.contains { path.pages.contains($0.number) }
+        }, visit: { walk, effect in
             try learn(walk.tables)
             if byPath { return try visitByPath(walk, effect) }
             guard let touch = effect.touched[name], let table = touch.new ?? touch.old else { return }

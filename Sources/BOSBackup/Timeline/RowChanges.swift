@@ -108,28 +108,35 @@ struct RowComparison {
     /// leaf keeps its cells in rowid order): no row hashed, no dictionary, only the rows
     /// that went or came decoded. `timeline --lost` asks this of every commit.
     private func rowidsGoneAndCome(only: Int64?, _ deleted: inout [RowChange], _ inserted: inout [RowChange]) throws {
-        func rowids(_ pages: Set<UInt32>, _ source: PageSource) throws -> [(rowid: Int64, cell: Cell)] {
-            var result: [(rowid: Int64, cell: Cell)] = []
-            for number in pages {
+        /// The leaves read, and each row on them by its place (no copy of a page per row).
+        func rowids(_ numbers: Set<UInt32>, _ source: PageSource) throws -> (pages: [BTreePage], rows: [(rowid: Int64, page: Int32, index: Int32)]) {
+            var pages: [BTreePage] = [], rows: [(rowid: Int64, page: Int32, index: Int32)] = []
+            for number in numbers {
                 guard let page = BTreePage(number: number, bytes: try source.page(number)), page.kind == .leafTable else { continue }
+                pages.append(page)
+                rows.reserveCapacity(rows.count + page.cellCount)
                 for index in 0..<page.cellCount {
                     let rowid = try page.rowid(index)
                     if let only, rowid != only { continue }
-                    result.append((rowid, Cell(page: page, index: index, rowid: rowid, hash: 0)))
+                    rows.append((rowid, Int32(pages.count - 1), Int32(index)))
                 }
             }
-            return pages.count > 1 ? result.sorted { $0.rowid < $1.rowid } : result
+            return (pages, pages.count > 1 ? rows.sorted { $0.rowid < $1.rowid } : rows)
         }
         let old = try rowids(oldPages, before), new = try rowids(newPages, after)
+        func row(_ side: (pages: [BTreePage], rows: [(rowid: Int64, page: Int32, index: Int32)]), _ at: Int, _ source: PageSource) throws -> (key: [SQLValue], values: [SQLValue]) {
+            let place = side.rows[at]
+            return try decode(Cell(page: side.pages[Int(place.page)], index: Int(place.index), rowid: place.rowid, hash: 0), source)
+        }
         var (i, j) = (0, 0)
-        while i < old.count || j < new.count {
-            if j == new.count || (i < old.count && old[i].rowid < new[j].rowid) {
-                let row = try decode(old[i].cell, before)
-                deleted.append(RowChange(kind: .deleted, key: row.key, old: row.values, new: nil))
+        while i < old.rows.count || j < new.rows.count {
+            if j == new.rows.count || (i < old.rows.count && old.rows[i].rowid < new.rows[j].rowid) {
+                let gone = try row(old, i, before)
+                deleted.append(RowChange(kind: .deleted, key: gone.key, old: gone.values, new: nil))
                 i += 1
-            } else if i == old.count || new[j].rowid < old[i].rowid {
-                let row = try decode(new[j].cell, after)
-                inserted.append(RowChange(kind: .inserted, key: row.key, old: nil, new: row.values))
+            } else if i == old.rows.count || new.rows[j].rowid < old.rows[i].rowid {
+                let come = try row(new, j, after)
+                inserted.append(RowChange(kind: .inserted, key: come.key, old: nil, new: come.values))
                 j += 1
             } else {
                 (i, j) = (i + 1, j + 1)

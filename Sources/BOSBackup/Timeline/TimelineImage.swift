@@ -57,10 +57,11 @@ final class TimelineImage: PageSource {
         // holds every page it wrote that was not held (read from there only if asked for).
         try held.flushIfFull()
         var old: [UInt32: PageVersion] = [:]
-        var inFile = Set<UInt32>()
+        var inFile = Set<UInt32>(), written = Set<UInt32>()
         old.reserveCapacity(commit.pages.count)
-        let shrinks = commit.pageCount < max(pageCount, commit.pages.map(\.number).max() ?? 0)
-        for page in commit.pages where old[page.number] == nil && !inFile.contains(page.number) {
+        written.reserveCapacity(commit.pages.count)
+        let shrinks = commit.pageCount < max(pageCount, Self.top(commit))
+        for page in commit.pages where written.insert(page.number).inserted {
             if let version = held.version(page.number) {
                 old[page.number] = version
             } else if shrinks {
@@ -69,12 +70,27 @@ final class TimelineImage: PageSource {
                 inFile.insert(page.number)
             }
         }
-        let before = PagesBefore(image: self, old: old, inFile: inFile, pageCount: pageCount)
+        let before = PagesBefore(image: self, old: old, inFile: inFile, written: written, pageCount: pageCount)
+        try write(commit)
+        return before
+    }
+
+    /// The highest page a commit wrote.
+    private static func top(_ commit: TimelineCommit) -> UInt32 {
+        commit.pages.reduce(0) { max($0, $1.number) }
+    }
+
+    /// Writes one commit nobody looks at: its pages, then its size, and no old side kept.
+    func pass(_ commit: TimelineCommit) throws {
+        try held.flushIfFull()
+        try write(commit)
+    }
+
+    private func write(_ commit: TimelineCommit) throws {
         for page in commit.pages { held.put(page.number, page.version) }
-        pageCount = max(pageCount, commit.pages.map(\.number).max() ?? 0)
+        pageCount = max(pageCount, Self.top(commit))
         if commit.pageCount < pageCount { try held.cut(to: commit.pageCount) }
         pageCount = commit.pageCount
-        return before
     }
 
     /// Writes the pages held in memory to the file (before SQLite or anyone else reads it).
@@ -106,11 +122,11 @@ struct PagesBefore: PageSource {
     private(set) var old: [UInt32: PageVersion]
     /// Pages the commit wrote whose old version is the file's.
     private(set) var inFile: Set<UInt32>
+    /// The pages the commit wrote.
+    let written: Set<UInt32>
     let pageCount: UInt32
     var pageSize: Int { image.pageSize }
     var usableSize: Int { image.usableSize }
-    /// The pages the commit wrote.
-    var written: Set<UInt32> { inFile.union(old.keys) }
 
     func page(_ number: UInt32) throws -> [UInt8] {
         if let version = old[number] { return try image.inflate(version, page: number) }

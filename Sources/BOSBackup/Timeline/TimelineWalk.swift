@@ -78,6 +78,15 @@ final class TimelineWalk {
 
     private func kept(_ name: String) -> Bool { watching.keeps(name) }
 
+    /// The tables whose shapes are kept.
+    private var keptNames: [String] {
+        switch watching {
+        case .every: return Array(tables.keys)
+        case .only(let name): return [name]
+        case .none: return []
+        }
+    }
+
     /// The pages of one table a commit touched: those holding its rows before (the ones it
     /// wrote, and those that left the tree) and after (written, and those that joined).
     struct Touch {
@@ -164,31 +173,43 @@ final class TimelineWalk {
                 }
             }
         } else {
-            // In place (a copy of a table would copy its shape's sets), and most tables are
-            // passed with two look-ups: a commit writes a few pages of a few tables.
-            for index in tables.values.indices {
-                guard kept(tables.keys[index]) else { continue }
-                let root = tables.values[index].root
-                // No copy of the shape held across the update below (it would copy its sets).
-                func rows(_ number: UInt32) -> Bool { tables.values[index].shape.rowPages.contains(number) }
-                guard changed.contains(where: { $0 == root || rows($0) || tables.values[index].shape.interior.contains($0) }) else { continue }
-                let wasRows = changed.filter(rows)
+            for name in keptNames where tables[name] != nil {
+                // Taken out of the table and put back: changed in place, never copied (a big
+                // table's shape holds sets of thousands of pages; iterating the dictionary while
+                // changing it, or holding a copy of the table, copied them at every commit).
+                var shape = tables[name]!.shape
+                tables[name]!.shape = TreeShape()
+                defer { tables[name]!.shape = shape }
+                let root = tables[name]!.root
+                // Most tables are passed with a look-up or two per page: a commit writes a few pages of a few tables.
+                guard changed.contains(where: { $0 == root || shape.rowPages.contains($0) || shape.interior.contains($0) }) else { continue }
+                let wasRows = changed.filter { shape.rowPages.contains($0) }
                 var touch = Touch(old: nil, new: nil, oldPages: wasRows, newPages: wasRows)
-                let moved = try tables.values[index].shape.update(root: root, changed: changed, from: image)
+                let moved = try shape.update(root: root, changed: changed, from: image)
                 if !moved.departed.isEmpty || !moved.joined.isEmpty || changed.contains(root) {
                     touch.oldPages.formUnion(moved.departed)
-                    touch.newPages = changed.filter(rows).union(moved.joined)
+                    touch.newPages = changed.filter { shape.rowPages.contains($0) }.union(moved.joined)
                 }
                 guard !touch.oldPages.isEmpty || !touch.newPages.isEmpty else { continue }
-                let schema = tables.values[index].schemaOnly
+                let schema = tables[name]!.schemaOnly
                 (touch.old, touch.new) = (schema, schema)
-                touched[tables.keys[index]] = touch
+                touched[name] = touch
             }
         }
         let moment = CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
         lastSeen = commit.seenAt
         return Effect(moment: moment, before: before, after: image, touched: touched, changed: changed,
                       schemaChange: schemaChange, schemaChanged: schemaChanged, tables: tables, watching: watching)
+    }
+
+    /// Writes a commit nobody looks at onto the image: no old side kept, no shape brought up
+    /// to date. Only for commits that leave the schema (page 1) alone and write no page of a
+    /// kept shape; `timeline --key` passes so every commit that does not cross its row's path.
+    func pass(_ commit: TimelineCommit, generation: String) throws -> CommitMoment {
+        precondition(watching == .none && !commit.pages.contains { $0.number == 1 }, "a commit passed unlooked must leave every kept shape and the schema alone")
+        try image.pass(commit)
+        defer { lastSeen = commit.seenAt }
+        return CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
     }
 
     /// A table's pages on both sides of a commit that changed the schema (rare: whole sets).
