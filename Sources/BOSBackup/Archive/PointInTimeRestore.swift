@@ -190,6 +190,8 @@ extension PointInTimeRestore {
     /// changed, not every version of them. A page past a size some later commit cut
     /// the database to, and not written again after, ends as zeros, as the forward
     /// roll leaves it.
+    static let segmentsAtOnce = 4
+
     func rollNewestFirst(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
         let repository = Repository(target: target)
         var applied: Applied?
@@ -214,9 +216,24 @@ extension PointInTimeRestore {
         let file = try FileHandleFD(updating: path)
         let pageSize = plan.base.pageSize
         guard ftruncate(file.fd, off_t(floor) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
-        for (number, pages) in wanted.sorted(by: { $0.key < $1.key }) {
-            try await repository.segmentPages(plan.segments[number], pages, pageSize: pageSize) { page, bytes in
-                try file.write(bytes, at: Int64(page - 1) * Int64(pageSize))
+        // A few segments at a time: on a NAS or a cold disk much of the roll is waiting for
+        // reads, and inflating and checking pages can use every core. Each page is in one
+        // segment's list only, so the writes never overlap.
+        let jobs = wanted.sorted { $0.key < $1.key }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            func start() {
+                let (segment, pages) = (plan.segments[jobs[next].key], jobs[next].value)
+                next += 1
+                group.addTask {
+                    try await repository.segmentPages(segment, pages, pageSize: pageSize) { page, bytes in
+                        try file.write(bytes, at: Int64(page - 1) * Int64(pageSize))
+                    }
+                }
+            }
+            while next < min(Self.segmentsAtOnce, jobs.count) { start() }
+            while try await group.next() != nil {
+                if next < jobs.count { start() }
             }
         }
         guard ftruncate(file.fd, off_t(finalCount) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
