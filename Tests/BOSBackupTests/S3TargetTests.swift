@@ -279,10 +279,21 @@ final class S3TargetTests: XCTestCase {
     }
 
     func testMultipartUploadOfMoreThanTwoPartsRoundTrips() async throws {
+        try await checkMultipartUploadOfThreeParts(overlapping: true)
+    }
+
+    /// The archiver's way (`useLeastMemory`): one part buffer, each part's upload waited for.
+    func testMultipartUploadOnePartAtATimeRoundTrips() async throws {
+        try await checkMultipartUploadOfThreeParts(overlapping: false)
+    }
+
+    func checkMultipartUploadOfThreeParts(overlapping: Bool) async throws {
         let moto = try MotoServer.shared()
         let bucket = try await moto.makeBucket()
         let proxy = try makeProxy(moto)  // pass-through, to count the calls
-        let target = try moto.target(bucket: bucket, prefix: "mp", port: proxy.port, options: .init(partSize: 5 * Self.mib))
+        var options = S3Target.Options(partSize: 5 * Self.mib)
+        options.overlapsParts = overlapping
+        let target = try moto.target(bucket: bucket, prefix: "mp", port: proxy.port, options: options)
         let data = Self.bytes(13 * Self.mib + 777, seed: 13)  // 5 + 5 + 3 MiB parts
 
         let writer = try await target.makeWriter(key: "2026/snap.db.gz")

@@ -11,7 +11,7 @@ actor SegmentShipper {
     nonisolated let encrypts: Bool
 
     init(target: sending Target, level: Int) {
-        target.useSmallestParts()
+        target.useLeastMemory()
         encrypts = target.encrypts
         self.target = target
         self.level = level

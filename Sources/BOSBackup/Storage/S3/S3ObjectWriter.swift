@@ -4,7 +4,8 @@ import NIOCore
 /// Streams an object to S3. Bytes are gathered into parts of `partSize`; when the first part
 /// fills, a multipart upload is created and each full part is uploaded (with `Content-MD5`,
 /// its ETag checked) while the next one fills. Two part buffers are allocated for the whole
-/// upload and used in turn, so memory is two parts at most, whatever the object's size. At
+/// upload and used in turn, so memory is two parts at most, whatever the object's size (one,
+/// with `overlapsParts` off: each part's upload is waited for before the next fills). At
 /// commit, an object that never filled a part goes as a single PUT; otherwise the last part
 /// is sent and the upload completed. Either way the stored object is then checked with HEAD.
 ///
@@ -17,6 +18,7 @@ final class S3ObjectWriter: ObjectWriter {
     let key: String
     let fullKey: String
     let partSize: Int
+    let overlapsParts: Bool
     /// The retain-until date of the object's lock (nil: the target locks nothing), fixed when
     /// the writer starts so the create, the PUT and the check after commit agree.
     let lockedUntil: Date?
@@ -43,6 +45,7 @@ final class S3ObjectWriter: ObjectWriter {
         self.key = key
         self.fullKey = target.location.objectKey(key)
         self.partSize = target.options.partSize
+        self.overlapsParts = target.options.overlapsParts
         self.lockedUntil = target.objectLock?.retainUntil(from: Date())
     }
 
@@ -50,8 +53,8 @@ final class S3ObjectWriter: ObjectWriter {
         try checkOpen("write")
         var rest = bytes
         while !rest.isEmpty {
-            let part = buffer ?? S3PartBuffer(capacity: partSize)
-            buffer = part
+            if buffer == nil { (buffer, spare) = (spare ?? S3PartBuffer(capacity: partSize), nil) }
+            let part = buffer!
             let n = part.append(rest)
             rest = UnsafeRawBufferPointer(rebasing: rest[n...])
             total += Int64(n)
@@ -133,6 +136,7 @@ final class S3ObjectWriter: ObjectWriter {
             try await target.uploadPart(fullKey: fullKey, uploadID: id, number: number, body: .part(part), md5: md5)
         }
         inFlight = (task, part)
+        if !overlapsParts { try await finishInFlight() }
     }
 
     /// Waits for the part in flight; its buffer becomes the spare, emptied for the next part.

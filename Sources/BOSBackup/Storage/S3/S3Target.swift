@@ -29,6 +29,9 @@ public final class S3Target: Target {
         /// Clamped to 5 MiB...5 GiB (S3's limits). At most two parts are held in memory: the
         /// one being filled and the one being uploaded.
         public var partSize: Int
+        /// Upload a part while the next one fills (two parts in memory); off: one part in
+        /// memory, each part's upload waited for before the next fills.
+        public var overlapsParts = true
         public var retry: S3RetryPolicy
         /// Whole-request deadline for small requests (HEAD, list, multipart control calls).
         public var requestTimeout: TimeInterval
