@@ -324,6 +324,33 @@ final class ArchiveChainTests: ArchiveTestCase {
         }
     }
 
+    /// A transaction longer than one read's limit is read whole. Cut at the limit, its start
+    /// was dropped and read again at every poll: the follower never moved past it, and the
+    /// BOS's WAL grew without bound behind it (8 GB on the day-long bench).
+    func testATransactionLongerThanOneReadIsArchivedWhole() async throws {
+        try writePolicy(archiveTargets: "nas: 1s")
+        try commit(1)
+        let (follower, catalog) = try makeFollower()
+        defer { follower.detach() }
+        follower.readLimit = 1   // 64 frames, the least a read takes
+        _ = try await follower.step(shipTo: ["nas"])
+        _ = try await follower.settle()
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        try bos.execute("CREATE TABLE blobs(b BLOB)")
+        try bos.execute("BEGIN; " + String(repeating: "INSERT INTO blobs VALUES (randomblob(3000)); ", count: 300) + "COMMIT")   // ~300 pages
+        try commit(2)
+        for _ in 0..<8 {   // a few polls; it never got there before
+            _ = try await follower.step(shipTo: ["nas"])
+            _ = try await follower.settle()
+        }
+        _ = try await follower.flush()
+        XCTAssertEqual(try catalog.lastSegment(generation: generation.id, target: "nas")?.lastTxid, 3, "the table, the 300 rows, order 2")
+        let into = dir.file("whole.db")
+        let result = try bosbackup("restore", "--at", "latest", "--into", into, "--config", config)
+        XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+        XCTAssertEqual(try Database(path: into, mode: .readOnly).int("SELECT count(*) FROM blobs"), 300)
+    }
+
     /// A folder target is shipped to by the age of what it waits for (its interval bounds
     /// how long a commit waits, not how often it is sent to): nothing goes while the oldest
     /// waiting commit is young, a segment goes once it would pass the deadline before the

@@ -100,7 +100,7 @@ extension SegmentSpool {
         var commits: [SpooledCommit] = []
         var pages: [IndexedCommit.Page] = []
         var start = end, before = from
-        try WALFile.frames(path: path, header: header, after: from, limit: limit) { number, page in
+        try WALFile.frames(path: path, header: header, after: from, limit: limit, wholeTransactions: true) { number, page in
             pages.append(try append(number, page))
         } commit: { pageCount, after in
             let commit = IndexedCommit(txid: firstTxid + Int64(commits.count), seenAt: .distantPast, pageCount: pageCount, pages: pages)

@@ -153,7 +153,10 @@ enum WALFile {
     /// frame `commit` the database's size then and the position after it. The frames
     /// after the last commit (a transaction still being written, or leftovers of an
     /// earlier log) go to `page` with no `commit` after them: the caller drops them.
-    static func frames(path: String, header: WALHeader, after position: WALPosition, limit: Int,
+    /// `wholeTransactions`: past `limit`, the transaction in progress is read to its end
+    /// (the follower's reads: one cut inside a transaction longer than the limit was
+    /// dropped and read again from its start at every poll, forever).
+    static func frames(path: String, header: WALHeader, after position: WALPosition, limit: Int, wholeTransactions: Bool = false,
                        page: (UInt32, UnsafeRawBufferPointer) throws -> Void,
                        commit: (UInt32, WALPosition) throws -> Void) throws {
         precondition(position.salt1 == header.salt1 && position.salt2 == header.salt2, "the position belongs to another WAL")
@@ -163,7 +166,8 @@ enum WALFile {
         var checksum = position.checksum
         var frame = position.frame
         var read = 0
-        while read < limit {
+        var inTransaction = false
+        while read < limit || (wholeTransactions && inTransaction) {
             let offset = Int64(WALHeader.size) + Int64(frame) * Int64(frameSize)
             let n = try buffer.withUnsafeMutableBytes { try BlockGzipWriter.pread(fd: file.fd, path: path, into: $0, at: offset) }
             guard n == frameSize, bigEndian(buffer, 8) == header.salt1, bigEndian(buffer, 12) == header.salt2 else { break }
@@ -175,6 +179,7 @@ enum WALFile {
             read += 1
             try buffer.withUnsafeBytes { try page(bigEndian(buffer, 0), UnsafeRawBufferPointer(rebasing: $0[24..<frameSize])) }
             let commitSize = bigEndian(buffer, 4)
+            inTransaction = commitSize == 0
             if commitSize != 0 {
                 try commit(commitSize, WALPosition(salt1: header.salt1, salt2: header.salt2, frame: frame, checksum: checksum))
             }

@@ -43,8 +43,11 @@ public final class WALFollower {
     /// the targets catch up (the WAL waits on disk, up to `walLimit`). On disk, so a
     /// cloud target's 10 s at a busy hour (40 MB at 200 tx/s) keeps its interval.
     public var spoolLimit = 256 << 20
-    /// Log bytes one read takes at most: a WAL that grew while the follower was busy is
-    /// read over several polls, so a poll never takes long.
+    /// Log bytes one read takes, and then the rest of the transaction it is in: a WAL that
+    /// grew while the follower was busy is read over several polls, so a poll never takes
+    /// long, but a transaction is always read whole, however long (one of 8,000 pages, a
+    /// bad script's DELETE on the day-long bench, wedged a follower that cut it at 16 MiB:
+    /// it read the same frames at every poll and the BOS's WAL grew to 8 GB).
     public var readLimit = 16 << 20
 
     private var reader: Database?
