@@ -79,7 +79,10 @@ public final class FileTarget: Target {
         do { file = try FileHandleFD(readingFrom: path(for: key)) } catch let error as FileError where error.errno == ENOENT {
             throw TargetError.notFound(key: key, target: displayURL)
         }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        // No bigger than the range: a restore --at reads thousands of page runs of a few KiB,
+        // and a megabyte each was an mmap and an munmap each (a TLB shootdown on every core:
+        // 2.2 s of a 21 s restore of 1.2 M commits).
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(max(1, min(1 << 20, range.upperBound - range.lowerBound))), alignment: 16)
         defer { buffer.deallocate() }
         var position = range.lowerBound
         while position < range.upperBound {
