@@ -287,6 +287,22 @@ final class S3TargetTests: XCTestCase {
         try await checkMultipartUploadOfThreeParts(overlapping: false)
     }
 
+    /// The archiver's parts are the smallest that fit the object into S3's 10,000: 5 MiB for
+    /// a segment, more for the base of a big database (at 5 MiB always, a base of more than
+    /// 48 GiB could not be uploaded), one at a time either way; an encrypting target too.
+    func testTheArchiversPartsAreTheSmallestThatFitTheObject() async throws {
+        let moto = try MotoServer.shared()
+        let bucket = try await moto.makeBucket()
+        let target = try moto.target(bucket: bucket)
+        target.useLeastMemory(objectsUpTo: 3 << 20)
+        XCTAssertEqual(target.options.partSize, S3Target.Options.minimumPartSize)
+        XCTAssertFalse(target.options.overlapsParts)
+        let big: Int64 = 200 << 30
+        EncryptedTarget(target, key: EncryptionKey.generate()).useLeastMemory(objectsUpTo: big)
+        XCTAssertGreaterThan(Int64(target.options.partSize) * Int64(S3Target.Options.maximumParts), big)
+        XCTAssertLessThan(target.options.partSize, 32 << 20, "not much more than it needs")
+    }
+
     func checkMultipartUploadOfThreeParts(overlapping: Bool) async throws {
         let moto = try MotoServer.shared()
         let bucket = try await moto.makeBucket()

@@ -184,14 +184,15 @@ public struct PointInTimeRestore {
 }
 
 extension PointInTimeRestore {
+    /// How many segments' pages a roll fetches at once (`rollNewestFirst`).
+    static let segmentsAtOnce = 4
+
     /// The newest-first roll: from the indexes alone (newest segment, newest commit
     /// first) each page's last version at or before the plan's end is chosen; then
     /// only those pages are read and inflated. The work is the pages the archive
     /// changed, not every version of them. A page past a size some later commit cut
     /// the database to, and not written again after, ends as zeros, as the forward
     /// roll leaves it.
-    static let segmentsAtOnce = 4
-
     func rollNewestFirst(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
         let repository = Repository(target: target)
         var applied: Applied?

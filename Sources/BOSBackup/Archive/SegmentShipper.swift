@@ -11,7 +11,6 @@ actor SegmentShipper {
     nonisolated let encrypts: Bool
 
     init(target: sending Target, level: Int) {
-        target.useLeastMemory()
         encrypts = target.encrypts
         self.target = target
         self.level = level
@@ -21,6 +20,8 @@ actor SegmentShipper {
     /// the page members copied from the spool, compressed when they were read. Returns
     /// its stored size, SHA-256 and index (the object is durable when this returns).
     func upload(_ segment: PreparedSegment) async throws -> (bytes: Int64, sha256: String, index: SegmentIndexRef) {
+        // Its pages' members, and about 52 bytes of head and index per page (uncompressed).
+        target.useLeastMemory(objectsUpTo: segment.commits.reduce(0) { $0 + $1.length + 64 * Int64($1.commit.pages.count + 1) })
         var builder = try SegmentFormatV3.Builder(pageSize: segment.pageSize, link: segment.link, level: level)
         var stored = SHA256Stream()
         // Through a writer, not `put`: an encrypting target encrypts what goes through its writers.

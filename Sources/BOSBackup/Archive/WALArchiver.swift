@@ -151,7 +151,7 @@ public struct WALArchiver {
         for destination in archive.targets {
             request.targetName = destination.target
             let target = try openTarget(destination.target)
-            target.useLeastMemory()
+            target.useLeastMemory(objectsUpTo: (DurableFile.fileSize(database.path) ?? 0) + (DurableFile.fileSize(walPath) ?? 0))
             let snapshot = try await SnapshotWriter(catalog: catalog, clock: clock).backup(request, to: target)
             let manifest = try await Repository(target: target).manifestV2(of: snapshot)
             guard let pinned = manifest.walPosition, let header = try WALFile.header(path: walPath),
@@ -226,13 +226,17 @@ public struct WALArchiver {
 }
 
 extension Target {
-    /// Uploads in the smallest parts S3 takes (5 MiB), one at a time: the archiver runs all
-    /// day beside the BOS, and 16 MiB parts, two held at once, were half of its memory on a
-    /// cloud target. (Its bases are the only objects of more than one part; a segment of a
-    /// few seconds is one PUT.)
-    func useLeastMemory() {
+    /// Uploads in the smallest parts that still fit an object of up to `bytes` into S3's
+    /// 10,000 (5 MiB up to a 48 GiB object), one at a time: the archiver runs all day beside
+    /// the BOS, and 16 MiB parts, two held at once, were half of its memory on a cloud
+    /// target. Set before each object: a base is sized by its database, a segment by its
+    /// pages (a few seconds' segment is one PUT).
+    func useLeastMemory(objectsUpTo bytes: Int64) {
         guard let s3 = backend as? S3Target else { return }
-        s3.options.partSize = S3Target.Options.minimumPartSize
+        // Compressed pages, encrypted, can come out a little larger than they went in.
+        let most = bytes + bytes / 16 + (1 << 20)
+        let needed = (most + Int64(S3Target.Options.maximumParts) - 1) / Int64(S3Target.Options.maximumParts)
+        s3.options.partSize = max(S3Target.Options.minimumPartSize, Int(needed))
         s3.options.overlapsParts = false
     }
 }

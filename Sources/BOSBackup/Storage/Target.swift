@@ -37,9 +37,6 @@ public protocol ObjectWriter: AnyObject {
     func abort() async
 }
 
-/// Where snapshots live: a folder (NAS, mounted disk) or an S3 bucket, seen as a blob
-/// store. The rest of bosbackup knows only this interface (like Litestream's ReplicaClient):
-/// what differs between backends is told by traits (`isLocal`, `encrypts`), never by casts.
 /// A target that reads byte ranges without waiting (a folder, unencrypted): the
 /// timeline reads single page members in the middle of work that is not async.
 public protocol ReadsRangesNow: AnyObject {
@@ -53,6 +50,10 @@ public protocol RangeReader: AnyObject {
     func read(_ offset: Int64, _ length: Int) throws -> [UInt8]
 }
 
+/// Where snapshots live: a folder (NAS, mounted disk) or an S3 bucket, seen as a blob
+/// store. The rest of bosbackup knows only this interface (like Litestream's ReplicaClient):
+/// what differs between backends is told by traits (`isLocal`, `encrypts`, `readThroughGap`),
+/// never by casts.
 public protocol Target: AnyObject {
     /// The URL as it may be shown: no credentials in it.
     var displayURL: String { get }

@@ -90,7 +90,7 @@ public struct ArchiveTimeline {
                     span.commits += 1
                     // A commit the visitor will not look at (no kept shape, and not one it follows)
                     // that leaves the schema alone is only written.
-                    if walk.watching == .none, !commit.pages.contains(where: { $0.number == 1 }), passes(commit) {
+                    if walk.watching == .none, commit.leavesSchemaAlone, passes(commit) {
                         span.to = try walk.pass(commit, generation: id)
                         return
                     }

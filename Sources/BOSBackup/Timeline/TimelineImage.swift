@@ -111,6 +111,9 @@ struct TimelineCommit {
     var seenAt: Date
     var pageCount: UInt32
     var pages: [(number: UInt32, version: PageVersion)]
+
+    /// It did not write page 1 (the schema, and its cookie, are there).
+    var leavesSchemaAlone: Bool { !pages.contains { $0.number == 1 } }
 }
 
 /// The image as it was before a commit: the commit's pages from their kept old

@@ -206,7 +206,7 @@ final class TimelineWalk {
     /// to date. Only for commits that leave the schema (page 1) alone and write no page of a
     /// kept shape; `timeline --key` passes so every commit that does not cross its row's path.
     func pass(_ commit: TimelineCommit, generation: String) throws -> CommitMoment {
-        precondition(watching == .none && !commit.pages.contains { $0.number == 1 }, "a commit passed unlooked must leave every kept shape and the schema alone")
+        precondition(watching == .none && commit.leavesSchemaAlone, "a commit passed unlooked must leave every kept shape and the schema alone")
         try image.pass(commit)
         defer { lastSeen = commit.seenAt }
         return CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
