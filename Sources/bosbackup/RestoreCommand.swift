@@ -72,6 +72,7 @@ struct RestoreCommand: AsyncParsableCommand {
             case .quickCheck: structure = "quick_check"
             case .integrityCheck: structure = "integrity_check"
             case .verified(let at): structure = "the same bytes passed verify at \(context.local(at))"
+            case .pagesCheckedWhenRead: structure = "no structure check"
             }
             Console.out("checked: checksum, gzip, byte-for-byte SHA-256, \(structure); \(outcome.tables.count) tables, \(outcome.tables.values.reduce(0, +)) rows")
             for part in outcome.unchecked { Console.out("not checked: \(part)") }

@@ -202,6 +202,65 @@ final class TimelineTests: ArchiveTestCase {
         XCTAssertEqual(events.first?["changed_columns"] as? [String], ["body"])
     }
 
+    /// A page member forged to inflate cleanly (its own CRC-32 right) to other bytes than
+    /// the page shipped: only the SHA-256 the index holds tells. The timeline checks those
+    /// on another core while it walks (`PageVerifier`), and must still answer "damaged"
+    /// (exit 4, naming the segment) and print nothing of what the forged page said.
+    func testAForgedPageTheTimelineReadsIsDamageAndNothingIsPrinted() throws {
+        let filler = String(repeating: "the same words again ", count: 20)
+        try bos.execute("CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT)")
+        for id in 1...5 { try bos.execute("INSERT INTO notes VALUES (\(id), '\(filler)')") }
+        try commit(1)
+        _ = try archive(at: 0)
+        try bos.execute("INSERT INTO notes VALUES (500, 'the row asked for \(filler)')")   // txid 1
+        _ = try archive(at: 1)
+        try bos.execute("INSERT INTO notes VALUES (501, 'a later row')")
+        _ = try archive(at: 2)
+
+        let catalog = try Catalog(readingAt: dir.file("catalog.db"))
+        let generation = try XCTUnwrap(try catalog.generations(database: "bos", host: "store-0421").last)
+        let segment = try XCTUnwrap(try catalog.segments(generation: generation.id, target: "nas").first { $0.firstTxid <= 1 && 1 <= $0.lastTxid })
+        let index = try runAsync {
+            try await Repository(target: try TargetFactory.open(url: "file://" + self.dir.file("nas"))).segmentIndex(segment, try XCTUnwrap(segment.index))
+        }
+        let path = dir.file("nas") + "/" + segment.objectKey
+        var stored = try XCTUnwrap(FileManager.default.contents(atPath: path).map { [UInt8]($0) })
+        var forged = 0
+        for page in try XCTUnwrap(index.first { $0.txid == 1 }).pages {
+            let place = Int(page.offset)..<Int(page.offset) + Int(page.length)
+            var bytes = [UInt8](repeating: 0, count: 4096)
+            let produced = try bytes.withUnsafeMutableBytes { out in try Array(stored[place]).withUnsafeBytes { try GzipBlockDecompressor().decompress($0, into: out) } }
+            XCTAssertEqual(produced, 4096)
+            let asked = Array("asked for".utf8)
+            guard let at = (0...bytes.count - asked.count).first(where: { Array(bytes[$0..<$0 + asked.count]) == asked }) else { continue }
+            bytes[at + asked.count - 1] = UInt8(ascii: "x")   // "asked fox"
+            if let member = try Self.member(of: bytes, length: place.count) {
+                stored.replaceSubrange(place, with: member)
+                forged += 1
+            }
+        }
+        XCTAssertEqual(forged, 1, "the premise: the leaf holding row 500 at txid 1 was forged")
+        try Data(stored).write(to: URL(fileURLWithPath: path))
+
+        let result = try bosbackup(["timeline", "--table", "notes", "--key", "500", "--config", config])
+        XCTAssertEqual(result.status, 4, result.stdout + result.stderr)
+        XCTAssertTrue(result.stderr.contains(segment.objectKey) && result.stderr.contains("is not the page shipped"), result.stderr)
+        XCTAssertFalse(result.stdout.contains("fox") || result.stdout.contains("inserted"), "nothing the forged page said is printed: \(result.stdout)")
+    }
+
+    /// A gzip member of exactly `length` bytes inflating to `page`: compressed harder than
+    /// the archiver does, then padded with a header comment (FCOMMENT), which gunzip and
+    /// libdeflate skip. Nil when it does not fit.
+    static func member(of page: [UInt8], length: Int) throws -> [UInt8]? {
+        let compressor = try GzipBlockCompressor(level: 9, blockSize: page.count)   // its output is valid while it lives
+        let compressed = try page.withUnsafeBytes { Array(try compressor.compress($0)) }
+        guard compressed.count < length else { return nil }
+        var member = Array(compressed[..<10])
+        member[3] |= 0x10
+        member += [UInt8](repeating: UInt8(ascii: "p"), count: length - compressed.count - 1) + [0]
+        return member + compressed[10...]
+    }
+
     /// Random commits (inserts, updates, deletes, bulk inserts that split pages, bulk deletes
     /// that free them, rows past a page, keys reused) on a rowid and a WITHOUT ROWID table:
     /// the timeline of every key and the lost rows are exactly what the test's own model of

@@ -149,10 +149,15 @@ public struct PointInTimeRestore {
     /// only; older formats are read whole, forward.
     @discardableResult
     public func rollForward(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
-        if !plan.segments.isEmpty, plan.segments.allSatisfy({ $0.index != nil }) {
-            return try await rollNewestFirst(plan, target: target, onto: path)
+        if Self.readsNewestFirst(plan) {
+            return try await Self.write(try await Self.choosePages(plan, Repository(target: target)), plan, target: target, onto: path)
         }
         return try await rollForwardWhole(plan, target: target, onto: path)
+    }
+
+    /// Whether every segment of the plan has an index to choose pages from.
+    static func readsNewestFirst(_ plan: PointInTimePlan) -> Bool {
+        !plan.segments.isEmpty && plan.segments.allSatisfy { $0.index != nil }
     }
 
     /// Every commit of every segment, in order (the formats without an index).
@@ -187,40 +192,80 @@ extension PointInTimeRestore {
     /// How many segments' pages a roll fetches at once (`rollNewestFirst`).
     static let segmentsAtOnce = 4
 
-    /// The newest-first roll: from the indexes alone (newest segment, newest commit
-    /// first) each page's last version at or before the plan's end is chosen; then
-    /// only those pages are read and inflated. The work is the pages the archive
-    /// changed, not every version of them. A page past a size some later commit cut
-    /// the database to, and not written again after, ends as zeros, as the forward
-    /// roll leaves it.
-    func rollNewestFirst(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
-        let repository = Repository(target: target)
+    /// How many segment indexes are read, checked and inflated at once while choosing
+    /// pages: a day's archive has thousands, and one core did that for a third of a
+    /// `restore --at`.
+    static let indexesAtOnce = 8
+
+    /// What the newest-first roll writes: each page's last version at or before the
+    /// plan's end (by the segment it is read from), and the sizes the commits left.
+    struct ChosenPages: Sendable {
         var applied: Applied?
+        /// The size the last applied commit left.
         var finalCount: UInt32 = 0
+        /// The smallest size any applied commit left: pages past it not written again after are zeros.
         var floor = UInt32.max
-        var decided = Set<UInt32>()
         var wanted: [Int: [IndexedCommit.Page]] = [:]
-        for (number, segment) in plan.segments.enumerated().reversed() {
-            for commit in try await repository.segmentIndex(segment, segment.index!).reversed()
-            where commit.txid <= plan.lastTxid && commit.seenAt <= plan.at {
-                if applied == nil {
-                    applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
-                    finalCount = commit.pageCount
+    }
+
+    /// The newest-first roll's choice, from the indexes alone (newest segment, newest
+    /// commit first): each page's last version at or before the plan's end. Indexes are
+    /// read a few at a time and taken in order; it needs no base image, so a restore
+    /// runs it while the base is fetched. The work is the pages the archive changed, not
+    /// every version of them. A page past a size some later commit cut the database to,
+    /// and not written again after, ends as zeros, as the forward roll leaves it.
+    static func choosePages(_ plan: PointInTimePlan, _ repository: Repository) async throws -> ChosenPages {
+        var chosen = ChosenPages()
+        var decided = Set<UInt32>()
+        func take(_ index: [IndexedCommit], of number: Int) {
+            for commit in index.reversed() where commit.txid <= plan.lastTxid && commit.seenAt <= plan.at {
+                if chosen.applied == nil {
+                    chosen.applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
+                    chosen.finalCount = commit.pageCount
                 }
-                for page in commit.pages where decided.insert(page.number).inserted && page.number <= min(floor, finalCount) {
-                    wanted[number, default: []].append(page)
+                for page in commit.pages where decided.insert(page.number).inserted && page.number <= min(chosen.floor, chosen.finalCount) {
+                    chosen.wanted[number, default: []].append(page)
                 }
-                floor = min(floor, commit.pageCount)
+                chosen.floor = min(chosen.floor, commit.pageCount)
             }
         }
-        guard let applied else { return Applied() }
+        let order = Array(plan.segments.indices.reversed())
+        try await withThrowingTaskGroup(of: (Int, [IndexedCommit]).self) { group in
+            var started = 0, inFlight = 0
+            var ready: [Int: [IndexedCommit]] = [:]
+            // Never more than `indexesAtOnce` read or waiting to be taken: memory stays a few indexes.
+            func fill() {
+                while started < order.count, inFlight + ready.count < indexesAtOnce {
+                    let segment = plan.segments[order[started]], number = order[started]
+                    started += 1
+                    inFlight += 1
+                    group.addTask { (number, try await repository.segmentIndex(segment, segment.index!)) }
+                }
+            }
+            fill()
+            for number in order {
+                try Task.checkCancellation()   // the base could not be restored: nothing to choose for
+                while ready[number] == nil, let (done, index) = try await group.next() {
+                    inFlight -= 1
+                    ready[done] = index
+                }
+                take(ready.removeValue(forKey: number) ?? [], of: number)
+                fill()
+            }
+        }
+        return chosen
+    }
+
+    /// Writes the chosen pages onto `path`, a few segments at a time: on a NAS or a cold
+    /// disk much of it is waiting for reads, and inflating and checking pages can use
+    /// every core. Each page is in one segment's list only, so the writes never overlap.
+    static func write(_ chosen: ChosenPages, _ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
+        guard let applied = chosen.applied else { return Applied() }
+        let repository = Repository(target: target)
         let file = try FileHandleFD(updating: path)
         let pageSize = plan.base.pageSize
-        guard ftruncate(file.fd, off_t(floor) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
-        // A few segments at a time: on a NAS or a cold disk much of the roll is waiting for
-        // reads, and inflating and checking pages can use every core. Each page is in one
-        // segment's list only, so the writes never overlap.
-        let jobs = wanted.sorted { $0.key < $1.key }
+        guard ftruncate(file.fd, off_t(chosen.floor) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
+        let jobs = chosen.wanted.sorted { $0.key < $1.key }
         try await withThrowingTaskGroup(of: Void.self) { group in
             var next = 0
             func start() {
@@ -232,12 +277,12 @@ extension PointInTimeRestore {
                     }
                 }
             }
-            while next < min(Self.segmentsAtOnce, jobs.count) { start() }
+            while next < min(segmentsAtOnce, jobs.count) { start() }
             while try await group.next() != nil {
                 if next < jobs.count { start() }
             }
         }
-        guard ftruncate(file.fd, off_t(finalCount) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
+        guard ftruncate(file.fd, off_t(chosen.finalCount) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
         try file.sync()
         return applied
     }
@@ -256,15 +301,26 @@ extension PointInTimeRestore {
     /// base snapshot of its own, so when one is damaged or unreachable the next gives
     /// the same state. An attempt that fails writes nothing at `path`. A mistake in
     /// what was asked (`.input`) is the answer at once; so is the last target's failure.
+    /// `asDatabase: false`: a scratch image for the timeline (see `SnapshotRestorer`).
     public func restore(_ plans: [PointInTimePlan], into path: String, force: Bool, using restorer: SnapshotRestorer, fullCheck: Bool = false,
+                        asDatabase: Bool = true,
                         segmentsOn: (String) throws -> Target, baseOn: (SnapshotRecord) throws -> Target) async throws -> Restored {
         var unusable: [(target: String, error: String)] = []
         for (index, plan) in plans.enumerated() {
             do {
                 let segments = try segmentsOn(plan.target)
                 var applied = Applied()
-                let outcome = try await restorer.restore(plan.base, from: try baseOn(plan.base), into: path, force: force, fullCheck: fullCheck) { copy in
-                    applied = try await rollForward(plan, target: segments, onto: copy)
+                // The pages to write are chosen from the indexes while the base is fetched
+                // (both are mostly inflating and checking, and a fetch leaves a core idle).
+                let choosing = Self.readsNewestFirst(plan) ? Task { try await Self.choosePages(plan, Repository(target: segments)) } : nil
+                defer { choosing?.cancel() }
+                let outcome = try await restorer.restore(plan.base, from: try baseOn(plan.base), into: path, force: force, fullCheck: fullCheck,
+                                                         asDatabase: asDatabase) { copy in
+                    if let choosing {
+                        applied = try await Self.write(try await choosing.value, plan, target: segments, onto: copy)
+                    } else {
+                        applied = try await rollForwardWhole(plan, target: segments, onto: copy)
+                    }
                 }
                 return Restored(plan: plan, outcome: outcome, applied: applied, unusable: unusable)
             } catch {

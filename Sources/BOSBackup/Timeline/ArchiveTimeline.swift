@@ -57,7 +57,10 @@ public struct ArchiveTimeline {
         try PrivateFolder.prepare(folder)
         let path = folder + "/timeline-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).db"
         defer { unlink(path) }
-        let restored = try await PointInTimeRestore(catalog: catalog).restore(plans, into: path, force: false, using: restorer,
+        // Only the walk reads this image, page by page, each page checked as it is parsed:
+        // its bytes are proven (SHA-256), and a quick_check of the whole would be a third of
+        // a timeline's time on a day's archive.
+        let restored = try await PointInTimeRestore(catalog: catalog).restore(plans, into: path, force: false, using: restorer, asDatabase: false,
                                                                               segmentsOn: segmentsOn, baseOn: baseOn)
         let plan = restored.plan
         var span = TimelineSpan(generation: plan.generation.id, target: plan.target, base: plan.base.id,
@@ -65,49 +68,59 @@ public struct ArchiveTimeline {
         span.restoreSeconds = since(started)
         let walking = DispatchTime.now().uptimeNanoseconds
         let walk = try TimelineWalk(imagePath: path, startSeen: span.fromSeen, watching: watching)
-        try begin(walk)
-        let segmentTarget = try segmentsOn(plan.target)
-        let repository = Repository(target: segmentTarget)
-        // A folder's segments are read by their indexes, a page when the walk reads it.
-        let stored = (segmentTarget as? ReadsRangesNow).map(StoredPages.init)
-        walk.image.stored = stored
-        let generations = try catalog.generations(database: plan.generation.database, host: plan.generation.host)
-        var generation = plan.generation
-        var after = restored.applied.txid
-        while true {
-            // A rotated generation continues in the next: its base on this target is the state
-            // right after a txid of this one (the archive's own pinned checksum), so the walk
-            // stops there and goes on with the next generation's commits, on the same image.
-            let next = generations.drop { $0.id != generation.id }.dropFirst().first
-            let nextBase = try next.map { try catalog.base(of: $0, target: plan.target) }
-            let handOver = try nextBase.flatMap { base in try catalog.checks(generation: generation.id).first { $0.snapshot == base.snapshot }?.txid }
-            let last = handOver ?? .max
-            for segment in try catalog.segments(generation: generation.id, target: plan.target) where segment.lastTxid > after && segment.firstTxid <= last {
-                let id = generation.id
-                try await repository.timelineCommits(of: segment, pageSize: plan.base.pageSize, stored: stored) { commit in
-                    guard commit.txid > after, commit.txid <= last else { return }
-                    after = commit.txid
-                    span.commits += 1
-                    // A commit the visitor will not look at (no kept shape, and not one it follows)
-                    // that leaves the schema alone is only written.
-                    if walk.watching == .none, commit.leavesSchemaAlone, passes(commit) {
-                        span.to = try walk.pass(commit, generation: id)
-                        return
+        // Each page the walk reads is checked (SHA-256) on the other core, and every check is
+        // done before anything is returned: a damaged segment is the answer, whatever else failed.
+        let verifier = PageVerifier()
+        walk.image.verifier = verifier
+        do {
+            try begin(walk)
+            let segmentTarget = try segmentsOn(plan.target)
+            let repository = Repository(target: segmentTarget)
+            // A folder's segments are read by their indexes, a page when the walk reads it.
+            let stored = (segmentTarget as? ReadsRangesNow).map(StoredPages.init)
+            walk.image.stored = stored
+            let generations = try catalog.generations(database: plan.generation.database, host: plan.generation.host)
+            var generation = plan.generation
+            var after = restored.applied.txid
+            while true {
+                // A rotated generation continues in the next: its base on this target is the state
+                // right after a txid of this one (the archive's own pinned checksum), so the walk
+                // stops there and goes on with the next generation's commits, on the same image.
+                let next = generations.drop { $0.id != generation.id }.dropFirst().first
+                let nextBase = try next.map { try catalog.base(of: $0, target: plan.target) }
+                let handOver = try nextBase.flatMap { base in try catalog.checks(generation: generation.id).first { $0.snapshot == base.snapshot }?.txid }
+                let last = handOver ?? .max
+                for segment in try catalog.segments(generation: generation.id, target: plan.target) where segment.lastTxid > after && segment.firstTxid <= last {
+                    let id = generation.id
+                    try await repository.timelineCommits(of: segment, pageSize: plan.base.pageSize, stored: stored) { commit in
+                        guard commit.txid > after, commit.txid <= last else { return }
+                        after = commit.txid
+                        span.commits += 1
+                        // A commit the visitor will not look at (no kept shape, and not one it follows)
+                        // that leaves the schema alone is only written.
+                        if walk.watching == .none, commit.leavesSchemaAlone, passes(commit) {
+                            span.to = try walk.pass(commit, generation: id)
+                            return
+                        }
+                        let effect = try walk.apply(commit, generation: id)
+                        span.to = effect.moment
+                        try visit(walk, effect)
                     }
-                    let effect = try walk.apply(commit, generation: id)
-                    span.to = effect.moment
-                    try visit(walk, effect)
                 }
+                span.lastGeneration = generation.id
+                guard let next, let nextBase, let handOver, after == handOver else { break }
+                (generation, after) = (next, nextBase.baseTxid)
             }
-            span.lastGeneration = generation.id
-            guard let next, let nextBase, let handOver, after == handOver else { break }
-            (generation, after) = (next, nextBase.baseTxid)
+            span.endedBeforeNewest = generations.last?.id != generation.id
+            let ending = DispatchTime.now().uptimeNanoseconds
+            try walk.image.flush()   // the end sees the file as the walk left it
+            try end(walk)
+            span.endSeconds = since(ending)
+            try verifier.finish()
+        } catch {
+            try verifier.finish()
+            throw error
         }
-        span.endedBeforeNewest = generations.last?.id != generation.id
-        let ending = DispatchTime.now().uptimeNanoseconds
-        try walk.image.flush()   // the end sees the file as the walk left it
-        try end(walk)
-        span.endSeconds = since(ending)
         span.walkSeconds = since(walking)
         return span
     }

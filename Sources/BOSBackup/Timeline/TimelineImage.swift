@@ -103,6 +103,12 @@ final class TimelineImage: PageSource {
         get { held.inflater.stored }
         set { held.inflater.stored = newValue }
     }
+
+    /// Where the pages' SHA-256 checks run, when not before each page is used (`PageVerifier`).
+    var verifier: PageVerifier? {
+        get { held.inflater.verifier }
+        set { held.inflater.verifier = newValue }
+    }
 }
 
 /// An archived commit as the timeline applies it: its pages as they were shipped.
