@@ -82,4 +82,18 @@ final class SegmentFormatTests: XCTestCase {
         XCTAssertEqual(try runProcess("/bin/sh", ["-c", "gunzip -c '\(dir.file("s.gz"))' > '\(dir.file("raw"))'"]).status, 0)
         return try Data(contentsOf: URL(fileURLWithPath: dir.file("raw")))
     }
+
+    /// The bit set restore --at decides pages with answers as a `Set` does, across growth
+    /// (page 0 and pages far past the last inserted included).
+    func testPageNumberSetAnswersAsASet() {
+        var rng = SeededRandom(seed: 42)
+        var bits = PageNumberSet(), reference = Set<UInt32>()
+        for _ in 0..<20_000 {
+            let page = UInt32.random(in: 0...(UInt32.random(in: 0...1) == 0 ? 200 : 400_000), using: &rng)
+            XCTAssertEqual(bits.insert(page), reference.insert(page).inserted, "page \(page)")
+        }
+        for page in [0, 1, 63, 64, 199, 200, 399_999, 400_000, 5_000_000] as [UInt32] {
+            XCTAssertEqual(bits.contains(page), reference.contains(page), "page \(page)")
+        }
+    }
 }

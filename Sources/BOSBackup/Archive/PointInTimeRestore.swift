@@ -216,14 +216,14 @@ extension PointInTimeRestore {
     /// and not written again after, ends as zeros, as the forward roll leaves it.
     static func choosePages(_ plan: PointInTimePlan, _ repository: Repository) async throws -> ChosenPages {
         var chosen = ChosenPages()
-        var decided = Set<UInt32>()
+        var decided = PageNumberSet()
         func take(_ index: [IndexedCommit], of number: Int) {
             for commit in index.reversed() where commit.txid <= plan.lastTxid && commit.seenAt <= plan.at {
                 if chosen.applied == nil {
                     chosen.applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
                     chosen.finalCount = commit.pageCount
                 }
-                for page in commit.pages where decided.insert(page.number).inserted && page.number <= min(chosen.floor, chosen.finalCount) {
+                for page in commit.pages where decided.insert(page.number) && page.number <= min(chosen.floor, chosen.finalCount) {
                     chosen.wanted[number, default: []].append(page)
                 }
                 chosen.floor = min(chosen.floor, commit.pageCount)

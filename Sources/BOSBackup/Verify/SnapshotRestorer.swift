@@ -111,6 +111,16 @@ public struct SnapshotRestorer {
         let verified = fullCheck || rollForward != nil ? nil : try catalog.lastVerification(of: snapshot.id).flatMap { $0.ok ? $0.verifiedAt : nil }
         let structure: StructureCheck = !asDatabase ? .pagesCheckedWhenRead
             : verified.map { .verified(at: $0) } ?? (fullCheck ? .integrityCheck : .quickCheck)
+        // A rolled-forward copy is counted while it is checked: both only read it, each on its
+        // own connection and core (the count is a tenth of the check on a day's archive).
+        let counts = Locked<Result<[String: Int64], Error>?>(nil)
+        let counting = DispatchGroup()
+        if rollForward != nil && asDatabase {
+            DispatchQueue.global().async(group: counting) {
+                let counted = Result { try TableCounts.count(atPath: temporary) }
+                counts.withValue { $0 = counted }
+            }
+        }
         if fetched.gzipOK && verified == nil && asDatabase {
             let integrity = IntegrityCheck.run(path: temporary, quick: !fullCheck, weights: snapshot.tables,
                                                progress: progress, phase: "checking snapshot \(snapshot.id)")
@@ -118,11 +128,12 @@ public struct SnapshotRestorer {
             // Not damage: the bytes are the backup's (SHA-256); say what was not proven.
             unchecked = integrity.unchecked
         }
+        counting.wait()
         guard problems.isEmpty, fetched.checksumOK, fetched.databaseMatches else {
             throw RestoreError.verificationFailed(snapshot: snapshot.id, problems: problems)
         }
         // Byte-identical to the snapshot, so its counts are the cataloged ones (rolled forward: counted).
-        let tables = rollForward == nil ? snapshot.tables : asDatabase ? try TableCounts.count(atPath: temporary) : [:]
+        let tables = try counts.withValue { $0 }.map { try $0.get() } ?? (rollForward == nil ? snapshot.tables : [:])
 
         var safetyCopy: String?
         if exists {
