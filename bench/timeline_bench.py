@@ -183,7 +183,7 @@ def main():
             ab.line(f"whole incident, {ab.DAY} commits (extrapolated; diff and recover as measured) (s)", day_total, 120),
             # An upper bound: of the roll's cost only the index reading grows with the commits;
             # the pages it reads are each page's last version, bounded by the database's size.
-            ab.line(f"restore --at / full restore, {ab.DAY} commits (extrapolated: the roll's cost per commit × commits, an upper bound)",
+            ab.line(f"restore --at / full restore of the base, {ab.DAY} commits (extrapolated: the roll's cost per commit × commits, an upper bound)",
                     (full[0] + (at[0] - full[0]) / max(walked['commits'], 1) * ab.DAY) / full[0], 2.0)]
     out += [
             *([f"Dating: {dating} (the archiver saw the commit late; the time the timeline gives is when it was seen).", ""] if dating else []),
