@@ -86,8 +86,12 @@ final class ParallelBlockInflater: @unchecked Sendable {
         }
     }
 
+    /// A block's member on its way to the worker that inflates and frees it: it passes
+    /// from the feeding thread to that worker whole, and neither touches it after.
+    private struct HandedOver: @unchecked Sendable { let bytes: UnsafeMutableRawBufferPointer }
+
     private func dispatch() {
-        let (i, bytes) = (index, member!)
+        let (i, handed) = (index, HandedOver(bytes: member!))
         member = nil
         filled = 0
         index += 1
@@ -95,6 +99,7 @@ final class ParallelBlockInflater: @unchecked Sendable {
         group.enter()
         queue.async { [self] in
             defer { group.leave() }
+            let bytes = handed.bytes
             let out = UnsafeMutableRawBufferPointer.allocate(byteCount: blockSize, alignment: 16)
             var produced = 0
             var problem: String?
