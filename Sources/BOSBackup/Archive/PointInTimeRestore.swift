@@ -223,7 +223,9 @@ extension PointInTimeRestore {
                     chosen.applied = Applied(txid: commit.txid, seenAt: commit.seenAt)
                     chosen.finalCount = commit.pageCount
                 }
-                for page in commit.pages where decided.insert(page.number) && page.number <= min(chosen.floor, chosen.finalCount) {
+                // A page past the smallest size a newer commit left ends as zeros whatever older
+                // commits wrote (the floor only falls), so it is neither chosen nor kept in the set.
+                for page in commit.pages where page.number <= min(chosen.floor, chosen.finalCount) && decided.insert(page.number) {
                     chosen.wanted[number, default: []].append(page)
                 }
                 chosen.floor = min(chosen.floor, commit.pageCount)

@@ -1,7 +1,8 @@
 /// A set of page numbers as one bit each: choosing a day's pages asks "decided
 /// already?" for every page every commit wrote (17 M on a 1.22 M-commit archive),
-/// and a hashed `Set` made that a sixth of the choice. Grows to the highest page
-/// inserted (a 1.5 GB database of 4 KiB pages: 48 KiB).
+/// a bit look-up instead of a hash. Grows to the highest page inserted (a 1.5 GB
+/// database of 4 KiB pages: 48 KiB); callers insert only pages within the
+/// database's size.
 struct PageNumberSet {
     private var words: [UInt64] = []
 
