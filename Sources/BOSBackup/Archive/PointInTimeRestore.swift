@@ -143,18 +143,6 @@ public struct PointInTimeRestore {
         init(txid: Int64, seenAt: Date?) { (self.txid, self.seenAt) = (txid, seenAt) }
     }
 
-    /// Writes the plan's commits onto `path` (a verified copy of the base snapshot),
-    /// each page at its offset, and sets the size the last commit left. Segments
-    /// with an index (`BOSWAL03`) are read newest first, each page's last version
-    /// only; older formats are read whole, forward.
-    @discardableResult
-    public func rollForward(_ plan: PointInTimePlan, target: Target, onto path: String) async throws -> Applied {
-        if Self.readsNewestFirst(plan) {
-            return try await Self.write(try await Self.choosePages(plan, Repository(target: target)), plan, target: target, onto: path)
-        }
-        return try await rollForwardWhole(plan, target: target, onto: path)
-    }
-
     /// Whether every segment of the plan has an index to choose pages from.
     static func readsNewestFirst(_ plan: PointInTimePlan) -> Bool {
         !plan.segments.isEmpty && plan.segments.allSatisfy { $0.index != nil }
@@ -189,7 +177,7 @@ public struct PointInTimeRestore {
 }
 
 extension PointInTimeRestore {
-    /// How many segments' pages a roll fetches at once (`rollNewestFirst`).
+    /// How many segments' pages a roll fetches at once (`write`).
     static let segmentsAtOnce = 4
 
     /// How many segment indexes are read, checked and inflated at once while choosing
@@ -303,6 +291,10 @@ extension PointInTimeRestore {
     /// base snapshot of its own, so when one is damaged or unreachable the next gives
     /// the same state. An attempt that fails writes nothing at `path`. A mistake in
     /// what was asked (`.input`) is the answer at once; so is the last target's failure.
+    /// The plan's commits are written onto the verified copy of the base, each page at its
+    /// offset, and the file gets the size the last commit left: segments with an index
+    /// (`BOSWAL03`) newest first, each page's last version only (`choosePages`, `write`);
+    /// older formats whole, forward (`rollForwardWhole`).
     /// `asDatabase: false`: a scratch image for the timeline (see `SnapshotRestorer`).
     public func restore(_ plans: [PointInTimePlan], into path: String, force: Bool, using restorer: SnapshotRestorer, fullCheck: Bool = false,
                         asDatabase: Bool = true,

@@ -83,7 +83,7 @@ public struct SnapshotRestorer {
     /// `asDatabase: false` is for a scratch image only the timeline reads, page by page,
     /// with a reader that refuses a malformed page: the bytes are still proven (the
     /// snapshot's SHA-256, each rolled page's), but no `quick_check` of a whole database
-    /// it will never open and no counts (a third of a timeline's time on a day's archive).
+    /// it will never open and no counts (2–3 s of every timeline's start on a day's archive).
     public func restore(_ snapshot: SnapshotRecord, from target: Target, into path: String, force: Bool,
                         fullCheck: Bool = false, asDatabase: Bool = true,
                         rollForward: ((String) async throws -> Void)? = nil) async throws -> RestoreOutcome {
