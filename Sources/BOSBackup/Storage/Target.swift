@@ -42,6 +42,13 @@ public protocol ObjectWriter: AnyObject {
 public protocol ReadsRangesNow: AnyObject {
     /// The object at `key`, open for ranged reads until the reader goes.
     func rangeReader(key: String) throws -> RangeReader
+    /// Advice: the object at `key` will be read soon (a file is read into the cache in the
+    /// background). Says nothing back: a missing object is found by the read itself.
+    func readAhead(key: String)
+}
+
+extension ReadsRangesNow {
+    public func readAhead(key: String) {}
 }
 
 /// One object open for positioned reads.

@@ -34,7 +34,9 @@ public struct TimelineSpan: Sendable {
 /// target is applied to it in order — across rotations into the generations
 /// that continue it — and `visit` is told what each did (see `TimelineWalk`),
 /// but for the commits `passes` says it would not look at (when no shape is
-/// kept): those are only written. The image is removed afterwards.
+/// kept): those are only written. The image is removed afterwards; `end` sees
+/// it as the walk left it, the pages held in memory not yet in the file
+/// (`image.flush()` first, to read it through SQLite).
 public struct ArchiveTimeline {
     public let catalog: Catalog
     public let scratch: String
@@ -90,7 +92,10 @@ public struct ArchiveTimeline {
                 let nextBase = try next.map { try catalog.base(of: $0, target: plan.target) }
                 let handOver = try nextBase.flatMap { base in try catalog.checks(generation: generation.id).first { $0.snapshot == base.snapshot }?.txid }
                 let last = handOver ?? .max
-                for segment in try catalog.segments(generation: generation.id, target: plan.target) where segment.lastTxid > after && segment.firstTxid <= last {
+                let segments = try catalog.segments(generation: generation.id, target: plan.target).filter { $0.lastTxid > after && $0.firstTxid <= last }
+                let readAhead = (segmentTarget as? ReadsRangesNow).map { SegmentReadAhead(target: $0, segments: segments) }
+                for (number, segment) in segments.enumerated() {
+                    readAhead?.reached(number)
                     let id = generation.id
                     try await repository.timelineCommits(of: segment, pageSize: plan.base.pageSize, stored: stored) { commit in
                         guard commit.txid > after, commit.txid <= last else { return }
@@ -113,7 +118,6 @@ public struct ArchiveTimeline {
             }
             span.endedBeforeNewest = generations.last?.id != generation.id
             let ending = DispatchTime.now().uptimeNanoseconds
-            try walk.image.flush()   // the end sees the file as the walk left it
             try end(walk)
             span.endSeconds = since(ending)
             try verifier.finish()

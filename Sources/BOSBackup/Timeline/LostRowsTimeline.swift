@@ -63,6 +63,7 @@ public struct LostRowsTimeline: Sendable {
                 throw TimelineInputError(description: "the archive's database has no table \(name) at its newest state (tables: \(walk.tables.keys.sorted().joined(separator: ", ")))")
             }
             result.keyNames = table.keyNames
+            try walk.image.flush()   // the newest state is set against live through SQLite
             try result.compare(history, order, commits, table: table, live: live, newest: walk.image.path)
         })
         result.span = span
