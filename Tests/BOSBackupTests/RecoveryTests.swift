@@ -36,6 +36,27 @@ final class RecoveryTests: XCTestCase {
         XCTAssertEqual(diff.onlyInLive, 0)
     }
 
+    /// Orders keyed by their rowid are planned in one pass over both copies (`RowidMerge`):
+    /// lost, changed and newer rows interleaved in rowid order, each counted as what it is.
+    func testARowidTablesLostAndChangedRowsAreToldApartInOnePass() throws {
+        let f = try fixture()
+        let live = try Database(path: f.live)
+        try live.execute("""
+            DELETE FROM order_items WHERE order_id IN (3, 50, 200); DELETE FROM payments WHERE order_id IN (3, 50, 200);
+            DELETE FROM shipments WHERE order_id IN (3, 50, 200); DELETE FROM inventory_movements WHERE order_id IN (3, 50, 200);
+            DELETE FROM orders WHERE id IN (3, 50, 200);
+            UPDATE orders SET status = 'disputed' WHERE id IN (4, 199); UPDATE orders SET status = status, total_cents = total_cents + 0 WHERE id = 7;
+            INSERT INTO orders (id, customer_id, employee_id, placed_at, status, total_cents) VALUES (100000, 1, 1, '2026-11-28T09:00:00Z', 'paid', 500);
+            """)
+        let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }
+        XCTAssertEqual(plan.tables.first { $0.table == "orders" }?.rows, 4, "3, 50, 200 and 90001")
+        XCTAssertEqual(plan.tables.first { $0.table == "orders" }?.role, "asked for")
+        XCTAssertEqual(plan.conflicts, 2, "orders 4 and 199 differ in live; an update to the same value is no change")
+        XCTAssertEqual(try live.int("SELECT count(*) FROM orders WHERE id IN (3, 50, 200, 90001, 100000)"), 5)
+        XCTAssertEqual(try live.int("SELECT count(*) FROM orders WHERE id IN (4, 199) AND status = 'disputed'"), 2, "never overwritten")
+        XCTAssertEqual(try live.rows("PRAGMA foreign_key_check").count, 0)
+    }
+
     func testRecoverBringsBackTheLostParentAndNeverOverwrites() throws {
         let f = try fixture()
         let plan = try RowRecovery(snapshotPath: f.snapshot, livePath: f.live, table: "orders").apply { _ in }

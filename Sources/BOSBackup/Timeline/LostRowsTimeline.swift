@@ -103,7 +103,7 @@ public struct LostRowsTimeline: Sendable {
         reused.sort { SQLValue.ordered($0.key, $1.key) }
         deletedAgain.sort { SQLValue.ordered($0.key, $1.key) }
         // Rows the newest archived state holds and live lacks were deleted after it.
-        let diff = try RowDiff(snapshotPath: newest, livePath: live).diff(table: table.name, limit: 20)
+        let diff = try RowDiff(snapshotPath: newest, livePath: live).diff(table: table.name, limit: 20, contents: false)
         notYetArchived = diff.missingInLive
         notYetArchivedKeys = diff.missingKeys
     }

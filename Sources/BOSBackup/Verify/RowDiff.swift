@@ -108,15 +108,17 @@ public final class RowDiff {
 
     /// Diffs one table on the columns both copies have. `limit` caps each key
     /// list (0: counts only, nil: all keys). A table one copy lacks, or whose
-    /// key changed, is a SchemaDriftError.
-    public func diff(table: String, limit: Int? = 0) throws -> TableRowDiff {
+    /// key changed, is a SchemaDriftError. `contents: false` sets only the keys
+    /// against each other (rows missing and new; `changed` stays 0): a caller
+    /// that asks only which rows are gone reads no column of millions of rows.
+    public func diff(table: String, limit: Int? = 0, contents: Bool = true) throws -> TableRowDiff {
         let drift = try drift(table)
         if let reason = drift.cannotMatch { throw SchemaDriftError(reason) }
         let key = try TableKey.of(table, schema: "main", in: db)
         let liveKey = try TableKey.of(table, schema: "live", in: db)
         if key.kind == .wholeRow { return try diffWholeRows(table, columns: drift.common, limit: limit) }
         // Same key, other contents: compared on the columns both copies have, the key aside.
-        let compared = key.columnNames.filter { drift.common.contains(Database.quote($0)) && !key.columns.contains(Database.quote($0)) }
+        let compared = !contents ? [] : key.columnNames.filter { drift.common.contains(Database.quote($0)) && !key.columns.contains(Database.quote($0)) }
         var result = TableRowDiff(table: table, keyColumns: key.columns, missingInLive: 0, onlyInLive: 0, changed: 0)
         // Comparing rowids is only comparing keys when the key is the rowid in both copies.
         if key.kind == .rowid && liveKey.kind == .rowid {
@@ -134,10 +136,11 @@ public final class RowDiff {
         let changed = "FROM main.\(t) s JOIN live.\(t) l ON \(key.match("s", "l")) WHERE \(flags.isEmpty ? "0" : flags.joined(separator: " OR "))"
         result.missingInLive = try count(missing)
         result.onlyInLive = try count(newer)
-        result.changed = try db.int("SELECT count(*) \(changed)")
+        if contents { result.changed = try db.int("SELECT count(*) \(changed)") }
         guard limit != 0 else { return result }
         result.missingKeys = try keys(missing, limit: limit)
         result.newKeys = try keys(newer, limit: limit)
+        guard contents else { return result }
         // Each changed row with one flag per compared column: which ones differ.
         let order = key.columns.indices.map { String($0 + 1) }.joined(separator: ", ")
         let statement = try db.prepare("SELECT \(s), \(flags.joined(separator: ", ")) \(changed) ORDER BY \(order)" + (limit.map { " LIMIT \($0)" } ?? ""))
@@ -189,35 +192,24 @@ public final class RowDiff {
     /// sequential scans instead of millions of lookups. Where both have a
     /// rowid, the two rows are compared column by column in place.
     func mergeRowids(_ table: String, key: String, compared: [String], limit: Int?, into result: inout TableRowDiff) throws {
-        let t = Database.quote(table)
-        let select = ([key] + compared.map(Database.quote)).joined(separator: ", ")
-        let snapshot = try db.prepare("SELECT \(select) FROM main.\(t) ORDER BY \(key)")
-        let live = try db.prepare("SELECT \(select) FROM live.\(t) ORDER BY \(key)")
-        var s: Int64? = try snapshot.step() ? snapshot.int(at: 0) : nil
-        var l: Int64? = try live.step() ? live.int(at: 0) : nil
         func wanted(_ count: Int) -> Bool { limit.map { count < $0 } ?? true }
-        while s != nil || l != nil {
-            if let sv = s, l == nil || sv < l! {
-                result.missingInLive += 1
-                if wanted(result.missingKeys.count) { result.missingKeys.append([.integer(sv)]) }
-                s = try snapshot.step() ? snapshot.int(at: 0) : nil
-            } else if let lv = l, s == nil || lv < s! {
-                result.onlyInLive += 1
-                if wanted(result.newKeys.count) { result.newKeys.append([.integer(lv)]) }
-                l = try live.step() ? live.int(at: 0) : nil
-            } else {
-                let columns = Int32(1)..<Int32(compared.count + 1)
-                if let first = try columns.first(where: { try !Self.sameValue(snapshot, live, $0) }) {
-                    result.changed += 1
-                    if wanted(result.changedRows.count) {
-                        let differing = try columns.filter { try $0 == first || !Self.sameValue(snapshot, live, $0) }
-                        result.changedRows.append(.init(key: [.integer(s!)], columns: differing.map { compared[Int($0) - 1] }))
-                    }
+        var found = result
+        try RowidMerge(db: db, snapshot: "main", live: "live").run(table, key: key, compared: compared.map(Database.quote)) { row in
+            switch row {
+            case .missingInLive(let rowid):
+                found.missingInLive += 1
+                if wanted(found.missingKeys.count) { found.missingKeys.append([.integer(rowid)]) }
+            case .onlyInLive(let rowid):
+                found.onlyInLive += 1
+                if wanted(found.newKeys.count) { found.newKeys.append([.integer(rowid)]) }
+            case .changed(let rowid, let differing):
+                found.changed += 1
+                if wanted(found.changedRows.count) {
+                    found.changedRows.append(.init(key: [.integer(rowid)], columns: try differing().map { compared[$0] }))
                 }
-                s = try snapshot.step() ? snapshot.int(at: 0) : nil
-                l = try live.step() ? live.int(at: 0) : nil
             }
         }
+        result = found
     }
 
     /// Column `i` of the current rows of `a` and `b` holds the same value, by

@@ -205,6 +205,31 @@ public final class RowRecovery {
         return name
     }
 
+    /// The asked-for table's lost rows and conflicts in one pass over both copies in rowid
+    /// order (`RowidMerge`), when both key it by the rowid: the rows live lacks are planned,
+    /// and the rows with the same key and other contents counted. Nil: another key, asked
+    /// the general way (a look-up in live per snapshot row, twice).
+    private func mergeRoot(_ rootKey: TableKey) throws -> Int64? {
+        let drift = try drift(table)
+        guard rootKey.kind == .rowid, drift.cannotMatch == nil, try TableKey.of(table, schema: "main", in: db).kind == .rowid else { return nil }
+        let planned = try keyTable(table)
+        let insert = try db.prepare("INSERT OR IGNORE INTO \(planned) (k0, via_parent) VALUES (?, 0)")
+        let compared = drift.common.filter { $0.lowercased() != rootKey.columns[0].lowercased() }
+        var conflicts: Int64 = 0
+        try RowidMerge(db: db, snapshot: "snap", live: "main").run(table, key: rootKey.columns[0], compared: compared) { row in
+            switch row {
+            case .missingInLive(let rowid):
+                insert.reset()
+                try insert.bind([.integer(rowid)])
+                _ = try insert.step()
+            case .changed: conflicts += 1
+            case .onlyInLive: break
+            }
+        }
+        if try db.int("SELECT count(*) FROM \(planned)") > 0 { roles[table] = "asked for" }
+        return conflicts
+    }
+
     /// Works out every row to put back. Call inside the transaction that applies it.
     public func plan() throws -> RecoveryPlan {
         guard try exists(table, in: "snap") else { throw SchemaDriftError("the snapshot has no table \(table): there are no rows of it to put back") }
@@ -213,21 +238,36 @@ public final class RowRecovery {
         }
         let rootKey = try key(table)
         let t = Database.quote(table)
-        _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(Self.keySelect(rootKey, "s")) FROM snap.\(t) s")
-        let differs = try sharedColumns(table).map { RowDiff.differs($0, "s", "m") }.joined(separator: " OR ")
-        // Without a key, "same key, other contents" does not exist: such a row is a lost copy and a newer one.
-        conflicts = rootKey.kind == .wholeRow || keyTables[table] == nil ? 0
-            : try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
+        if let merged = try mergeRoot(rootKey) {
+            conflicts = merged
+        } else {
+            _ = try add(table, role: "asked for", viaParent: false, source: "SELECT \(Self.keySelect(rootKey, "s")) FROM snap.\(t) s")
+            let differs = try sharedColumns(table).map { RowDiff.differs($0, "s", "m") }.joined(separator: " OR ")
+            // Without a key, "same key, other contents" does not exist: such a row is a lost copy and a newer one.
+            conflicts = rootKey.kind == .wholeRow || keyTables[table] == nil ? 0
+                : try db.int("SELECT count(*) FROM snap.\(t) s JOIN main.\(t) m ON \(rootKey.match("s", "m")) WHERE \(differs.isEmpty ? "0" : differs)")
+        }
         let edges = try foreignKeys()
         var changed = true
         var rounds = 0
+        // Each query's answer depends only on the planned rows it starts from (the copies do
+        // not change while planning): one whose start has not grown since it last ran would
+        // add nothing, and is not run again. A child without an index on its foreign key is
+        // scanned whole by it (7.5 M inventory movements on the day-scale bench).
+        var asked: [String: Int64] = [:]
+        func grown(_ query: String, from table: String) throws -> Bool {
+            guard let planned = keyTables[table] else { return false }
+            let rows = try db.int("SELECT count(*) FROM \(planned)")
+            defer { asked[query] = rows }
+            return asked[query] != rows
+        }
         while changed && rounds < 64 {
             changed = false
             rounds += 1
-            for fk in edges {
+            for (number, fk) in edges.enumerated() {
                 let join = zip(fk.childColumns, fk.parentColumns).map { "c.\(Database.quote($0)) = p.\(Database.quote($1))" }.joined(separator: " AND ")
                 // Children of rows being put back come back with them.
-                if let parents = keyTables[fk.parent] {
+                if let parents = keyTables[fk.parent], try grown("children \(number)", from: fk.parent) {
                     let pk = try key(fk.parent), ck = try key(fk.child)
                     let source = """
                         SELECT \(Self.keySelect(ck, "c")) FROM snap.\(Database.quote(fk.child)) c
@@ -237,7 +277,7 @@ public final class RowRecovery {
                     if try add(fk.child, role: "child of \(fk.parent)", viaParent: false, source: source) > 0 { changed = true }
                 }
                 // A parent that live lost too must come back, or the foreign key breaks.
-                if let children = keyTables[fk.child] {
+                if let children = keyTables[fk.child], try grown("parents \(number)", from: fk.child) {
                     let pk = try key(fk.parent), ck = try key(fk.child)
                     let source = """
                         SELECT \(Self.keySelect(pk, "p")) FROM snap.\(Database.quote(fk.parent)) p
