@@ -50,7 +50,7 @@ public struct ArchiveTimeline {
               baseOn: (SnapshotRecord) throws -> Target,
               begin: (TimelineWalk) throws -> Void = { _ in },
               watching: TimelineWalk.Shapes = .every,
-              passes: @escaping (TimelineCommit) -> Bool = { _ in false },
+              passes: @escaping (TimelineCommit) throws -> Bool = { _ in false },
               visit: @escaping (TimelineWalk, TimelineWalk.Effect) throws -> Void,
               end: (TimelineWalk) throws -> Void = { _ in }) async throws -> TimelineSpan {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -103,7 +103,7 @@ public struct ArchiveTimeline {
                         span.commits += 1
                         // A commit the visitor will not look at (no kept shape, and not one it follows)
                         // that leaves the schema alone is only written.
-                        if walk.watching == .none, commit.leavesSchemaAlone, passes(commit) {
+                        if walk.watching == .none, commit.leavesSchemaAlone, try passes(commit) {
                             span.to = try walk.pass(commit, generation: id)
                             return
                         }

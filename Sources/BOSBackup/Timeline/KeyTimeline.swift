@@ -35,9 +35,23 @@ public struct KeyTimeline: Sendable {
         let rowid = key.count == 1 ? Int64(key[0]) : nil
         var byPath = false
         var path: RowidPath?
+        /// The row as the image has it now (by its path): commits that do not cross the path
+        /// leave it so, and each one that does is looked at.
+        var now: [SQLValue]?
+        weak var walking: TimelineWalk?
         func follow(_ walk: TimelineWalk) throws {
             guard byPath, let rowid, let table = walk.tables[name], table.keyPositions.isEmpty else { return path = nil }
             path = try RowidPath(rowid: rowid, root: table.root, in: walk.image)
+            now = try path?.row(of: table, in: walk.image)
+        }
+        /// A commit that crosses the path only at its leaf, and leaves the row as it was
+        /// (told from the leaf it wrote alone: `RowidPath.rowInLeaf`), need not be looked at:
+        /// on a day's archive, every order inserted before the asked one rewrote its leaf.
+        func leavesTheRowAlone(_ commit: TimelineCommit, _ path: RowidPath) throws -> Bool {
+            guard let walk = walking, let table = walk.tables[name], !commit.pages.contains(where: { $0.number != path.leaf && path.pages.contains($0.number) }),
+                  let written = commit.pages.last(where: { $0.number == path.leaf }) else { return false }
+            let leaf = try walk.image.inflate(written.version, page: path.leaf)
+            return try path.rowInLeaf(leaf, of: table, usableSize: walk.image.usableSize) == .row(now)
         }
         func learn(_ tables: [String: TrackedTable]) throws {
             guard !known, let table = tables[name] else { return }
@@ -72,7 +86,7 @@ public struct KeyTimeline: Sendable {
             }
             guard let was = path, let table = walk.tables[name], was.root == table.root, was.crosses(effect.changed) else { return }
             try follow(walk)
-            let old = try was.row(of: table, in: effect.before), new = try path?.row(of: table, in: effect.after)
+            let old = try was.row(of: table, in: effect.before), new = now
             let change: RowChange
             switch (old, new) {
             case (nil, let new?): change = RowChange(kind: .inserted, key: table.key(new, rowid: was.rowid), old: nil, new: new)
@@ -83,6 +97,7 @@ public struct KeyTimeline: Sendable {
             try record([change], of: table, effect)
         }
         let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { walk in
+            walking = walk
             try learn(walk.tables)
             if let table = walk.tables[name] {
                 result.atStart = try table.row(key, in: walk.image.path)
@@ -97,7 +112,7 @@ public struct KeyTimeline: Sendable {
             // the table does not exist, any commit that leaves the schema alone).
             guard byPath else { return false }
             guard let path else { return true }
-            return !commit.pages.contains { path.pages.contains($0.number) }
+            return try !commit.pages.contains { path.pages.contains($0.number) } || leavesTheRowAlone(commit, path)
         }, visit: { walk, effect in
             try learn(walk.tables)
             if byPath { return try visitByPath(walk, effect) }

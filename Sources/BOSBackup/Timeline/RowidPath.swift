@@ -39,6 +39,21 @@ struct RowidPath {
         !pages.isDisjoint(with: changed)
     }
 
+    /// What a commit that wrote, of this path, only its leaf did to the row, told from
+    /// that leaf as the commit left it (`bytes`): the row then (nil: not there), or
+    /// `unknown` when the leaf alone cannot tell — it is no longer a table leaf (the
+    /// tree changed shape), or the row spills onto overflow pages. The path's upper
+    /// pages were not written, so the row is still on this leaf if it is anywhere.
+    enum LeafRead: Equatable { case row([SQLValue]?), unknown }
+
+    func rowInLeaf(_ bytes: [UInt8], of table: TrackedTable, usableSize: Int) throws -> LeafRead {
+        guard let page = BTreePage(number: leaf, bytes: bytes), page.kind == .leafTable else { return .unknown }
+        guard let cell = try page.cell(forRowid: rowid) else { return .row(nil) }
+        let payload = try page.payload(cell, usableSize: usableSize)
+        guard payload.overflow == nil else { return .unknown }
+        return .row(table.row(try SQLiteRecord.values(Array(bytes[payload.local])), rowid: rowid))
+    }
+
     /// The row's values in `source` (the state this path was found in), nil when it is not there.
     func row(of table: TrackedTable, in source: PageSource) throws -> [SQLValue]? {
         guard let page = BTreePage(number: leaf, bytes: try source.page(leaf)), page.kind == .leafTable,
