@@ -171,9 +171,16 @@ final class HeldPages {
         guard ftruncate(file.fd, off_t(count) * off_t(pageSize)) == 0 else { throw FileError("size", file.path) }
     }
 
-    /// Writes every held page at its offset.
+    /// Writes every held page at its offset. Stored pages are read in the order they lie in
+    /// their segments (the held pages of a day's walk lie all over its archive; taken in the
+    /// dictionary's order, each was a read somewhere else on the disk).
     func flush() throws {
-        for (number, version) in held {
+        let order = held.map { number, version in
+            if case .stored(let page) = version { return (page.segment, page.offset, number) }
+            return (-1, 0, number)
+        }.sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        for (_, _, number) in order {
+            guard let version = held[number] else { continue }
             try inflater.bytes(version, page: number).withUnsafeBytes { try file.write($0, at: Int64(number - 1) * Int64(pageSize)) }
         }
         held.removeAll(keepingCapacity: true)

@@ -33,8 +33,8 @@ public struct TimelineSpan: Sendable {
 /// restored once into scratch, then every later archived commit on the same
 /// target is applied to it in order — across rotations into the generations
 /// that continue it — and `visit` is told what each did (see `TimelineWalk`),
-/// but for the commits `passes` says it would not look at (when no shape is
-/// kept): those are only written. The image is removed afterwards; `end` sees
+/// but for the commits `passes` says it would not look at (among those that
+/// leave the schema and the kept shapes alone): those are only written. The image is removed afterwards; `end` sees
 /// it as the walk left it, the pages held in memory not yet in the file
 /// (`image.flush()` first, to read it through SQLite).
 public struct ArchiveTimeline {
@@ -101,9 +101,9 @@ public struct ArchiveTimeline {
                         guard commit.txid > after, commit.txid <= last else { return }
                         after = commit.txid
                         span.commits += 1
-                        // A commit the visitor will not look at (no kept shape, and not one it follows)
-                        // that leaves the schema alone is only written.
-                        if walk.watching == .none, commit.leavesSchemaAlone, try passes(commit) {
+                        // A commit the visitor will not look at that leaves the schema and the kept
+                        // shapes alone is only written.
+                        if walk.leavesShapesAlone(commit), try passes(commit) {
                             span.to = try walk.pass(commit, generation: id)
                             return
                         }

@@ -42,7 +42,33 @@ public struct LostRowsTimeline: Sendable {
         var order: [[SQLValue]] = []
         var commits: [CommitMoment: [TableCount]] = [:]
         var result = LostRowsTimeline(table: name, keyNames: [])
-        let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, watching: .only(name), visit: { _, effect in
+        weak var walking: TimelineWalk?
+        /// The rowids on the table's leaves as the image has them, for the leaves read since the
+        /// last commit that was looked at (any page of it may have moved).
+        var leafRowids: [UInt32: [Int64]] = [:]
+        /// Whether a commit that leaves the table's tree alone (its leaves' rows aside) deletes
+        /// none of its rows and brings back none deleted before: told from the leaves it wrote
+        /// alone, against those leaves' rowids before it. Most commits of a BOS insert a row
+        /// or two; they are passed, not applied and compared (a table keyed otherwise than by
+        /// its rowid is always compared).
+        func deletesNothing(_ commit: TimelineCommit) throws -> Bool {
+            guard let walk = walking, let table = walk.tables[name], table.keyPositions.isEmpty, !table.withoutRowid else { return false }
+            var written: [UInt32: PageVersion] = [:]
+            for page in commit.pages where table.shape.rowPages.contains(page.number) { written[page.number] = page.version }
+            var read: [(UInt32, [Int64])] = []
+            for (number, version) in written {
+                guard let new = try LeafRowids.of(try walk.image.inflate(version, page: number), page: number),
+                      let old = try leafRowids[number] ?? LeafRowids.of(try walk.image.page(number), page: number) else { return false }
+                guard LeafRowids.keeps(old, new, bringingBackNoneOf: { history[[.integer($0)]] != nil }) else { return false }
+                read.append((number, new))
+            }
+            for (number, rowids) in read { leafRowids[number] = rowids }
+            return true
+        }
+        let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { walk in
+            walking = walk
+        }, watching: .only(name), passes: deletesNothing, visit: { _, effect in
+            leafRowids.removeAll(keepingCapacity: true)
             guard let changes = try effect.comparison(name)?.changes(withChanged: false) else { return }
             var deleted = false
             for change in changes {

@@ -202,11 +202,22 @@ final class TimelineWalk {
                       schemaChange: schemaChange, schemaChanged: schemaChanged, tables: tables, watching: watching)
     }
 
+    /// Whether a commit leaves the schema (page 1) and every kept shape as they were: it
+    /// writes no root or interior page of a kept table (its leaves' rows may change, the
+    /// tree's pages do not).
+    func leavesShapesAlone(_ commit: TimelineCommit) -> Bool {
+        commit.leavesSchemaAlone && keptNames.allSatisfy { name in
+            guard let table = tables[name] else { return true }
+            return !commit.pages.contains { $0.number == table.root || table.shape.interior.contains($0.number) }
+        }
+    }
+
     /// Writes a commit nobody looks at onto the image: no old side kept, no shape brought up
-    /// to date. Only for commits that leave the schema (page 1) alone and write no page of a
-    /// kept shape; `timeline --key` passes so every commit that does not cross its row's path.
+    /// to date. Only for commits that leave the schema and every kept shape alone
+    /// (`leavesShapesAlone`); `timeline --key` passes so every commit that does not change its
+    /// row, `--lost` every one that deletes no row of its table.
     func pass(_ commit: TimelineCommit, generation: String) throws -> CommitMoment {
-        precondition(watching == .none && commit.leavesSchemaAlone, "a commit passed unlooked must leave every kept shape and the schema alone")
+        precondition(leavesShapesAlone(commit), "a commit passed unlooked must leave every kept shape and the schema alone")
         try image.pass(commit)
         defer { lastSeen = commit.seenAt }
         return CommitMoment(generation: generation, txid: commit.txid, seenAt: commit.seenAt, after: lastSeen)
