@@ -13,9 +13,13 @@ import Foundation
 /// at a time; at most `batches` batches wait (the walk waits when the checks fall
 /// behind), so memory holds a few hundred kilobytes of pages at most.
 final class PageVerifier: @unchecked Sendable {
+    /// A page and what names it if it is not the page shipped (not its member's bytes:
+    /// those are inflated already, and need not wait for the hash).
     private struct Check {
         var page: [UInt8]
-        var member: PageMember
+        var digest: PageDigest
+        var key: String
+        var offset: Int64
         var number: UInt32
     }
     private let queue = DispatchQueue(label: "bosbackup.page-verifier", qos: .userInitiated)
@@ -36,7 +40,7 @@ final class PageVerifier: @unchecked Sendable {
 
     /// Queues the check of `page` against `member`'s digest; throws a damage already found.
     func check(_ page: [UInt8], _ member: PageMember, number: UInt32) throws {
-        batch.append(Check(page: page, member: member, number: number))
+        batch.append(Check(page: page, digest: member.digest, key: member.key, offset: member.offset, number: number))
         if batch.count >= batchSize { try handOver() }
     }
 
@@ -55,10 +59,10 @@ final class PageVerifier: @unchecked Sendable {
         room.wait()
         queue.async { [self] in
             defer { room.signal() }
-            guard let bad = checks.first(where: { check in check.page.withUnsafeBytes { PageDigest(of: $0) } != check.member.digest }) else { return }
+            guard let bad = checks.first(where: { check in check.page.withUnsafeBytes { PageDigest(of: $0) } != check.digest }) else { return }
             lock.withLock {
                 if damage == nil {
-                    damage = .segmentDamaged(key: bad.member.key, why: "page \(bad.number) at byte \(bad.member.offset) is not the page shipped")
+                    damage = .segmentDamaged(key: bad.key, why: "page \(bad.number) at byte \(bad.offset) is not the page shipped")
                 }
             }
         }

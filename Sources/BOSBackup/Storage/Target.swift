@@ -47,10 +47,6 @@ public protocol ReadsRangesNow: AnyObject {
     func readAhead(key: String)
 }
 
-extension ReadsRangesNow {
-    public func readAhead(key: String) {}
-}
-
 /// One object open for positioned reads.
 public protocol RangeReader: AnyObject {
     /// Up to `length` bytes from `offset` (fewer at the object's end).

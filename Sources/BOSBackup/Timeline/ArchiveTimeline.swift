@@ -34,9 +34,10 @@ public struct TimelineSpan: Sendable {
 /// target is applied to it in order — across rotations into the generations
 /// that continue it — and `visit` is told what each did (see `TimelineWalk`),
 /// but for the commits `passes` says it would not look at (among those that
-/// leave the schema and the kept shapes alone): those are only written. The image is removed afterwards; `end` sees
-/// it as the walk left it, the pages held in memory not yet in the file
-/// (`image.flush()` first, to read it through SQLite).
+/// leave the schema and the kept shapes alone): those are only written. The
+/// image is removed afterwards. `end` sees it as the walk left it, the pages
+/// held in memory not yet in the file (`image.flush()` first, to read it
+/// through SQLite).
 public struct ArchiveTimeline {
     public let catalog: Catalog
     public let scratch: String

@@ -215,18 +215,19 @@ public final class RowRecovery {
         let planned = try keyTable(table)
         let insert = try db.prepare("INSERT OR IGNORE INTO \(planned) (k0, via_parent) VALUES (?, 0)")
         let compared = drift.common.filter { $0.lowercased() != rootKey.columns[0].lowercased() }
-        var conflicts: Int64 = 0
+        var (lost, conflicts): (Int64, Int64) = (0, 0)
         try RowidMerge(db: db, snapshot: "snap", live: "main").run(table, key: rootKey.columns[0], compared: compared) { row in
             switch row {
             case .missingInLive(let rowid):
                 insert.reset()
                 try insert.bind([.integer(rowid)])
                 _ = try insert.step()
+                lost += 1
             case .changed: conflicts += 1
             case .onlyInLive: break
             }
         }
-        if try db.int("SELECT count(*) FROM \(planned)") > 0 { roles[table] = "asked for" }
+        if lost > 0 { roles[table] = "asked for" }
         return conflicts
     }
 
