@@ -455,6 +455,30 @@ final class S3TargetTests: XCTestCase {
         XCTAssertEqual(attempts, 1)
     }
 
+    /// An upload's chunks are slices of the part's own memory (a copy per chunk doubled the
+    /// archiver's part at its peak), and a chunk held across a refill keeps what it had.
+    func testPartChunksShareThePartsMemoryAndOutliveARefill() async throws {
+        let part = S3PartBuffer(capacity: 3 * S3PartChunks.chunkSize)
+        let first = Self.bytes(part.capacity, seed: 1)
+        XCTAssertEqual(first.withUnsafeBytes { part.append($0) }, part.capacity)
+        XCTAssertTrue(part.isFull)
+        var chunks = S3PartChunks(part: part, generation: part.generation, length: part.count).makeAsyncIterator()
+        let chunk = try await chunks.next()!
+        XCTAssertEqual(chunk.readableBytes, S3PartChunks.chunkSize)
+        let partStart = part.withBytes { UInt(bitPattern: $0.baseAddress) }
+        XCTAssertEqual(chunk.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }, partStart, "a chunk is a copy")
+
+        part.reset()
+        let second = Self.bytes(part.capacity, seed: 2)
+        XCTAssertEqual(second.withUnsafeBytes { part.append($0) }, part.capacity)
+        XCTAssertEqual(Data(chunk.readableBytesView), first.prefix(S3PartChunks.chunkSize), "the held chunk was overwritten by the refill")
+        XCTAssertEqual(part.withBytes { Data($0) }, second)
+        do {
+            _ = try await chunks.next()
+            XCTFail("an abandoned attempt read the refilled part")
+        } catch is S3PartRecycled {}
+    }
+
     func testRetryClassification() {
         XCTAssertTrue(S3Failure.isRetryable(status: 500, code: "InternalError"))
         XCTAssertTrue(S3Failure.isRetryable(status: 503, code: "SlowDown"))

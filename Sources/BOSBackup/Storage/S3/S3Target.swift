@@ -836,8 +836,8 @@ public struct S3MultipartUpload: Sendable, Equatable {
 
 // MARK: - Request bodies
 
-/// What a request sends: a small document, or a writer's part memory, which is streamed to
-/// the client in 256 KiB copies so a part is never duplicated whole.
+/// What a request sends: a small document, or a writer's part memory, which is handed to
+/// the client in 256 KiB slices of the part's own storage, so a part is never duplicated.
 enum S3Body: Sendable {
     case bytes(ByteBuffer)
     case part(S3PartBuffer)
@@ -852,7 +852,7 @@ enum S3Body: Sendable {
     func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         switch self {
         case .bytes(let buffer): return try buffer.withUnsafeReadableBytes(body)
-        case .part(let part): return try body(part.bytes)
+        case .part(let part): return try part.withBytes(body)
         }
     }
 
@@ -871,57 +871,64 @@ enum S3Body: Sendable {
 /// A part-sized block of memory, filled by a writer and read by the uploads of that part.
 /// Refilling it (`reset`) starts a new generation: a reader left over from an abandoned
 /// attempt on the old content stops instead of reading the new one. The writer fills it only
-/// between uploads, and readers copy under the lock, so no byte is read while written.
+/// between uploads, and readers take their slices under the lock, so no byte is read while
+/// written.
+///
+/// The memory is a `ByteBuffer`'s, so the slices an upload sends share it: copied into chunks
+/// of their own, a part was in memory twice at the archiver's peak (AsyncHTTPClient pulls the
+/// chunks of a body before the socket drains them; heaptrack: 5.24 MB of chunks beside the
+/// 5.24 MB part). A slice still held when the part is refilled (an abandoned attempt's, in the
+/// client's queue) keeps the old bytes: the refill then writes into fresh memory (copy on
+/// write), never under it.
 final class S3PartBuffer: @unchecked Sendable {
     let capacity: Int
-    private let memory: UnsafeMutableRawBufferPointer
+    private var storage: ByteBuffer
     private let lock = NSLock()
-    private var filled = 0
     private var current = 0
 
     init(capacity: Int) {
         self.capacity = capacity
-        memory = .allocate(byteCount: capacity, alignment: 16)
+        storage = ByteBufferAllocator().buffer(capacity: capacity)
     }
 
-    deinit { memory.deallocate() }
-
-    var count: Int { filled }
-    var isFull: Bool { filled == capacity }
+    var count: Int { lock.lock(); defer { lock.unlock() }; return storage.readableBytes }
+    var isFull: Bool { count == capacity }
     var generation: Int { lock.lock(); defer { lock.unlock() }; return current }
-    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: memory[..<filled]) }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        lock.lock()
+        let bytes = storage
+        lock.unlock()
+        return try bytes.withUnsafeReadableBytes(body)
+    }
 
     func reset() {
         lock.lock()
         current += 1
-        filled = 0
+        storage.clear()
         lock.unlock()
     }
 
     /// Appends as much of `bytes` as fits; returns how many bytes were taken.
     func append(_ bytes: UnsafeRawBufferPointer) -> Int {
-        let n = min(capacity - filled, bytes.count)
-        if n > 0 {
-            UnsafeMutableRawBufferPointer(rebasing: memory[filled..<(filled + n)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[..<n]))
-            filled += n
-        }
+        lock.lock()
+        defer { lock.unlock() }
+        let n = min(capacity - storage.readableBytes, bytes.count)
+        if n > 0 { storage.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[..<n])) }
         return n
     }
 
-    /// A copy of `offset..<offset+length` if the content is still `generation`.
-    func copy(offset: Int, length: Int, generation: Int) -> ByteBuffer? {
+    /// `offset..<offset+length` of the part (sharing its memory) if the content is still `generation`.
+    func slice(offset: Int, length: Int, generation: Int) -> ByteBuffer? {
         lock.lock()
         defer { lock.unlock() }
-        guard generation == current, offset + length <= filled else { return nil }
-        var buffer = ByteBufferAllocator().buffer(capacity: length)
-        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: memory[offset..<(offset + length)]))
-        return buffer
+        guard generation == current else { return nil }
+        return storage.getSlice(at: offset, length: length)
     }
 }
 
-/// The chunks of one part, for `HTTPClientRequest.Body.stream` (the client pulls them as the
-/// socket drains, so at most a few chunks exist besides the part).
+/// The chunks of one part, for `HTTPClientRequest.Body.stream` (the client pulls them as it
+/// writes; each is a slice of the part, not a copy).
 struct S3PartChunks: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
     static let chunkSize = 256 << 10
@@ -936,7 +943,7 @@ struct S3PartChunks: AsyncSequence, Sendable {
         mutating func next() async throws -> ByteBuffer? {
             guard offset < chunks.length else { return nil }
             let n = Swift.min(S3PartChunks.chunkSize, chunks.length - offset)
-            guard let chunk = chunks.part.copy(offset: offset, length: n, generation: chunks.generation) else {
+            guard let chunk = chunks.part.slice(offset: offset, length: n, generation: chunks.generation) else {
                 throw S3PartRecycled()  // the part was refilled: this attempt is long over
             }
             offset += n
