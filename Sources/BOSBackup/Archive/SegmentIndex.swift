@@ -87,10 +87,13 @@ enum SegmentFormatV3 {
         private var heads: GzipBlockCompressor
         private var headBound: Int
 
-        init(pageSize: Int, link: SegmentLink, level: Int) throws {
+        /// `commits` and `pages`: how many the segment will hold, when known (its index is
+        /// then allocated once, not grown by doubling: 52 bytes a page, a megabyte or more).
+        init(pageSize: Int, link: SegmentLink, level: Int, commits: Int = 0, pages: Int = 0) throws {
             self.level = level
             headBound = max(pageSize, 1 << 12)
             heads = try GzipBlockCompressor(level: level, blockSize: headBound)
+            index.bytes.reserveCapacity(5 + commits * Self.commitHeadBytes + pages * Self.pageEntryBytes)
             index.bytes.append(UInt8(ascii: "I"))
             index.put(UInt32(0))   // the commit count, set at the end
             pending = try member(Array(WALSegment.encode([], pageSize: pageSize, link: link, magic: magic)))
@@ -119,6 +122,11 @@ enum SegmentFormatV3 {
             commits += 1
             return try member(head.bytes)
         }
+
+        /// An index entry's bytes: a commit's head (txid, seen-at, page count, pages), a page
+        /// (number, offset, length, SHA-256).
+        static let commitHeadBytes = 8 + 8 + 4 + 4
+        static let pageEntryBytes = 4 + 8 + 4 + 32
 
         /// A page member of `length` bytes goes next, at the current offset.
         mutating func page(_ number: UInt32, length: UInt32, sha256: PageDigest) {

@@ -80,12 +80,10 @@ final class SpoolFile: @unchecked Sendable {
         unlink(path)   // unnamed from now on: nothing is left behind, whatever ends the process
     }
 
-    /// `length` bytes appended at `offset`.
-    func read(_ offset: Int64, _ length: Int) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: length)
-        let n = try bytes.withUnsafeMutableBytes { try BlockGzipWriter.pread(fd: fd.fd, path: fd.path, into: $0, at: offset) }
-        guard n == length else { throw FileError("read", fd.path) }
-        return bytes
+    /// The bytes at `offset`, as many as `buffer` holds.
+    func read(_ offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws {
+        let n = try BlockGzipWriter.pread(fd: fd.fd, path: fd.path, into: buffer, at: offset)
+        guard n == buffer.count else { throw FileError("read", fd.path) }
     }
 }
 

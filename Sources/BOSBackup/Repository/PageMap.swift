@@ -36,16 +36,20 @@ public struct PageMap: Equatable, Sendable {
 
     /// Pages of `self` whose hash differs from `parent`'s, or that `parent` lacks.
     public func changedPages(since parent: PageMap) -> [Int] {
+        hashes.withUnsafeBytes { Self.changedPages(hashes: $0, pageSize: pageSize, since: parent) }
+    }
+
+    /// Pages whose hash in `hashes` (page 1 first) differs from `parent`'s, or that `parent` lacks.
+    static func changedPages(hashes mine: UnsafeRawBufferPointer, pageSize: Int, since parent: PageMap) -> [Int] {
+        let pageCount = mine.count / hashBytes
         guard pageCount > 0 else { return [] }
         guard parent.pageSize == pageSize else { return Array(1...pageCount) }
         var changed: [Int] = []
-        hashes.withUnsafeBytes { mine in
-            parent.hashes.withUnsafeBytes { theirs in
-                for page in 1...pageCount {
-                    let offset = (page - 1) * Self.hashBytes
-                    if page > parent.pageCount || memcmp(mine.baseAddress! + offset, theirs.baseAddress! + offset, Self.hashBytes) != 0 {
-                        changed.append(page)
-                    }
+        parent.hashes.withUnsafeBytes { theirs in
+            for page in 1...pageCount {
+                let offset = (page - 1) * hashBytes
+                if page > parent.pageCount || memcmp(mine.baseAddress! + offset, theirs.baseAddress! + offset, hashBytes) != 0 {
+                    changed.append(page)
                 }
             }
         }
@@ -55,11 +59,19 @@ public struct PageMap: Equatable, Sendable {
     /// The bytes stored (before gzip).
     public func encoded() -> Data {
         // Sized once: grown by appending, the 4 MB per GB of a big map was copied into twice its size.
-        var data = Data(capacity: 16 + hashes.count)
-        data.append(contentsOf: Self.magic)
-        for value in [UInt32(pageSize), UInt32(pageCount)] { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        var data = Data(capacity: Self.headerBytes + hashes.count)
+        data.append(contentsOf: Self.header(pageSize: pageSize, pageCount: pageCount))
         data.append(contentsOf: hashes)
         return data
+    }
+
+    static let headerBytes = 16
+
+    /// What the hashes follow: the magic, the page size and the page count.
+    static func header(pageSize: Int, pageCount: Int) -> [UInt8] {
+        var header = magic
+        for value in [UInt32(pageSize), UInt32(pageCount)] { withUnsafeBytes(of: value.littleEndian) { header.append(contentsOf: $0) } }
+        return header
     }
 
     public static func decode(_ data: Data) throws -> PageMap {
@@ -84,6 +96,10 @@ public struct PageMapError: Error, CustomStringConvertible, Sendable {
 
 /// Fills a page map from several compression workers at once: each writes
 /// the hashes of the pages of its own block, a range no other worker touches.
+/// The hashes are written where the stored map has them, after room for its
+/// header, so the map is stored without a copy (4 MB per GB of database: the
+/// copy into a `PageMap` and then into its encoding were two more at the end of
+/// every base snapshot, beside the last part of its upload).
 final class PageMapBuilder: @unchecked Sendable {
     let pageSize: Int
     private var storage: UnsafeMutableRawBufferPointer?
@@ -92,31 +108,40 @@ final class PageMapBuilder: @unchecked Sendable {
     init(pageSize: Int, pageCount: Int) {
         self.pageSize = pageSize
         self.pageCount = pageCount
-        storage = .allocate(byteCount: max(1, pageCount * PageMap.hashBytes), alignment: 16)
+        storage = .allocate(byteCount: PageMap.headerBytes + pageCount * PageMap.hashBytes, alignment: 16)
     }
 
     deinit { storage?.deallocate() }
+
+    private var hashes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: storage![PageMap.headerBytes...]) }
 
     /// Hashes the pages in `bytes`, which start at byte `offset` of the database.
     func hashPages(_ bytes: UnsafeRawBufferPointer, at offset: Int64) {
         var position = 0
         var page = Int(offset / Int64(pageSize))
+        let hashes = self.hashes
         while position < bytes.count, page < pageCount {
             let end = min(bytes.count, position + pageSize)
             let digest = SHA256.hash(data: UnsafeRawBufferPointer(rebasing: bytes[position..<end]))
             digest.withUnsafeBytes { full in
-                (storage!.baseAddress! + page * PageMap.hashBytes).copyMemory(from: full.baseAddress!, byteCount: PageMap.hashBytes)
+                (hashes.baseAddress! + page * PageMap.hashBytes).copyMemory(from: full.baseAddress!, byteCount: PageMap.hashBytes)
             }
             position = end
             page += 1
         }
     }
 
-    /// The map, once every worker is done; the builder's own buffer is freed at once.
-    func finish() -> PageMap {
-        let map = PageMap(pageSize: pageSize, hashes: [UInt8](UnsafeRawBufferPointer(rebasing: storage![..<(pageCount * PageMap.hashBytes)])))
-        storage?.deallocate()
+    /// Pages whose hash differs from `parent`'s, or that `parent` lacks (once every worker is done).
+    func changedPages(since parent: PageMap) -> [Int] {
+        PageMap.changedPages(hashes: UnsafeRawBufferPointer(hashes), pageSize: pageSize, since: parent)
+    }
+
+    /// The stored map's bytes (before gzip), once every worker is done: the builder's own
+    /// memory, handed over (the builder holds nothing after).
+    func encoded() -> Data {
+        let memory = storage!
         storage = nil
-        return map
+        PageMap.header(pageSize: pageSize, pageCount: pageCount).withUnsafeBytes { memory.copyMemory(from: $0) }
+        return Data(bytesNoCopy: memory.baseAddress!, count: memory.count, deallocator: .custom { pointer, _ in pointer.deallocate() })
     }
 }

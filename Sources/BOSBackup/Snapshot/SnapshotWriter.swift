@@ -105,7 +105,8 @@ public struct SnapshotWriter {
         var blocks: [SnapshotManifestV2.Block]
         var databaseBytes: Int64
         var databaseSHA256: String
-        var pageMap: PageMap?
+        /// The page map as stored (before gzip), for a job with incrementals.
+        var encodedPageMap: Data?
     }
 
     /// Compresses and stores the image, then writes its manifest and catalog row.
@@ -145,8 +146,8 @@ public struct SnapshotWriter {
             var objects = [pages.object]
             var pagemapRef: SnapshotManifestV2.PageMapRef?
             // Encoded once: stored on the target, then kept in the local cache.
-            let encodedMap = pages.pageMap?.encoded()
-            pages.pageMap = nil
+            let encodedMap = pages.encodedPageMap
+            pages.encodedPageMap = nil
             if let encodedMap {
                 written.append(keys.pagemap)
                 let stored = try await repository.putPageMap(encodedMap, key: keys.pagemap, level: request.level)
@@ -225,7 +226,7 @@ public struct SnapshotWriter {
                                      rawSha256: compressed.blockRawSHA256[index])
         }
         return StoredPages(object: .init(key: key, bytes: compressed.storedBytes, sha256: compressed.storedSHA256), blocks: blocks,
-                           databaseBytes: compressed.rawBytes, databaseSHA256: compressed.rawSHA256, pageMap: hashes?.finish())
+                           databaseBytes: compressed.rawBytes, databaseSHA256: compressed.rawSHA256, encodedPageMap: hashes?.encoded())
     }
 
     /// Hashes every page (one pass on all cores), then compresses only the
@@ -237,8 +238,7 @@ public struct SnapshotWriter {
         let whole = try await compressor.hashPages(of: image.bytes, into: builder) { done, total in
             progress?(.compressing(bytesDone: done / 2, bytesTotal: total))
         }
-        let map = builder.finish()
-        let changed = map.changedPages(since: parentMap!)
+        let changed = builder.changedPages(since: parentMap!)
         parentMap = nil   // 4 MB per GB of database: freed before the compression's buffers are taken
         let source = ChangedPagesSource(base: image.bytes, pages: changed, pageSize: image.pageSize)
         let compressed = try await repository.writeObject(key: key) { writer in
@@ -253,7 +253,7 @@ public struct SnapshotWriter {
                                             pages: ChangedPagesSource.runs(of: held), rawSha256: compressed.blockRawSHA256[index])
         }
         return StoredPages(object: .init(key: key, bytes: compressed.storedBytes, sha256: compressed.storedSHA256), blocks: blocks,
-                           databaseBytes: whole.bytes, databaseSHA256: whole.sha256, pageMap: map)
+                           databaseBytes: whole.bytes, databaseSHA256: whole.sha256, encodedPageMap: builder.encoded())
     }
 
     /// A snapshot kept (the best copy there is) and known damaged: the catalog
