@@ -69,8 +69,11 @@ extension Repository {
     /// restore. On a target that reads ranges without waiting (`stored`: a folder) the
     /// members are not even read here, only their places (`.stored`); elsewhere the
     /// segment's pages are streamed once, one commit's members in memory at a time.
-    /// Older segments are read as they are (their pages inflated).
-    func timelineCommits(of record: WALSegmentRecord, pageSize: Int, stored: StoredPages? = nil,
+    /// Older segments are read as they are (their pages inflated). `index`: the segment's
+    /// index, read and checked already (`SegmentIndexAhead`). `starting` is told a folder's
+    /// segment's commits before the first is (so the walk can read ahead in them).
+    func timelineCommits(of record: WALSegmentRecord, pageSize: Int, stored: StoredPages? = nil, index given: [IndexedCommit]? = nil,
+                         starting: ([TimelineCommit]) throws -> Void = { _ in },
                          _ commit: @escaping (TimelineCommit) throws -> Void) async throws {
         guard let ref = record.index else {
             _ = try await segment(record) { c in
@@ -78,7 +81,8 @@ extension Repository {
             }
             return
         }
-        let index = try await segmentIndex(record, ref)
+        let index: [IndexedCommit]
+        if let given { index = given } else { index = try await segmentIndex(record, ref) }
         for c in index {
             for page in c.pages where page.offset < 0 || page.offset + Int64(page.length) > ref.offset {
                 throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index puts page \(page.number) outside its pages")
@@ -89,9 +93,12 @@ extension Repository {
         }
         if let stored {
             let segment = stored.add(record)
-            for c in index {
-                try emit(c) { .stored(StoredPage(segment: segment, offset: $0.offset, length: $0.length, digest: $0.sha256)) }
+            let commits = index.map { c in
+                TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount,
+                               pages: c.pages.map { ($0.number, .stored(StoredPage(segment: segment, offset: $0.offset, length: $0.length, digest: $0.sha256))) })
             }
+            try starting(commits)
+            for c in commits { try commit(c) }
             return
         }
         var pending: [UInt8] = []

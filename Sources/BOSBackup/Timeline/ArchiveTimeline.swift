@@ -34,8 +34,9 @@ public struct TimelineSpan: Sendable {
 /// target is applied to it in order — across rotations into the generations
 /// that continue it — and `visit` is told what each did (see `TimelineWalk`),
 /// but for the commits `passes` says it would not look at (among those that
-/// leave the schema and the kept shapes alone): those are only written. The
-/// image is removed afterwards. `end` sees it as the walk left it, the pages
+/// leave the schema and the kept shapes alone): those are only written.
+/// `segmentStarts` is told a folder's segment's commits before they are walked.
+/// The image is removed afterwards. `end` sees it as the walk left it, the pages
 /// held in memory not yet in the file (`image.flush()` first, to read it
 /// through SQLite).
 public struct ArchiveTimeline {
@@ -52,6 +53,7 @@ public struct ArchiveTimeline {
               begin: (TimelineWalk) throws -> Void = { _ in },
               watching: TimelineWalk.Shapes = .every,
               passes: @escaping (TimelineCommit) throws -> Bool = { _ in false },
+              segmentStarts: ([TimelineCommit]) throws -> Void = { _ in },
               visit: @escaping (TimelineWalk, TimelineWalk.Effect) throws -> Void,
               end: (TimelineWalk) throws -> Void = { _ in }) async throws -> TimelineSpan {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -82,6 +84,8 @@ public struct ArchiveTimeline {
             // A folder's segments are read by their indexes, a page when the walk reads it.
             let stored = (segmentTarget as? ReadsRangesNow).map(StoredPages.init)
             walk.image.stored = stored
+            let indexes = (segmentTarget as? ReadsRangesNow).map { SegmentIndexAhead(target: $0, repository: repository) }
+            defer { indexes?.stop() }
             let generations = try catalog.generations(database: plan.generation.database, host: plan.generation.host)
             var generation = plan.generation
             var after = restored.applied.txid
@@ -97,8 +101,11 @@ public struct ArchiveTimeline {
                 let readAhead = (segmentTarget as? ReadsRangesNow).map { SegmentReadAhead(target: $0, segments: segments) }
                 for (number, segment) in segments.enumerated() {
                     readAhead?.reached(number)
+                    let index = try indexes?.take(segment)
+                    if number + 1 < segments.count { indexes?.prefetch(segments[number + 1]) }
                     let id = generation.id
-                    try await repository.timelineCommits(of: segment, pageSize: plan.base.pageSize, stored: stored) { commit in
+                    try await repository.timelineCommits(of: segment, pageSize: plan.base.pageSize, stored: stored, index: index,
+                                                         starting: segmentStarts) { commit in
                         guard commit.txid > after, commit.txid <= last else { return }
                         after = commit.txid
                         span.commits += 1

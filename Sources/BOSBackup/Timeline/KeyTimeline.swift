@@ -44,13 +44,25 @@ public struct KeyTimeline: Sendable {
             path = try RowidPath(rowid: rowid, root: table.root, in: walk.image)
             now = try path?.row(of: table, in: walk.image)
         }
+        /// The leaf's version a commit wrote, when of the path it wrote only the leaf.
+        func leafAlone(_ commit: TimelineCommit, _ path: RowidPath) -> PageVersion? {
+            guard !commit.pages.contains(where: { $0.number != path.leaf && path.pages.contains($0.number) }) else { return nil }
+            return commit.pages.last(where: { $0.number == path.leaf })?.version
+        }
+        /// Those leaves, inflated and checked on the other core ahead of the walk.
+        var ahead: PageInflateAhead?
+        defer { ahead?.stop() }
         /// A commit that crosses the path only at its leaf, and leaves the row as it was
         /// (told from the leaf it wrote alone: `RowidPath.rowInLeaf`), need not be looked at:
         /// on a day's archive, every order inserted before the asked one rewrote its leaf.
         func leavesTheRowAlone(_ commit: TimelineCommit, _ path: RowidPath) throws -> Bool {
-            guard let walk = walking, let table = walk.tables[name], !commit.pages.contains(where: { $0.number != path.leaf && path.pages.contains($0.number) }),
-                  let written = commit.pages.last(where: { $0.number == path.leaf }) else { return false }
-            let leaf = try walk.image.inflate(written.version, page: path.leaf)
+            guard let walk = walking, let table = walk.tables[name], let written = leafAlone(commit, path) else { return false }
+            let leaf: [UInt8]
+            if case .stored(let place) = written, let early = try ahead?.take(place) {
+                leaf = early
+            } else {
+                leaf = try walk.image.inflate(written, page: path.leaf)
+            }
             return try path.rowInLeaf(leaf, of: table, usableSize: walk.image.usableSize) == .row(now)
         }
         func learn(_ tables: [String: TrackedTable]) throws {
@@ -98,6 +110,7 @@ public struct KeyTimeline: Sendable {
         }
         let span = try await timeline.walk(plans, using: restorer, segmentsOn: segmentsOn, baseOn: baseOn, begin: { walk in
             walking = walk
+            ahead = PageInflateAhead(pageSize: walk.image.pageSize)
             try learn(walk.tables)
             if let table = walk.tables[name] {
                 result.atStart = try table.row(key, in: walk.image.path)
@@ -113,6 +126,13 @@ public struct KeyTimeline: Sendable {
             guard byPath else { return false }
             guard let path else { return true }
             return try !commit.pages.contains { path.pages.contains($0.number) } || leavesTheRowAlone(commit, path)
+        }, segmentStarts: { commits in
+            // The leaves `leavesTheRowAlone` will read in this segment, if the path stays where it is.
+            guard byPath, let path, let ahead, let stored = walking?.image.stored else { return }
+            ahead.prefetch(commits.compactMap { commit in
+                guard case .stored(let place)? = leafAlone(commit, path) else { return nil }
+                return place
+            }, number: path.leaf, from: stored)
         }, visit: { walk, effect in
             try learn(walk.tables)
             if byPath { return try visitByPath(walk, effect) }
