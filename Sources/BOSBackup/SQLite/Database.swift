@@ -36,6 +36,22 @@ public final class Database {
 
     deinit { sqlite3_close_v2(handle) }
 
+    /// Waits for a lock by trying again every `quickRetryMicroseconds`, up to `timeoutMs`,
+    /// instead of SQLite's busy timeout, which sleeps 1, 2, 5 … 50, 100 ms between tries: a
+    /// connection that must get the write lock between two commits of a writer committing
+    /// back to back almost never lands in those microseconds that way (the archiver's
+    /// barrier waited 767 ms while the BOS caught up, and the WAL passed its bound).
+    public func retryBusyQuickly(timeoutMs: Int) {
+        let tries = max(1, timeoutMs * 1000 / Self.quickRetryMicroseconds)
+        sqlite3_busy_handler(handle, { context, count in
+            guard Int(count) < Int(bitPattern: context) else { return 0 }
+            usleep(UInt32(Database.quickRetryMicroseconds))
+            return 1
+        }, UnsafeMutableRawPointer(bitPattern: tries))
+    }
+
+    static let quickRetryMicroseconds = 150
+
     func error(_ rc: Int32, sql: String? = nil) -> SQLiteError {
         SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), sql: sql, path: path)
     }
