@@ -10,6 +10,18 @@ final class CatalogTests: XCTestCase {
                        level: 6, encrypted: false, tables: ["orders": 3, "order_items": 9])
     }
 
+    /// Three snapshots of one second (the catalog keeps the second) are named job-T,
+    /// job-T-<id>, job-T-<id>: the newest first is their catalog order, not their names'
+    /// (by name, the random ids ordered the last two, and `restore --latest` once listed an
+    /// older snapshot first).
+    func testTheNewestOfSnapshotsTakenInOneSecondIsTheLastCataloged() {
+        var first = record("a"), second = record("b"), third = record("c")
+        (first.name, second.name, third.name) = ("manual-T", "manual-T-ffff", "manual-T-0000")
+        (first.databaseSHA256, second.databaseSHA256, third.databaseSHA256) = ("1", "2", "3")
+        XCTAssertEqual(Triage.newest(3, from: [first, second, third]).map(\.id), ["c", "b", "a"])
+        XCTAssertEqual(Triage.newest(2, from: [first, second, third]).map(\.id), ["c", "b"])
+    }
+
     func testNewCatalogIsMigratedWALAndPrivate() throws {
         let dir = TempDir()
         let path = dir.file("sub/catalog.db")

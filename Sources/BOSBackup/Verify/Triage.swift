@@ -94,11 +94,17 @@ public struct Triage {
 
     /// The same, and each snapshot left out because it is the same database as a
     /// chosen one (so the operator hears why only two of three appear).
+    ///
+    /// `snapshots` in the catalog's order (oldest first): two taken in the same second (the
+    /// catalog keeps the second) are told apart by that order, not by name. By name, three
+    /// taken in one second (`job-T`, `job-T-<id>`, `job-T-<id>`) came out in the order of
+    /// their random ids, and `restore --latest` once listed an older one first.
     public static func newestDistinct(_ count: Int, from snapshots: [SnapshotRecord])
         -> (chosen: [SnapshotRecord], sameAs: [(skipped: SnapshotRecord, chosen: SnapshotRecord)]) {
         var chosen: [SnapshotRecord] = []
         var skipped: [SnapshotRecord] = []
-        for snapshot in snapshots.sorted(by: { ($0.takenAt, $0.name) > ($1.takenAt, $1.name) }) {
+        let newestFirst = snapshots.enumerated().sorted { ($0.element.takenAt, $0.offset) > ($1.element.takenAt, $1.offset) }.map(\.element)
+        for snapshot in newestFirst {
             if let index = chosen.firstIndex(where: { $0.databaseSHA256 == snapshot.databaseSHA256 }) {
                 if !chosen[index].targetURL.hasPrefix("file://") && snapshot.targetURL.hasPrefix("file://") {
                     skipped.append(chosen[index])
