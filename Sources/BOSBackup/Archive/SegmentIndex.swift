@@ -56,7 +56,8 @@ enum SegmentFormatV3 {
     /// A whole segment in memory (tests; `archive --once` and the follower build theirs
     /// with `Builder` from members compressed once, as they read the WAL).
     static func encode(_ commits: [ArchivedCommit], pageSize: Int, link: SegmentLink, level: Int) throws -> Encoded {
-        var builder = try Builder(pageSize: pageSize, link: link, level: level)
+        var builder = try Builder(pageSize: pageSize, link: link, level: level,
+                                  commits: commits.count, pages: commits.reduce(0) { $0 + $1.pages.count })
         let pages = try PageCompressor(pageSize: pageSize, level: level)
         var data = Data(builder.take())
         for commit in commits {
@@ -87,9 +88,9 @@ enum SegmentFormatV3 {
         private var heads: GzipBlockCompressor
         private var headBound: Int
 
-        /// `commits` and `pages`: how many the segment will hold, when known (its index is
-        /// then allocated once, not grown by doubling: 52 bytes a page, a megabyte or more).
-        init(pageSize: Int, link: SegmentLink, level: Int, commits: Int = 0, pages: Int = 0) throws {
+        /// `commits` and `pages`: how many the segment will hold (its index is allocated once,
+        /// not grown by doubling: 52 bytes a page, a megabyte or more).
+        init(pageSize: Int, link: SegmentLink, level: Int, commits: Int, pages: Int) throws {
             self.level = level
             headBound = max(pageSize, 1 << 12)
             heads = try GzipBlockCompressor(level: level, blockSize: headBound)

@@ -233,7 +233,7 @@ public final class WALFollower {
         reader = source
         // Never commits, so never checkpoints; and it is always closed before the read-only
         // reader, so it is never the last connection (which would checkpoint on close).
-        let rw = try Database(path: db.path, mode: .readWrite, busyTimeoutMs: 2_000)
+        let rw = try Database(path: db.path, mode: .readWrite, busyTimeoutMs: 0)
         rw.retryBusyQuickly(timeoutMs: 2_000)   // the swap must get in between the BOS's commits
         try rw.execute("PRAGMA wal_autocheckpoint = 0")
         barrier = rw

@@ -76,16 +76,16 @@ public struct PageMap: Equatable, Sendable {
 
     public static func decode(_ data: Data) throws -> PageMap {
         // One copy (the hashes), not three: a page map is 4 MB per GB of database.
-        guard data.count >= 16, data.prefix(8).elementsEqual(magic) else { throw PageMapError("not a page map (no BOSPMAP1 header)") }
+        guard data.count >= headerBytes, data.prefix(8).elementsEqual(magic) else { throw PageMapError("not a page map (no BOSPMAP1 header)") }
         func u32(_ at: Int) -> Int {
             let base = data.startIndex + at
             return Int(UInt32(data[base]) | UInt32(data[base + 1]) << 8 | UInt32(data[base + 2]) << 16 | UInt32(data[base + 3]) << 24)
         }
         let (pageSize, count) = (u32(8), u32(12))
-        guard data.count == 16 + count * hashBytes else {
+        guard data.count == headerBytes + count * hashBytes else {
             throw PageMapError("page map says \(count) pages but holds \((data.count - 16) / hashBytes)")
         }
-        return PageMap(pageSize: pageSize, hashes: [UInt8](data.dropFirst(16)))
+        return PageMap(pageSize: pageSize, hashes: [UInt8](data.dropFirst(headerBytes)))
     }
 }
 

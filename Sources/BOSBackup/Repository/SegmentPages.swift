@@ -88,14 +88,13 @@ extension Repository {
                 throw PointInTimeError.segmentDamaged(key: record.objectKey, why: "its index puts page \(page.number) outside its pages")
             }
         }
-        func emit(_ c: IndexedCommit, _ version: (IndexedCommit.Page) -> PageVersion) throws {
-            try commit(TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: c.pages.map { ($0.number, version($0)) }))
+        func timelineCommit(_ c: IndexedCommit, _ version: (IndexedCommit.Page) -> PageVersion) -> TimelineCommit {
+            TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount, pages: c.pages.map { ($0.number, version($0)) })
         }
         if let stored {
             let segment = stored.add(record)
             let commits = index.map { c in
-                TimelineCommit(txid: c.txid, seenAt: c.seenAt, pageCount: c.pageCount,
-                               pages: c.pages.map { ($0.number, .stored(StoredPage(segment: segment, offset: $0.offset, length: $0.length, digest: $0.sha256))) })
+                timelineCommit(c) { .stored(StoredPage(segment: segment, offset: $0.offset, length: $0.length, digest: $0.sha256)) }
             }
             try starting(commits)
             for c in commits { try commit(c) }
@@ -110,11 +109,11 @@ extension Repository {
                 while next < index.count {
                     let c = index[next]
                     guard c.pages.allSatisfy({ $0.offset + Int64($0.length) <= pendingStart + Int64(pending.count) }) else { break }
-                    try emit(c) { page in
+                    try commit(timelineCommit(c) { page in
                         let start = Int(page.offset - pendingStart)
                         return .member(PageMember(bytes: Array(pending[start..<start + Int(page.length)]), digest: page.sha256,
                                                   key: record.objectKey, offset: page.offset))
-                    }
+                    })
                     next += 1
                 }
                 // Keep from the next commit's first member on (a megabyte dropped at a time).
