@@ -42,17 +42,6 @@ struct EncryptionTestRNG: RandomNumberGenerator {
     mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8.random(in: 0...255, using: &self) } }
 }
 
-/// A scratch folder removed afterwards.
-final class EncryptionTestDir {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "bosbackup-enc-test-" + UUID().uuidString.prefix(8)
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { path + "/" + name }
-}
-
 final class EncryptionTests: XCTestCase {
     let key = EncryptionKey.generate()
     let H = EncryptedStreamFormat.headerSize
@@ -494,7 +483,7 @@ final class EncryptionTests: XCTestCase {
     // MARK: Key files
 
     func testKeyFileIsWrittenWith0600WhateverTheUmask() throws {
-        let dir = EncryptionTestDir()
+        let dir = TempDir()
         let old = umask(0)
         defer { umask(old) }
         let path = dir.file("backup.key")
@@ -514,7 +503,7 @@ final class EncryptionTests: XCTestCase {
     }
 
     func testKeyFileIsNeverOverwritten() throws {
-        let dir = EncryptionTestDir()
+        let dir = TempDir()
         let path = dir.file("k")
         try key.write(to: path)
         let other = EncryptionKey.generate()
@@ -535,7 +524,7 @@ final class EncryptionTests: XCTestCase {
     }
 
     func testKeyFilesOpenToGroupOrOthersAreRefused() throws {
-        let dir = EncryptionTestDir()
+        let dir = TempDir()
         let path = dir.file("k")
         try key.write(to: path)
         for mode: mode_t in [0o640, 0o604, 0o660, 0o644, 0o620, 0o601] {
@@ -553,7 +542,7 @@ final class EncryptionTests: XCTestCase {
     }
 
     func testKeyFileErrorsAreClearAndOneLine() throws {
-        let dir = EncryptionTestDir()
+        let dir = TempDir()
         let rawKey = key.symmetricKey.withUnsafeBytes { Data($0) }
         func write(_ text: String, _ name: String) -> String {
             let path = dir.file(name)

@@ -10,8 +10,11 @@ import Glibc
 /// disk: another live process) may still be at work. Real folders, real processes, a real
 /// moto server.
 final class TargetBlobStoreCleanupTests: XCTestCase {
-    let dir = TempDir()
+    var dir: TempDir!
     let key = EncryptionKey.generate()
+
+    // Made when the test starts, so that it is removed when the test finishes (TempDir).
+    override func setUp() { dir = TempDir() }
 
     // MARK: - S3
 

@@ -10,8 +10,11 @@ final class TargetBlobStoreTests: XCTestCase {
     static let chunk = 4096
     static let size = 50_000
 
-    let dir = TempDir()
+    var dir: TempDir!
     let key = EncryptionKey.generate()
+
+    // Made when the test starts, so that it is removed when the test finishes (TempDir).
+    override func setUp() { dir = TempDir() }
 
     func fileTarget() throws -> FileTarget { try FileTarget(url: "file://" + dir.file("nas")) }
 

@@ -2,15 +2,61 @@ import BOSBackup
 import Foundation
 import XCTest
 
-/// A fresh folder per test, removed afterwards.
+/// A fresh folder per test, removed when the test finishes.
+///
+/// Not by `deinit` alone: XCTest keeps every test case object, and so its `dir`, alive
+/// until the process ends, and the process ends without releasing them. Each `make test`
+/// left thousands of folders (tens of GB) in /tmp, and a full disk failed a CI run.
 final class TempDir {
     let path: String
-    init() {
-        path = NSTemporaryDirectory() + "bosbackup-test-" + UUID().uuidString.prefix(8)
+    init(removedBy folders: TestFolders = .shared) {
+        path = NSTemporaryDirectory() + "bosbackup-test-\(getpid())-" + UUID().uuidString.prefix(8)
         try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        folders.adopt(path)
     }
     deinit { try? FileManager.default.removeItem(atPath: path) }
     func file(_ name: String) -> String { path + "/" + name }
+}
+
+/// Removes the folders tests make: those made during a test when it finishes, the rest
+/// (made before the first test, or in a class's set-up) when the test bundle finishes.
+final class TestFolders: NSObject, XCTestObservation {
+    static let shared: TestFolders = {
+        let folders = TestFolders()
+        XCTestObservationCenter.shared.addTestObserver(folders)
+        return folders
+    }()
+
+    private let lock = NSLock()
+    /// Not known until the next test starts (registered late, in a test's set-up or in
+    /// building the suite): folders made until then are the bundle's, never removed early.
+    private var testRunning = false
+    private var ofTheTest: [String] = []
+    private var ofTheBundle: [String] = []
+
+    func adopt(_ path: String, untilTheBundleEnds: Bool = false) {
+        lock.withLock {
+            if testRunning && !untilTheBundleEnds { ofTheTest.append(path) } else { ofTheBundle.append(path) }
+        }
+    }
+
+    /// The folders a finished test leaves to be removed, and no test running until the next starts.
+    func takeTheTestsFolders() -> [String] {
+        lock.withLock {
+            defer { ofTheTest = []; testRunning = false }
+            return ofTheTest
+        }
+    }
+
+    func testCaseWillStart(_ testCase: XCTestCase) { lock.withLock { testRunning = true } }
+    func testCaseDidFinish(_ testCase: XCTestCase) { Self.remove(takeTheTestsFolders()) }
+    func testBundleDidFinish(_ testBundle: Bundle) {
+        Self.remove(takeTheTestsFolders() + lock.withLock { defer { ofTheBundle = [] }; return ofTheBundle })
+    }
+
+    static func remove(_ paths: [String]) {
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
+    }
 }
 
 enum Fixtures {
@@ -22,6 +68,7 @@ enum Fixtures {
     static func sampleDatabase(at path: String, orders: Int = 2_000, wal: Bool = true, seed: UInt64 = 42) throws {
         let key = "\(orders)-\(wal)-\(seed)"
         if cache[key] == nil {
+            if cache.isEmpty { TestFolders.shared.adopt(cacheDir, untilTheBundleEnds: true) }
             try FileManager.default.createDirectory(atPath: cacheDir, withIntermediateDirectories: true)
             let master = cacheDir + "/\(key).db"
             try? FileManager.default.removeItem(atPath: master)
