@@ -54,8 +54,20 @@ final class TestFolders: NSObject, XCTestObservation {
         Self.remove(takeTheTestsFolders() + lock.withLock { defer { ofTheBundle = [] }; return ofTheBundle })
     }
 
+    /// Tried again while it fails: a file can vanish under the walk (SQLite deleting a `-wal`
+    /// as a connection closes), and the walk stops at the first error.
     static func remove(_ paths: [String]) {
-        for path in paths { try? FileManager.default.removeItem(atPath: path) }
+        for path in paths {
+            for attempt in 1...3 {
+                do {
+                    try FileManager.default.removeItem(atPath: path)
+                    break
+                } catch {
+                    guard FileManager.default.fileExists(atPath: path) else { break }
+                    if attempt == 3 { FileHandle.standardError.write(Data("test folder \(path) not removed: \(error)\n".utf8)) }
+                }
+            }
+        }
     }
 }
 
