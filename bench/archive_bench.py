@@ -169,8 +169,9 @@ def pct(values, p):
     return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
 
 
-def line(what, value, limit, digits=2, note=""):
-    return f"| {what} | {value:.{digits}f}{note} | {limit} | {'met' if value <= limit else 'NOT met'} |"
+def line(what, value, limit, digits=2, note="", over="NOT met"):
+    """A target's row; `over` is the verdict past the limit (where the limit is not the target's own)."""
+    return f"| {what} | {value:.{digits}f}{note} | {limit} | {'met' if value <= limit else over} |"
 
 
 def iso(t):
@@ -644,14 +645,19 @@ def report(state, header):
             targets.append(line(f"writer commit p99 {k} / without the archiver", pct(x["latency"], 99) / pct(wo["latency"], 99), 1.5))
             targets.append(line(f"writer commit p50 {k} / without the archiver", pct(x["latency"], 50) / pct(wo["latency"], 50), 1.5))
     for k, x in follows:
-        targets.append(line(f"max -wal, {k} ({what[k]}) (MiB)", x["wal_max"] / 2**20, 2 * CHECKPOINT_AT / 2**20))
+        # The issue's bound is at its writer's 200 tx/s; faster phases show where the bound ends.
+        beyond = k in ("restore", "unpaced")
+        targets.append(line(f"max -wal, {k} ({what[k]}) (MiB)", x["wal_max"] / 2**20, 2 * CHECKPOINT_AT / 2**20,
+                            over=f"over, at a rate past the target's {RATE:.0f} tx/s" if beyond else "NOT met"))
     for k, x in follows:
         targets.append(line(f"archiver peak RSS, {k} ({what[k]}) (MB)", x["hwm_mb"], 64, 1))
     if r and "at" in r and not r["at_ok"]:
         targets.append(f"| restore --at / full restore | not measured: restore --at {iso(r['until'])} did not restore every commit | 2.0 | NOT met |")
     if r and "at" in r and r["at_ok"]:
         targets.append(line(f"restore --at / full restore, {r['at_commits']} commits rolled forward (measured)", r["at"][0] / r["full"][0], 2.0))
-        targets.append(line(f"restore --at / full restore, {DAY} commits (extrapolated)", day_at / r["full"][0], 2.0))
+        # An estimate is no verdict: the day itself is measured by bench/timeline_bench.py.
+        targets.append(f"| restore --at / full restore, {DAY} commits (extrapolated) | {day_at / r['full'][0]:.2f} | 2.0 | "
+                       f"an estimate ({'under' if day_at / r['full'][0] <= 2.0 else 'over'}); the day measured: bench/TIMELINE-RESULTS.md |")
     return out + targets + [""]
 
 

@@ -31,9 +31,10 @@ import Foundation
 /// once.
 public final class WALFollower {
     public let archiver: WALArchiver
-    /// The WAL may not grow past this while we hold our reader: beyond it the
-    /// reader lets go (the BOS's checkpoints can then restart the log) and a
-    /// new generation follows.
+    /// How long the log may grow while we hold our reader and are behind it: past it, a
+    /// follower that is not catching up lets go (the BOS's checkpoints can then restart
+    /// the log) and a new generation follows; past twice it, any follower still behind
+    /// does. One that has caught up swaps and checkpoints as always, however long the log.
     public var walLimit: Int64 = 256 << 20
     /// WAL size at which the follower checkpoints under its barrier (SQLite's auto-checkpoint: 1000 pages).
     public var checkpointAt: Int64 = 4 << 20
@@ -90,6 +91,9 @@ public final class WALFollower {
     private var readStamp: Date?
     /// Why this follower last let go of the WAL itself (said when the generation then ends).
     private var letGo: String?
+    /// The log not yet read when this follower, behind, first found its position past
+    /// `walLimit`: while what is unread stays below it, the follower is catching up.
+    private var backlogPastLimit: Int64?
 
     /// Spooled bytes of the queue (what the spool holds for the targets).
     private var queuedBytes = 0
@@ -210,6 +214,7 @@ public final class WALFollower {
         try? reader?.execute("ROLLBACK")   // best effort: closing the connection ends it too
         reader = nil
         position = nil
+        backlogPastLimit = nil
     }
 
     // MARK: attaching
@@ -339,16 +344,9 @@ public final class WALFollower {
     /// gives the reader up when the WAL has grown past the limit.
     private func swap(_ outcome: inout ArchivePass) async throws {
         guard let barrier else { return }
-        // The log's length, not the file's: SQLite does not shrink the -wal file when the log
-        // restarts, so its size says how long the log once was.
-        if logBytes > walLimit {
-            // Let the BOS's checkpoints catch up; what is queued is still shipped.
-            releaseWAL()
-            letGo = "it let go of the WAL when the log passed \(ByteCount.format(walLimit))"
-            return
-        }
         // Behind: the rest of the log first (a swap copies the log to its end under the barrier).
-        guard caughtUp else { return }
+        guard caughtUp else { return try letGoIfLosingGround() }
+        backlogPastLimit = nil
         // The BOS holds the write lock beyond our busy timeout: swap at the next poll.
         do { try barrier.execute("BEGIN IMMEDIATE") } catch { return }
         defer { try? barrier.execute("ROLLBACK") }
@@ -365,6 +363,31 @@ public final class WALFollower {
         try reader.execute("BEGIN DEFERRED")
         _ = try reader.int("SELECT count(*) FROM sqlite_schema")
         frameAtSwap = position?.frame ?? -1
+    }
+
+    /// Behind the BOS with the log past `walLimit`: lets go of the WAL (the BOS's
+    /// checkpoints can then restart it; what is queued is still shipped) when the unread
+    /// log grows instead of shrinking, or the log passes twice the limit. Not merely for
+    /// being past the limit: a new base snapshot pins the log for as long as it takes, and a
+    /// follower that let go while it read that backlog, however fast, started another base,
+    /// which pinned the log again (the day-long bench: 9 generations in 2 minutes).
+    private func letGoIfLosingGround() throws {
+        // The log's length, not the file's: SQLite does not shrink the -wal file when the log
+        // restarts, so its size says how long the log once was.
+        guard logBytes > walLimit, let onDisk = try logOnDisk() else { return }
+        let backlog = max(0, onDisk - logBytes)
+        let firstBacklog = backlogPastLimit ?? backlog
+        backlogPastLimit = firstBacklog
+        let why: String
+        if onDisk > 2 * walLimit {
+            why = "twice \(ByteCount.format(walLimit))"
+        } else if backlog > firstBacklog + Int64(readLimit) {   // more than a read's worth: not noise
+            why = "\(ByteCount.format(walLimit)) and the part not yet read grew (\(ByteCount.format(firstBacklog)) → \(ByteCount.format(backlog)))"
+        } else {
+            return   // catching up
+        }
+        releaseWAL()
+        letGo = "it let go of the WAL when the log passed \(why), behind the BOS"
     }
 
     // MARK: rotating
