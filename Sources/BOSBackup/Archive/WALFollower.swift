@@ -380,14 +380,14 @@ public final class WALFollower {
         backlogPastLimit = firstBacklog
         let why: String
         if onDisk > 2 * walLimit {
-            why = "twice \(ByteCount.format(walLimit))"
+            why = "\(ByteCount.format(2 * walLimit)) (twice its limit) while it was behind the BOS"
         } else if backlog > firstBacklog + Int64(readLimit) {   // more than a read's worth: not noise
             why = "\(ByteCount.format(walLimit)) and the part not yet read grew (\(ByteCount.format(firstBacklog)) → \(ByteCount.format(backlog)))"
         } else {
             return   // catching up
         }
         releaseWAL()
-        letGo = "it let go of the WAL when the log passed \(why), behind the BOS"
+        letGo = "it let go of the WAL when the log passed \(why)"
     }
 
     // MARK: rotating
