@@ -501,6 +501,33 @@ final class ArchiveChainTests: ArchiveTestCase {
         XCTAssertEqual(try restored(at: "latest").1, (1...22).map(Int64.init))
     }
 
+    /// However it is catching up, a follower still behind when the log on disk is past twice
+    /// `walLimit` lets go, though its own position is not yet past the limit.
+    func testAFollowerFarBehindLetsGoPastTwiceTheLimit() async throws {
+        try writePolicy(archiveTargets: "nas: 1s")
+        try commit(1)
+        let (follower, catalog) = try makeFollower()
+        defer { follower.detach() }
+        follower.walLimit = 512 << 10
+        follower.readLimit = 0
+        follower.checkpointAt = 64 << 20
+        _ = try await follower.step(shipTo: ["nas"])
+        try bos.execute("PRAGMA wal_autocheckpoint = 1")
+        try bos.execute("CREATE TABLE blobs(b BLOB)")
+        for _ in 0..<150 { try bos.execute("INSERT INTO blobs VALUES (randomblob(4000))") }   // 450 frames: 1.8 MB
+        _ = try await follower.step(shipTo: ["nas"])   // reads 64-odd frames (0.26 MB), then lets go
+        for k in 2...3 {
+            try commit(k)                               // the first restarts the log
+            _ = try await follower.step(shipTo: ["nas"])
+        }
+        let generations = try catalog.generations(database: "bos", host: "store-0421")
+        XCTAssertEqual(generations.count, 2, generations.map { $0.endReason ?? "open" }.joined(separator: "; "))
+        let reason = generations.first?.endReason ?? ""
+        XCTAssertTrue(reason.contains("let go of the WAL when the log passed 1.0 MB (twice its limit)"), reason)
+        _ = try await follower.flush()
+        XCTAssertEqual(try restored(at: "latest").1, (1...3).map(Int64.init))
+    }
+
     /// Behind the targets after the WAL file was once long: the log is measured, not the
     /// file. SQLite keeps the file's size when the log restarts; measured by the file, every
     /// backpressure after one long spell let go of the WAL (27 generations in 150 s in the bench).

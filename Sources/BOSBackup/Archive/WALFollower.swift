@@ -91,7 +91,7 @@ public final class WALFollower {
     private var readStamp: Date?
     /// Why this follower last let go of the WAL itself (said when the generation then ends).
     private var letGo: String?
-    /// The log not yet read when this follower, behind, first found its position past
+    /// The log not yet read when this follower, behind, first found the log past
     /// `walLimit`: while what is unread stays below it, the follower is catching up.
     private var backlogPastLimit: Int64?
 
@@ -374,7 +374,9 @@ public final class WALFollower {
     private func letGoIfLosingGround() throws {
         // The log's length, not the file's: SQLite does not shrink the -wal file when the log
         // restarts, so its size says how long the log once was.
-        guard logBytes > walLimit, let onDisk = try logOnDisk() else { return }
+        // Measured on disk, not at our position: a follower far behind is past twice the limit
+        // there long before its position is past the limit.
+        guard let onDisk = try logOnDisk(), onDisk > walLimit else { return }
         let backlog = max(0, onDisk - logBytes)
         let firstBacklog = backlogPastLimit ?? backlog
         backlogPastLimit = firstBacklog
