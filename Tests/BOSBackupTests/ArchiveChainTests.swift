@@ -424,30 +424,41 @@ final class ArchiveChainTests: ArchiveTestCase {
         }
     }
 
+    /// A follower that reads the least it can (64 frames a read) after its first step, and a
+    /// BOS that checkpoints at every commit (as SQLite's auto-checkpoint does past 1000
+    /// pages): whenever no reader holds the log, its next write restarts it, and the
+    /// follower's next step finds it reset and starts a new generation.
+    func followerWithABOSThatCheckpointsAlways(targets: String, walLimit: Int64, checkpointAt: Int64) async throws -> (WALFollower, Catalog) {
+        try writePolicy(archiveTargets: targets)
+        try commit(1)
+        let (follower, catalog) = try makeFollower()
+        follower.walLimit = walLimit
+        follower.readLimit = 0
+        follower.checkpointAt = checkpointAt
+        _ = try await follower.step(shipTo: ["nas"])
+        try bos.execute("PRAGMA wal_autocheckpoint = 1")
+        try bos.execute("CREATE TABLE blobs(b BLOB)")
+        return (follower, catalog)
+    }
+
+    /// `count` commits of a row each, 3 frames of log a commit (the row's leaf, its parent, page 1).
+    func insertBlobs(_ count: Int) throws {
+        for _ in 0..<count { try bos.execute("INSERT INTO blobs VALUES (randomblob(4000))") }
+    }
+
     /// Behind the BOS past `walLimit`, and losing ground (it reads 64 frames a poll, the BOS
     /// writes more): the follower lets go once and says so; the -wal file stays large after
     /// the log restarts (SQLite does not shrink it), which must not make it let go again at
     /// every poll.
     func testLettingGoOfALongWALHappensOnceAndIsNamed() async throws {
-        try writePolicy(archiveTargets: "nas: 1s, far: 1h")
-        try commit(1)
-        let (follower, catalog) = try makeFollower()
+        let (follower, catalog) = try await followerWithABOSThatCheckpointsAlways(
+            targets: "nas: 1s, far: 1h", walLimit: 1 << 20, checkpointAt: 64 << 20)   // only the limit is under test
         defer { follower.detach() }
-        follower.walLimit = 1 << 20
-        follower.readLimit = 0             // the least a read takes: 64 frames
-        follower.checkpointAt = 64 << 20   // only the limit is under test
-        _ = try await follower.step(shipTo: ["nas"])
-        // The BOS checkpoints at every commit (as SQLite's auto-checkpoint does past 1000 pages):
-        // whenever no reader holds the log, its next write restarts it, and the follower's next
-        // step finds it reset and starts a new generation.
-        try bos.execute("PRAGMA wal_autocheckpoint = 1")
-        try bos.execute("CREATE TABLE blobs(b BLOB)")
         var polls = 0
         while try catalog.generations(database: "bos", host: "store-0421").count < 2, polls < 20 {
-            // 75 frames of log a poll (a row's leaf, its parent, page 1), 66 read (whole
-            // commits, 64 frames at least): the follower's position passes the limit at
-            // the fourth poll, the part not yet read has grown at the fifth.
-            for _ in 0..<25 { try bos.execute("INSERT INTO blobs VALUES (randomblob(4000))") }
+            // 75 frames of log a poll, 66 read (whole commits, 64 frames at least): the log
+            // passes the limit at the fourth poll, the part not yet read has grown at the fifth.
+            try insertBlobs(25)
             _ = try await follower.step(shipTo: ["nas"])
             polls += 1
         }
@@ -475,20 +486,12 @@ final class ArchiveChainTests: ArchiveTestCase {
     /// position passed the limit, however fast it read: after a long base, another base
     /// followed, and the day-long bench started 9 generations in 2 minutes.
     func testABehindFollowerCatchingUpPastTheLimitKeepsItsGeneration() async throws {
-        try writePolicy(archiveTargets: "nas: 1s")
-        try commit(1)
-        let (follower, catalog) = try makeFollower()
+        // Had the follower let go, the log would restart at once, and the generation end.
+        let (follower, catalog) = try await followerWithABOSThatCheckpointsAlways(
+            targets: "nas: 1s", walLimit: 1 << 20, checkpointAt: 256 << 10)
         defer { follower.detach() }
-        follower.walLimit = 1 << 20
-        follower.readLimit = 0
-        follower.checkpointAt = 256 << 10
-        _ = try await follower.step(shipTo: ["nas"])
-        // The BOS checkpoints at every commit: had the follower let go, the log would restart
-        // at once, and the generation end.
-        try bos.execute("PRAGMA wal_autocheckpoint = 1")
-        try bos.execute("CREATE TABLE blobs(b BLOB)")
         // 450 frames (a row's leaf, its parent, page 1): past the limit, under twice it.
-        for _ in 0..<150 { try bos.execute("INSERT INTO blobs VALUES (randomblob(4000))") }
+        try insertBlobs(150)
         for k in 2...21 {
             try commit(k)
             _ = try await follower.step(shipTo: ["nas"])
@@ -504,17 +507,10 @@ final class ArchiveChainTests: ArchiveTestCase {
     /// However it is catching up, a follower still behind when the log on disk is past twice
     /// `walLimit` lets go, though its own position is not yet past the limit.
     func testAFollowerFarBehindLetsGoPastTwiceTheLimit() async throws {
-        try writePolicy(archiveTargets: "nas: 1s")
-        try commit(1)
-        let (follower, catalog) = try makeFollower()
+        let (follower, catalog) = try await followerWithABOSThatCheckpointsAlways(
+            targets: "nas: 1s", walLimit: 512 << 10, checkpointAt: 64 << 20)
         defer { follower.detach() }
-        follower.walLimit = 512 << 10
-        follower.readLimit = 0
-        follower.checkpointAt = 64 << 20
-        _ = try await follower.step(shipTo: ["nas"])
-        try bos.execute("PRAGMA wal_autocheckpoint = 1")
-        try bos.execute("CREATE TABLE blobs(b BLOB)")
-        for _ in 0..<150 { try bos.execute("INSERT INTO blobs VALUES (randomblob(4000))") }   // 450 frames: 1.8 MB
+        try insertBlobs(150)   // 450 frames: 1.8 MB
         _ = try await follower.step(shipTo: ["nas"])   // reads 64-odd frames (0.26 MB), then lets go
         for k in 2...3 {
             try commit(k)                               // the first restarts the log
