@@ -19,15 +19,14 @@ final class DatabaseTests: XCTestCase {
     /// and the WAL passed its bound). The writer here holds the lock 5 ms a commit and lets go
     /// for about 30 µs; the barrier must get in while the writer still has commits to make.
     func testAQuickRetryGetsTheWriteLockBetweenABusyWritersCommits() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quick-retry-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("bos.db").path
+        let dir = TempDir()
+        defer { withExtendedLifetime(dir) {} }   // its deinit removes the folder: not before the writer is done
+        let path = dir.file("bos.db")
         let setup = try Database(path: path, mode: .readWriteCreate)
         try setup.execute("PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER PRIMARY KEY)")
 
         let commits = 400
-        let made = ManagedAtomicCounter()
+        let made = LockedCounter()
         let started = DispatchSemaphore(value: 0)
         let writer = Thread {
             do {
@@ -46,19 +45,12 @@ final class DatabaseTests: XCTestCase {
         }
         writer.start()
         started.wait()
-        let barrier = try Database(path: path, mode: .readWrite, busyTimeoutMs: 2_000)
+        let barrier = try Database(path: path, mode: .readWrite, busyTimeoutMs: 0)   // as the archiver opens it
         barrier.retryBusyQuickly(timeoutMs: 10_000)
         try barrier.execute("BEGIN IMMEDIATE")
         let at = made.value
         try barrier.execute("ROLLBACK")
         XCTAssertLessThan(at, commits, "the barrier got the lock only when the writer was done")
         while made.value <= commits { usleep(1_000) }   // the writer ends (bounded: 400 commits of 5 ms)
-    }
-
-    final class ManagedAtomicCounter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var count = 0
-        var value: Int { lock.lock(); defer { lock.unlock() }; return count }
-        func set(_ value: Int) { lock.lock(); count = value; lock.unlock() }
     }
 }

@@ -11,16 +11,17 @@ final class TestFoldersTests: XCTestCase {
         folders.testCaseDidFinish(self)
         folders.testCaseWillStart(self)
         let held = TempDir(removedBy: folders)
-        let bundles = TempDir(removedBy: TestFolders())
-        folders.adopt(bundles.path, untilTheBundleEnds: true)
+        let cache = held.path + "-cache"                    // as the fixture cache is kept
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: true)
+        folders.adopt(cache, untilTheBundleEnds: true)
         try Data("x".utf8).write(to: URL(fileURLWithPath: held.file("a")))
         XCTAssertTrue(FileManager.default.fileExists(atPath: held.file("a")))
 
         folders.testCaseDidFinish(self)
         XCTAssertFalse(FileManager.default.fileExists(atPath: held.path), "the test's folder outlived it")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: bundles.path), "the bundle's folder went with a test")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cache), "the bundle's folder went with a test")
         folders.testBundleDidFinish(Bundle.main)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: bundles.path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cache))
     }
 
     /// Folders made between tests (no test running) are the bundle's, not the next test's.

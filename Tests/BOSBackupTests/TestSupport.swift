@@ -71,6 +71,15 @@ final class TestFolders: NSObject, XCTestObservation {
     }
 }
 
+/// A count several threads read and change.
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func add() { lock.withLock { count += 1 } }
+    func set(_ value: Int) { lock.withLock { count = value } }
+}
+
 enum Fixtures {
     /// Sample databases are slow to build in debug mode: build each size once
     /// per test process and copy it.

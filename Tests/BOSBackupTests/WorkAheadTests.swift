@@ -21,7 +21,7 @@ final class WorkAheadTests: XCTestCase {
     func testANewBatchDropsTheOldOnesResultsAndWork() throws {
         let ahead = WorkAhead<Int, Int>(label: "test.work-ahead")
         let gate = DispatchSemaphore(value: 0)
-        let ran = Counter()
+        let ran = LockedCounter()
         ahead.start([(1, { gate.wait(); ran.add(); return 1 })] + (2..<20).map { key in (key, { ran.add(); return key }) })
         ahead.start([(100, { 100 })])   // replaces the batch while its first job waits
         gate.signal()
@@ -29,12 +29,5 @@ final class WorkAheadTests: XCTestCase {
         XCTAssertNil(try ahead.take(1), "an old batch's result was kept")
         XCTAssertNil(try ahead.take(5))
         XCTAssertLessThanOrEqual(ran.value, 1, "the old batch went on after it was replaced")
-    }
-
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock()
-        private var count = 0
-        var value: Int { lock.lock(); defer { lock.unlock() }; return count }
-        func add() { lock.lock(); count += 1; lock.unlock() }
     }
 }

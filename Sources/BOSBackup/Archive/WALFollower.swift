@@ -84,7 +84,7 @@ public final class WALFollower {
     /// The log is halfway to where the follower checkpoints it, or a read did not reach its
     /// end: the loop polls sooner, so the WAL is bounded near `checkpointAt` however fast
     /// the BOS writes (at 200 tx/s the log grows ~2 MB in one 0.2 s poll).
-    public var wantsSoonerPoll: Bool { reader != nil && (!caughtUp || logBytes > checkpointAt / 2) }
+    public var wantsSoonerPoll: Bool { reader != nil && (!caughtUp || readBytes > checkpointAt / 2) }
     /// The last read reached the end of the log (a limited read may not have).
     private var caughtUp = true
     /// The seen-at stamp of the last read's commits.
@@ -108,8 +108,8 @@ public final class WALFollower {
         return try WALFile.logBytes(path: path, header: header)
     }
 
-    /// How long the log we follow is now (our position is at its end after a read).
-    private var logBytes: Int64 {
+    /// The log up to our position: what we have read of it (all of it after a read that caught up).
+    private var readBytes: Int64 {
         Int64(WALHeader.size) + Int64(position?.frame ?? 0) * Int64(24 + pageSize)
     }
 
@@ -341,7 +341,7 @@ public final class WALFollower {
     }
 
     /// Moves to a fresh read transaction with no moment without one, under the write lock;
-    /// gives the reader up when the WAL has grown past the limit.
+    /// behind, gives the reader up instead when it is losing ground (`letGoIfLosingGround`).
     private func swap(_ outcome: inout ArchivePass) async throws {
         guard let barrier else { return }
         // Behind: the rest of the log first (a swap copies the log to its end under the barrier).
@@ -354,7 +354,7 @@ public final class WALFollower {
         try await read(&outcome, limited: false)
         guard let reader else { return }   // the position was lost
         try reader.execute("ROLLBACK")
-        if logBytes > checkpointAt, let checkpointer {
+        if readBytes > checkpointAt, let checkpointer {
             // Only frames we have copied are in the WAL (nobody can write now): backfilling them is safe,
             // and the BOS's next write then restarts the log (followed: one restart, at our swap's end).
             // Not done (busy) only means the WAL is not bounded this time; nothing is at stake.
@@ -372,12 +372,11 @@ public final class WALFollower {
     /// follower that let go while it read that backlog, however fast, started another base,
     /// which pinned the log again (the day-long bench: 9 generations in 2 minutes).
     private func letGoIfLosingGround() throws {
-        // The log's length, not the file's: SQLite does not shrink the -wal file when the log
-        // restarts, so its size says how long the log once was.
-        // Measured on disk, not at our position: a follower far behind is past twice the limit
-        // there long before its position is past the limit.
+        // The log on disk, not our position (a follower far behind is past twice the limit there
+        // long before its position is past the limit), and not the file's size (SQLite does not
+        // shrink the -wal file when the log restarts, so its size says how long the log once was).
         guard let onDisk = try logOnDisk(), onDisk > walLimit else { return }
-        let backlog = max(0, onDisk - logBytes)
+        let backlog = max(0, onDisk - readBytes)
         let firstBacklog = backlogPastLimit ?? backlog
         backlogPastLimit = firstBacklog
         let why: String

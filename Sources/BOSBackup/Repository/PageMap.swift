@@ -83,7 +83,7 @@ public struct PageMap: Equatable, Sendable {
         }
         let (pageSize, count) = (u32(8), u32(12))
         guard data.count == headerBytes + count * hashBytes else {
-            throw PageMapError("page map says \(count) pages but holds \((data.count - 16) / hashBytes)")
+            throw PageMapError("page map says \(count) pages but holds \((data.count - headerBytes) / hashBytes)")
         }
         return PageMap(pageSize: pageSize, hashes: [UInt8](data.dropFirst(headerBytes)))
     }
